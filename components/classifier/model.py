@@ -1,0 +1,54 @@
+"""The MLP classifier: pure Keras model code, a function of its configuration."""
+
+from typing import Sequence, Tuple
+
+import tf_keras as keras
+
+INPUT_NAME = 'image'
+FEATURES_LAYER = 'features'   # the last hidden layer: the embedding the GAN metrics use
+OUTPUT_LAYER = 'probabilities'
+
+
+def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
+                     hidden_units: Sequence[int], activation: str = 'relu') -> keras.Model:
+  """Flatten -> Dense hidden layers -> softmax over the classes, h = phi(xW + b).
+
+  Args:
+    image_shape: (height, width, channels) of the [0, 1] input images.
+    num_classes: size of the softmax.
+    hidden_units: units of each hidden layer; the last one is named `features`.
+    activation: `relu` or `tanh`.
+
+  Returns:
+    An uncompiled keras.Model from `image` to `probabilities`.
+  """
+  if num_classes < 2:
+    raise ValueError(f'a classifier needs at least 2 classes, got {num_classes}')
+  inputs = keras.Input(shape=image_shape, name=INPUT_NAME)
+  x = keras.layers.Flatten(name='flatten')(inputs)
+  for index, units in enumerate(hidden_units):
+    last = index == len(hidden_units) - 1
+    x = keras.layers.Dense(units, activation=activation,
+                           name=FEATURES_LAYER if last else f'hidden_{index}')(x)
+  outputs = keras.layers.Dense(num_classes, activation='softmax', name=OUTPUT_LAYER)(x)
+  return keras.Model(inputs, outputs, name='mlp_classifier')
+
+
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+  """The named Keras optimizer."""
+  optimizers = {
+      'adam': lambda: keras.optimizers.Adam(learning_rate),
+      'sgd': lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+      'rmsprop': lambda: keras.optimizers.RMSprop(learning_rate),
+  }
+  if name not in optimizers:
+    raise ValueError(f'unknown optimizer {name!r}; expected one of {", ".join(optimizers)}')
+  return optimizers[name]()
+
+
+def compile_classifier(model: keras.Model, optimizer: str, learning_rate: float) -> None:
+  """Sparse categorical cross-entropy, mini-batch gradient descent, accuracy."""
+  model.compile(
+      optimizer=make_optimizer(optimizer, learning_rate),
+      loss=keras.losses.SparseCategoricalCrossentropy(),
+      metrics=[keras.metrics.SparseCategoricalAccuracy(name='accuracy')])

@@ -1,0 +1,58 @@
+"""Trainer: TFX's Trainer, plus an optional class map that reaches `run_fn` as class names."""
+
+from typing import Any, Dict, Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import trainer_pb2
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs
+from tfx.utils import json_utils
+
+from components import class_map as class_map_lib
+from components.trainer import executor
+
+
+class TrainerSpec(standard_component_specs.TrainerSpec):
+  INPUTS = {
+      **standard_component_specs.TrainerSpec.INPUTS,
+      executor.CLASS_MAP_KEY: component_spec.ChannelParameter(
+          type=class_map_lib.ClassMap, optional=True),
+  }
+
+
+class Trainer(base_component.BaseComponent):
+  """Runs `run_fn` (an import path) on transformed examples.
+
+  `FnArgs.custom_config` holds the given `custom_config`, plus `class_names` when a class map
+  is given.
+
+  Outputs:
+    model: `Format-Serving/`, the exported SavedModel.
+    model_run: TensorBoard logs and training samples.
+  """
+  SPEC_CLASS = TrainerSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, run_fn: str, examples: types.BaseChannel,
+               transform_graph: types.BaseChannel,
+               schema: Optional[types.BaseChannel] = None,
+               class_map: Optional[types.BaseChannel] = None,
+               base_model: Optional[types.BaseChannel] = None,
+               train_steps: Optional[int] = None, eval_steps: Optional[int] = None,
+               custom_config: Optional[Dict[str, Any]] = None):
+    spec = TrainerSpec(
+        examples=examples,
+        transform_graph=transform_graph,
+        schema=schema,
+        base_model=base_model,
+        class_map=class_map,
+        train_args=trainer_pb2.TrainArgs(splits=['train'], num_steps=train_steps),
+        eval_args=trainer_pb2.EvalArgs(splits=['eval'], num_steps=eval_steps),
+        run_fn=run_fn,
+        custom_config=json_utils.dumps(custom_config or {}),
+        model=types.Channel(type=standard_artifacts.Model),
+        model_run=types.Channel(type=standard_artifacts.ModelRun))
+    super().__init__(spec=spec)

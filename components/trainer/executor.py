@@ -1,0 +1,21 @@
+"""The Trainer executor: TFX's generic executor, with the class map unpacked into FnArgs."""
+
+from tfx.components.trainer import executor as trainer_executor
+from tfx.types import artifact_utils
+
+from components import class_map
+
+CLASS_MAP_KEY = 'class_map'
+CLASS_NAMES = 'class_names'
+
+
+class Executor(trainer_executor.GenericExecutor):
+  """Adds `class_names` to `FnArgs.custom_config` when a class map is an input."""
+
+  def _GetFnArgs(self, input_dict, output_dict, exec_properties):
+    fn_args = super()._GetFnArgs(input_dict, output_dict, exec_properties)
+    if input_dict.get(CLASS_MAP_KEY):
+      fn_args.custom_config = dict(fn_args.custom_config or {})
+      fn_args.custom_config[CLASS_NAMES] = class_map.read(
+          artifact_utils.get_single_uri(input_dict[CLASS_MAP_KEY]))
+    return fn_args

@@ -1,0 +1,263 @@
+"""Typed, validated configuration for the whole pipeline (frozen dataclasses)."""
+
+import dataclasses
+import typing
+from typing import Any, Dict, Optional, Tuple
+
+# Datasets and the image shape each one has natively. `folder` images come in any size and are
+# resized to the configured shape.
+DATASET_SHAPES: Dict[str, Optional[Tuple[int, int, int]]] = {
+    'digits': (8, 8, 1),
+    'folder': None,
+}
+# A class-per-folder tree has no native shape; this is used unless image_size/channels are given.
+FOLDER_DEFAULT_SHAPE = (32, 32, 3)
+ACTIVATIONS = ('relu', 'tanh')
+OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
+RUNNERS = ('beam', 'local')
+LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR')
+
+
+class ConfigError(ValueError):
+  """An invalid configuration value. The message names the option and the fix."""
+
+  def __init__(self, option: str, problem: str, fix: str):
+    self.option = option
+    super().__init__(f'{option}: {problem}. Fix: {fix}.')
+
+
+def _check(condition: bool, option: str, problem: str, fix: str) -> None:
+  if not condition:
+    raise ConfigError(option, problem, fix)
+
+
+def _check_positive(value: Optional[int], option: str, allow_none: bool = False) -> None:
+  if value is None and allow_none:
+    return
+  _check(isinstance(value, int) and not isinstance(value, bool) and value > 0, option,
+         f'must be a positive integer, got {value!r}', f'pass --{option} with a value >= 1')
+
+
+def _check_fraction(value: float, option: str) -> None:
+  _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, option,
+         f'must be within [0, 1], got {value!r}', f'pass --{option} with a value from 0 to 1')
+
+
+@dataclasses.dataclass(frozen=True)
+class PathsConfig:
+  """Where the pipeline writes. Local paths or object-store URIs (gs://, s3://)."""
+  pipeline_root: str = 'outputs/pipeline'
+  metadata_path: str = 'outputs/metadata/metadata.sqlite'
+  serving_root: str = 'outputs/serving'
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      value = getattr(self, field.name)
+      _check(isinstance(value, str) and bool(value.strip()), f'paths.{field.name}',
+             'must be a non-empty path', f'pass --paths.{field.name} PATH')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """The dataset, its image shape and the train/eval split."""
+  dataset: str = 'digits'
+  # Root of a class-per-folder image tree (`dataset=folder`).
+  data_dir: Optional[str] = None
+  # A curated schema.pbtxt to validate against; None infers one from the train split.
+  schema_path: Optional[str] = None
+  # Target (height, width) and channel count; None means the dataset's native shape.
+  image_size: Optional[Tuple[int, int]] = None
+  channels: Optional[int] = None
+  # Hash buckets of the deterministic split when the source gives no splits of its own.
+  train_buckets: int = 4
+  eval_buckets: int = 1
+
+  def __post_init__(self):
+    _check(self.dataset in DATASET_SHAPES, 'data.dataset',
+           f'unknown dataset {self.dataset!r}',
+           f'pass --data.dataset with one of {", ".join(DATASET_SHAPES)}')
+    if self.dataset == 'folder':
+      _check(bool(self.data_dir), 'data.data_dir', 'the folder dataset needs a data folder',
+             'pass --data.data_dir with the root of a class-per-folder image tree')
+    if self.image_size is not None:
+      _check(len(self.image_size) == 2 and all(
+          isinstance(v, int) and v > 0 for v in self.image_size), 'data.image_size',
+             f'must be two positive integers, got {self.image_size!r}',
+             'pass --data.image_size HEIGHT,WIDTH')
+    if self.channels is not None:
+      _check(self.channels in (1, 3), 'data.channels', f'must be 1 or 3, got {self.channels!r}',
+             'pass --data.channels 1 (grayscale) or 3 (RGB)')
+    _check_positive(self.train_buckets, 'data.train_buckets')
+    _check_positive(self.eval_buckets, 'data.eval_buckets')
+
+  @property
+  def image_shape(self) -> Tuple[int, int, int]:
+    """(height, width, channels) of every image after ingestion."""
+    native = DATASET_SHAPES[self.dataset] or FOLDER_DEFAULT_SHAPE
+    height, width = self.image_size or native[:2]
+    return (height, width, self.channels or native[2])
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+  """The MLP classifier and how it is trained."""
+  hidden_units: Tuple[int, ...] = (256, 128)
+  activation: str = 'relu'
+  optimizer: str = 'adam'
+  learning_rate: float = 1e-3
+  batch_size: int = 32
+  # Train for `epochs` full passes, or for exactly `train_steps` batches when it is set.
+  epochs: int = 40
+  train_steps: Optional[int] = None
+  # None evaluates on the whole eval split.
+  eval_steps: Optional[int] = None
+
+  def __post_init__(self):
+    _check(len(self.hidden_units) >= 1, 'classifier.hidden_units',
+           'needs at least one hidden layer', 'pass --classifier.hidden_units 256,128')
+    for units in self.hidden_units:
+      _check_positive(units, 'classifier.hidden_units')
+    _check(self.activation in ACTIVATIONS, 'classifier.activation',
+           f'unknown activation {self.activation!r}',
+           f'pass --classifier.activation with one of {", ".join(ACTIVATIONS)}')
+    _check(self.optimizer in OPTIMIZERS, 'classifier.optimizer',
+           f'unknown optimizer {self.optimizer!r}',
+           f'pass --classifier.optimizer with one of {", ".join(OPTIMIZERS)}')
+    _check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0,
+           'classifier.learning_rate', f'must be positive, got {self.learning_rate!r}',
+           'pass --classifier.learning_rate with a value such as 0.001')
+    _check_positive(self.batch_size, 'classifier.batch_size')
+    _check_positive(self.epochs, 'classifier.epochs')
+    _check_positive(self.train_steps, 'classifier.train_steps', allow_none=True)
+    _check_positive(self.eval_steps, 'classifier.eval_steps', allow_none=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+  """Blessing thresholds for the classifier (TFMA)."""
+  # The candidate's eval accuracy must be at least this.
+  min_accuracy: float = 0.9
+  # ...and at most this much below the latest blessed model's accuracy.
+  max_accuracy_drop: float = 0.01
+
+  def __post_init__(self):
+    _check_fraction(self.min_accuracy, 'evaluation.min_accuracy')
+    _check_fraction(self.max_accuracy_drop, 'evaluation.max_accuracy_drop')
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+  """How the data components' Beam pipelines run."""
+  # DirectRunner worker processes; 0 means one per CPU core.
+  direct_num_workers: int = 0
+  # Log level of Beam's worker processes (DEBUG, INFO, WARNING, ERROR).
+  worker_log_level: str = 'ERROR'
+  # Extra Beam pipeline args, e.g. for Dataflow or Flink.
+  extra_args: Tuple[str, ...] = ()
+
+  def __post_init__(self):
+    _check(isinstance(self.direct_num_workers, int) and self.direct_num_workers >= 0,
+           'beam.direct_num_workers', f'must be 0 or more, got {self.direct_num_workers!r}',
+           'pass --beam.direct_num_workers 0 (one per core) or a worker count')
+    _check(self.worker_log_level in LOG_LEVELS, 'beam.worker_log_level',
+           f'unknown log level {self.worker_log_level!r}',
+           f'pass --beam.worker_log_level with one of {", ".join(LOG_LEVELS)}')
+
+  def pipeline_args(self):
+    return [
+        '--direct_running_mode=multi_processing',
+        f'--direct_num_workers={self.direct_num_workers}',
+        f'--default_sdk_harness_log_level={self.worker_log_level}',
+        *self.extra_args,
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything a pipeline run needs."""
+  name: str = 'ganpipe'
+  runner: str = 'beam'
+  seed: int = 42
+  enable_cache: bool = True
+  paths: PathsConfig = PathsConfig()
+  data: DataConfig = DataConfig()
+  classifier: ClassifierConfig = ClassifierConfig()
+  evaluation: EvaluationConfig = EvaluationConfig()
+  beam: BeamConfig = BeamConfig()
+
+  def __post_init__(self):
+    _check(bool(self.name) and self.name.replace('-', '').replace('_', '').isalnum(), 'name',
+           f'pipeline names use letters, digits, - and _, got {self.name!r}',
+           'pass --name my-pipeline')
+    _check(self.runner in RUNNERS, 'runner', f'unknown runner {self.runner!r}',
+           f'pass --runner with one of {", ".join(RUNNERS)}')
+
+
+def get_config(small: bool = False) -> PipelineConfig:
+  """The default configuration, or with `small=True` a quick variant for tests."""
+  if not small:
+    return PipelineConfig()
+  return PipelineConfig(
+      classifier=ClassifierConfig(hidden_units=(64,), epochs=8),
+      evaluation=EvaluationConfig(min_accuracy=0.5, max_accuracy_drop=0.5),
+      beam=BeamConfig(direct_num_workers=2),
+  )
+
+
+# ----------------------------------------------------------------------------------------------
+# Overriding fields from the command line: every leaf field is a flag `--section.field`.
+
+
+def field_paths(config_cls=PipelineConfig, prefix: str = ''):
+  """Yields (dotted name, type) for every leaf field of a config class."""
+  hints = typing.get_type_hints(config_cls)
+  for field in dataclasses.fields(config_cls):
+    name = prefix + field.name
+    if dataclasses.is_dataclass(hints[field.name]):
+      yield from field_paths(hints[field.name], name + '.')
+    else:
+      yield name, hints[field.name]
+
+
+def parse_value(text: str, hint: Any, option: str) -> Any:
+  """Parses a command-line string into a value of the field's type hint."""
+  origin = typing.get_origin(hint)
+  args = typing.get_args(hint)
+  if origin is typing.Union and type(None) in args:
+    if text.strip().lower() in ('none', ''):
+      return None
+    return parse_value(text, next(a for a in args if a is not type(None)), option)
+  if origin is tuple:
+    items = [item for item in text.split(',') if item.strip()]
+    item_type = args[0]
+    return tuple(parse_value(item.strip(), item_type, option) for item in items)
+  if hint is bool:
+    lowered = text.strip().lower()
+    _check(lowered in ('true', 'false', '1', '0', 'yes', 'no'), option,
+           f'expected true or false, got {text!r}', f'pass --{option} true or false')
+    return lowered in ('true', '1', 'yes')
+  try:
+    return hint(text)
+  except ValueError:
+    raise ConfigError(option, f'expected {hint.__name__}, got {text!r}',
+                      f'pass --{option} with a value of type {hint.__name__}') from None
+
+
+def with_overrides(config: PipelineConfig, overrides: Dict[str, Any]) -> PipelineConfig:
+  """Returns `config` with dotted-name fields replaced; validation runs again."""
+  nested: Dict[str, Dict[str, Any]] = {}
+  top: Dict[str, Any] = {}
+  for dotted, value in overrides.items():
+    if '.' in dotted:
+      section, field = dotted.split('.', 1)
+      nested.setdefault(section, {})[field] = value
+    else:
+      top[dotted] = value
+  for section, fields in nested.items():
+    top[section] = dataclasses.replace(getattr(config, section), **fields)
+  return dataclasses.replace(config, **top)
+
+
+def to_dict(config) -> Dict[str, Any]:
+  """A JSON-serialisable dict of a config (tuples become lists)."""
+  return dataclasses.asdict(config)

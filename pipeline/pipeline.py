@@ -1,0 +1,165 @@
+"""The pipeline: `create_pipeline(config)` is its only definition; every runner uses it."""
+
+import hashlib
+import os
+from typing import List, Optional
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from components import baseline_resolver
+from components import preprocessing
+from components.example_validation_gate.component import ExampleValidationGate
+from components.image_example_gen.component import ImageExampleGen
+from components.image_schema_gen.component import ImageSchemaGen
+from components.trainer.component import Trainer
+from pipeline import config as config_lib
+
+PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
+CLASSIFIER_RUN_FN = 'components.classifier.training.run_fn'
+CLASSIFIER = 'classifier'  # the model name under the serving root
+# What the run summary reports for each model: its evaluator, pusher and headline metric.
+EVALUATED_MODELS = {
+    CLASSIFIER: {'evaluator': 'classifier_evaluator', 'pusher': 'classifier_pusher',
+                 'metric': 'sparse_categorical_accuracy'},
+}
+
+_CODE_PACKAGE = os.path.dirname(os.path.abspath(preprocessing.__file__))
+
+
+def code_fingerprint(package_dir: str = _CODE_PACKAGE) -> str:
+  """A hash of the model and component code.
+
+  `run_fn` and `preprocessing_fn` are named by import path, so TFX's cache cannot see their code
+  change; passing this fingerprint in `custom_config` makes an edit re-run what it affects.
+  """
+  digest = hashlib.sha256()
+  for directory, _, files in sorted(os.walk(package_dir)):
+    for name in sorted(f for f in files if f.endswith('.py')):
+      path = os.path.join(directory, name)
+      digest.update(os.path.relpath(path, package_dir).encode())
+      with open(path, 'rb') as f:
+        digest.update(f.read())
+  return digest.hexdigest()[:16]
+
+
+def _local_or_uri(path: str) -> str:
+  """Absolute local paths (Beam workers may start elsewhere); URIs as given."""
+  return path if '://' in path else os.path.abspath(path)
+
+
+def classifier_eval_config(evaluation: config_lib.EvaluationConfig) -> tfma.EvalConfig:
+  """TFMA: accuracy must reach a floor and may drop at most so much below the baseline."""
+  return tfma.EvalConfig(
+      model_specs=[tfma.ModelSpec(signature_name='serving_examples',
+                                  label_key=preprocessing.LABEL_KEY,
+                                  prediction_key='probabilities')],
+      slicing_specs=[tfma.SlicingSpec()],
+      metrics_specs=[tfma.MetricsSpec(metrics=[
+          tfma.MetricConfig(class_name='ExampleCount'),
+          tfma.MetricConfig(
+              class_name='SparseCategoricalAccuracy',
+              threshold=tfma.MetricThreshold(
+                  value_threshold=tfma.GenericValueThreshold(
+                      lower_bound={'value': evaluation.min_accuracy}),
+                  # Ignored on the first run, when there is no blessed baseline yet.
+                  change_threshold=tfma.GenericChangeThreshold(
+                      direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                      absolute={'value': -evaluation.max_accuracy_drop}))),
+      ])])
+
+
+def create_pipeline(config: config_lib.PipelineConfig,
+                    beam_pipeline_args: Optional[List[str]] = None) -> tfx.dsl.Pipeline:
+  """Builds the TFX pipeline described by `config`.
+
+  Args:
+    config: the validated pipeline configuration.
+    beam_pipeline_args: Beam args for the data components; defaults to `config.beam`'s.
+
+  Returns:
+    A tfx.dsl.Pipeline for any TFX runner.
+  """
+  data = config.data
+  image_shape = data.image_shape
+  code_version = code_fingerprint()
+
+  example_gen = ImageExampleGen(
+      source=data.dataset,
+      image_shape=image_shape,
+      input_base=_local_or_uri(data.data_dir) if data.data_dir else None,
+      train_buckets=data.train_buckets,
+      eval_buckets=data.eval_buckets).with_id('image_example_gen')
+
+  statistics_gen = tfx.components.StatisticsGen(
+      examples=example_gen.outputs['examples']).with_id('statistics_gen')
+  if data.schema_path:
+    schema_gen = tfx.components.ImportSchemaGen(
+        schema_file=_local_or_uri(data.schema_path)).with_id('schema_gen')
+  else:
+    schema_gen = ImageSchemaGen(
+        statistics=statistics_gen.outputs['statistics']).with_id('schema_gen')
+  example_validator = tfx.components.ExampleValidator(
+      statistics=statistics_gen.outputs['statistics'],
+      schema=schema_gen.outputs['schema']).with_id('example_validator')
+  validation_gate = ExampleValidationGate(
+      anomalies=example_validator.outputs['anomalies']).with_id('example_validation_gate')
+
+  transform = tfx.components.Transform(
+      examples=example_gen.outputs['examples'],
+      schema=schema_gen.outputs['schema'],
+      preprocessing_fn=PREPROCESSING_FN,
+      custom_config={preprocessing.IMAGE_SHAPE: list(image_shape),
+                     'code_version': code_version}).with_id('transform')
+
+  classifier = config.classifier
+  classifier_trainer = Trainer(
+      run_fn=CLASSIFIER_RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_gen.outputs['schema'],
+      class_map=example_gen.outputs['class_map'],
+      train_steps=classifier.train_steps,
+      eval_steps=classifier.eval_steps,
+      custom_config={
+          'classifier': config_lib.to_dict(classifier),
+          preprocessing.IMAGE_SHAPE: list(image_shape),
+          'seed': config.seed,
+          'code_version': code_version,
+      }).with_id('classifier_trainer')
+  classifier_trainer.add_upstream_node(validation_gate)
+
+  classifier_baseline = baseline_resolver.latest_blessed_baseline(
+      candidate=classifier_trainer.outputs['model'], trainer_id='classifier_trainer',
+      evaluator_id='classifier_evaluator').with_id('latest_blessed_classifier_resolver')
+
+  classifier_evaluator = tfx.components.Evaluator(
+      examples=example_gen.outputs['examples'],
+      model=classifier_trainer.outputs['model'],
+      baseline_model=classifier_baseline.outputs['model'],
+      eval_config=classifier_eval_config(config.evaluation),
+  ).with_id('classifier_evaluator')
+
+  classifier_pusher = tfx.components.Pusher(
+      model=classifier_trainer.outputs['model'],
+      model_blessing=classifier_evaluator.outputs['blessing'],
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=os.path.join(_local_or_uri(config.paths.serving_root),
+                                          CLASSIFIER))),
+  ).with_id('classifier_pusher')
+
+  return tfx.dsl.Pipeline(
+      pipeline_name=config.name,
+      pipeline_root=_local_or_uri(config.paths.pipeline_root),
+      components=[
+          example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
+          transform, classifier_trainer, classifier_baseline, classifier_evaluator,
+          classifier_pusher,
+      ],
+      enable_cache=config.enable_cache,
+      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+          _local_or_uri(config.paths.metadata_path)),
+      beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
+                          else config.beam.pipeline_args()),
+  )

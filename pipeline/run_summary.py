@@ -1,0 +1,212 @@
+"""What the latest run did, read back from ML Metadata: per-component status and time, metrics,
+blessings and where each model went."""
+
+import dataclasses
+import json
+from typing import Dict, List, Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata as tfx_metadata
+
+_STATES = {
+    metadata_store_pb2.Execution.COMPLETE: 'complete',
+    metadata_store_pb2.Execution.CACHED: 'cached',
+    metadata_store_pb2.Execution.FAILED: 'FAILED',
+    metadata_store_pb2.Execution.RUNNING: 'running',
+    metadata_store_pb2.Execution.NEW: 'new',
+    metadata_store_pb2.Execution.CANCELED: 'canceled',
+}
+
+
+@dataclasses.dataclass
+class ComponentRun:
+  node_id: str
+  status: str          # complete, cached, FAILED, ..., or "not run"
+  seconds: Optional[float] = None
+
+
+@dataclasses.dataclass
+class ModelResult:
+  name: str
+  metric_name: str
+  metric: Optional[float] = None
+  example_count: Optional[int] = None
+  blessed: Optional[bool] = None
+  reason: str = ''
+  pushed_to: Optional[str] = None
+
+
+@dataclasses.dataclass
+class RunSummary:
+  pipeline_name: str
+  run_id: str
+  components: List[ComponentRun]
+  models: List[ModelResult] = dataclasses.field(default_factory=list)
+
+  @property
+  def failed(self) -> List[str]:
+    return [c.node_id for c in self.components if c.status == 'FAILED']
+
+  @property
+  def cached(self) -> List[str]:
+    return [c.node_id for c in self.components if c.status == 'cached']
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+class _Store:
+  """Small read-only helpers over an MLMD store."""
+
+  def __init__(self, store: metadata_store.MetadataStore):
+    self.store = store
+
+  def node_id(self, execution_id: int, pipeline_name: str) -> Optional[str]:
+    for context in self.store.get_contexts_by_execution(execution_id):
+      if context.name.startswith(pipeline_name + '.'):
+        return context.name[len(pipeline_name) + 1:]
+    return None
+
+  def outputs(self, execution_id: int) -> Dict[str, metadata_store_pb2.Artifact]:
+    """Output key -> artifact of one execution."""
+    events = self.store.get_events_by_execution_ids([execution_id])
+    wanted = {}
+    for event in events:
+      if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
+        key = event.path.steps[0].key if event.path.steps else ''
+        wanted[event.artifact_id] = key
+    artifacts = self.store.get_artifacts_by_id(list(wanted)) if wanted else []
+    return {wanted[a.id]: a for a in artifacts}
+
+
+def _custom(artifact: metadata_store_pb2.Artifact, name: str):
+  value = artifact.custom_properties.get(name)
+  if value is None:
+    return None
+  return getattr(value, value.WhichOneof('value'))
+
+
+def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
+            evaluated_models: Dict[str, Dict[str, str]]) -> Optional[RunSummary]:
+  """Summarises the latest run of `pipeline_name`.
+
+  Args:
+    metadata_path: the MLMD SQLite file.
+    pipeline_name: the pipeline's name.
+    node_ids: every node of the pipeline, in order; nodes without an execution are "not run".
+    evaluated_models: model name -> {'evaluator': id, 'pusher': id, 'metric': metric name}.
+
+  Returns:
+    The summary, or None when the store holds no run of this pipeline.
+  """
+  config = tfx_metadata.sqlite_metadata_connection_config(metadata_path)
+  store = _Store(metadata_store.MetadataStore(config))
+  runs = [c for c in store.store.get_contexts_by_type('pipeline_run')]
+  pipeline_context = store.store.get_context_by_type_and_name('pipeline', pipeline_name)
+  if pipeline_context is None or not runs:
+    return None
+  pipeline_executions = {e.id for e in store.store.get_executions_by_context(pipeline_context.id)}
+  runs = [r for r in runs
+          if any(e.id in pipeline_executions for e in store.store.get_executions_by_context(r.id))]
+  if not runs:
+    return None
+  latest = max(runs, key=lambda r: (r.create_time_since_epoch, r.id))
+
+  by_node: Dict[str, metadata_store_pb2.Execution] = {}
+  for execution in store.store.get_executions_by_context(latest.id):
+    node = store.node_id(execution.id, pipeline_name)
+    if node:
+      by_node[node] = execution
+
+  components = []
+  for node in node_ids:
+    execution = by_node.get(node)
+    if execution is None:
+      components.append(ComponentRun(node, 'not run'))
+      continue
+    status = _STATES.get(execution.last_known_state, 'unknown')
+    seconds = None
+    if status not in ('cached',):
+      seconds = max(0.0, (execution.last_update_time_since_epoch -
+                          execution.create_time_since_epoch) / 1000.0)
+    components.append(ComponentRun(node, status, seconds))
+
+  summary = RunSummary(pipeline_name, latest.name, components)
+  for model_name, ids in evaluated_models.items():
+    summary.models.append(_model_result(store, by_node, model_name, ids))
+  return summary
+
+
+def _model_result(store: _Store, by_node, model_name: str, ids: Dict[str, str]) -> ModelResult:
+  result = ModelResult(model_name, ids['metric'])
+  evaluator = by_node.get(ids['evaluator'])
+  if evaluator is None or evaluator.last_known_state not in (
+      metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED):
+    result.reason = 'not evaluated'
+    return result
+  outputs = store.outputs(evaluator.id)
+  if 'blessing' in outputs:
+    result.blessed = _custom(outputs['blessing'], 'blessed') == 1
+  if 'evaluation' in outputs:
+    _read_tfma(outputs['evaluation'].uri, result)
+  pusher = by_node.get(ids['pusher'])
+  if pusher is not None:
+    pushed = store.outputs(pusher.id).get('pushed_model')
+    if pushed is not None and _custom(pushed, 'pushed') == 1:
+      result.pushed_to = _custom(pushed, 'pushed_destination')
+  return result
+
+
+def _read_tfma(uri: str, result: ModelResult) -> None:
+  """Fills the candidate's overall metric, example count and validation failures."""
+  import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
+  for slice_metrics in tfma.load_metrics(uri):
+    if slice_metrics.slice_key.single_slice_keys:
+      continue
+    for item in slice_metrics.metric_keys_and_values:
+      key = item.key
+      if key.is_diff or key.model_name not in ('', 'candidate'):
+        continue
+      value = item.value.double_value.value
+      if key.name == result.metric_name:
+        result.metric = value
+      elif key.name == 'example_count':
+        result.example_count = int(value)
+  validation = tfma.load_validation_result(uri)
+  failures = []
+  for per_slice in validation.metric_validations_per_slice:
+    for failure in per_slice.failures:
+      failures.append(f'{failure.metric_key.name}: {failure.message}')
+  if failures:
+    result.reason = '; '.join(failures)
+
+
+def format_summary(summary: RunSummary) -> str:
+  """A short, human-readable table."""
+  lines = [f'Run {summary.run_id} of pipeline {summary.pipeline_name!r}']
+  width = max(len(c.node_id) for c in summary.components) + 2
+  for c in summary.components:
+    time = f'{c.seconds:6.1f} s' if c.seconds is not None else ''
+    lines.append(f'  {c.node_id:<{width}}{c.status:<10}{time}')
+  if summary.cached:
+    lines.append(f'  {len(summary.cached)} of {len(summary.components)} components were served '
+                 'from the cache.')
+  for model in summary.models:
+    lines.append(_format_model(model))
+  return '\n'.join(lines)
+
+
+def _format_model(model: ModelResult) -> str:
+  if model.metric is None:
+    return f'{model.name}: {model.reason or "no evaluation"}'
+  count = f' on {model.example_count} eval examples' if model.example_count else ''
+  verdict = {True: 'blessed', False: 'NOT blessed', None: 'no blessing'}[model.blessed]
+  line = f'{model.name}: {model.metric_name} {model.metric:.4f}{count}, {verdict}'
+  if model.reason:
+    line += f' ({model.reason})'
+  if model.pushed_to:
+    line += f'\n  pushed to {model.pushed_to}'
+  elif model.blessed:
+    line += '\n  not pushed'
+  return line

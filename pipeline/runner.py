@@ -1,0 +1,60 @@
+"""Running the pipeline with TFX's Beam or local DAG runner, and summarising the run."""
+
+import os
+from typing import Optional, Tuple
+
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.orchestration.beam import beam_dag_runner
+
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+from pipeline import run_summary
+
+
+def preflight(config: config_lib.PipelineConfig) -> None:
+  """Checks what can be checked before any component starts.
+
+  Raises:
+    ConfigError: a configured input does not exist.
+  """
+  data = config.data
+  if data.data_dir and not tf.io.gfile.isdir(data.data_dir):
+    raise config_lib.ConfigError('data.data_dir', f'folder {data.data_dir!r} does not exist',
+                                 'pass --data.data_dir with an existing image folder')
+  if data.schema_path and not tf.io.gfile.exists(data.schema_path):
+    raise config_lib.ConfigError('data.schema_path', f'file {data.schema_path!r} does not exist',
+                                 'pass --data.schema_path with a schema.pbtxt file, or omit it')
+
+
+def run(config: config_lib.PipelineConfig
+        ) -> Tuple[Optional[run_summary.RunSummary], Optional[BaseException]]:
+  """Runs the pipeline; returns the run summary and the error that stopped it, if any.
+
+  Raises:
+    ConfigError: a configured input does not exist.
+  """
+  preflight(config)
+  metadata_path = config.paths.metadata_path
+  if '://' not in metadata_path:
+    os.makedirs(os.path.dirname(os.path.abspath(metadata_path)), exist_ok=True)
+  pipeline = pipeline_lib.create_pipeline(config)
+  if config.runner == 'beam':
+    runner = beam_dag_runner.BeamDagRunner()
+  else:
+    runner = tfx.orchestration.LocalDagRunner()
+  error = None
+  try:
+    runner.run(pipeline)
+  except Exception as e:  # pylint: disable=broad-except
+    error = e  # reported with the summary, which records which component failed
+  return summarize(config), error
+
+
+def summarize(config: config_lib.PipelineConfig) -> Optional[run_summary.RunSummary]:
+  """The summary of the latest run of the configured pipeline, or None if it never ran."""
+  if not os.path.exists(config.paths.metadata_path):
+    return None
+  node_ids = [node.id for node in pipeline_lib.create_pipeline(config).components]
+  return run_summary.collect(os.path.abspath(config.paths.metadata_path), config.name, node_ids,
+                             pipeline_lib.EVALUATED_MODELS)

@@ -1,0 +1,128 @@
+"""End to end: `ganpipe run` on the small configuration, a cached re-run, and a halt on anomalies."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata as tfx_metadata
+
+from tests import image_data
+
+pytestmark = pytest.mark.e2e
+
+GANPIPE = os.path.join(os.path.dirname(sys.executable), 'ganpipe')
+
+
+def _ganpipe(root, *flags, timeout=1200):
+  paths = ['--paths.pipeline_root', str(root / 'pipeline'),
+           '--paths.metadata_path', str(root / 'metadata.sqlite'),
+           '--paths.serving_root', str(root / 'serving')]
+  return subprocess.run([GANPIPE, 'run', '--small', *paths, *flags], capture_output=True,
+                        text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _runs(metadata_path):
+  """[{node_id: (state, sorted output artifact ids)}] for each run, oldest first."""
+  store = metadata_store.MetadataStore(
+      tfx_metadata.sqlite_metadata_connection_config(str(metadata_path)))
+  runs = sorted(store.get_contexts_by_type('pipeline_run'), key=lambda c: c.id)
+  result = []
+  for run in runs:
+    nodes = {}
+    for execution in store.get_executions_by_context(run.id):
+      node = next(c.name.split('.', 1)[1] for c in store.get_contexts_by_execution(execution.id)
+                  if c.name.startswith('ganpipe.'))
+      outputs = sorted(e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+                       if e.type == metadata_store_pb2.Event.OUTPUT)
+      nodes[node] = (execution.last_known_state, outputs)
+    result.append(nodes)
+  return result
+
+
+@pytest.fixture(scope='module')
+def two_runs(tmp_path_factory):
+  root = tmp_path_factory.mktemp('digits')
+  first = _ganpipe(root)
+  second = _ganpipe(root)
+  return root, first, second
+
+
+def test_first_run_pushes_a_blessed_classifier(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stdout + first.stderr
+  assert 'classifier: sparse_categorical_accuracy' in first.stdout
+  assert ', blessed' in first.stdout
+  assert len(glob.glob(str(root / 'serving' / 'classifier' / '*' / 'saved_model.pb'))) == 1
+
+
+def test_pushed_model_classifies_held_out_pngs(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  model_dir = glob.glob(str(root / 'serving' / 'classifier' / '*'))[0]
+  model = tf.saved_model.load(model_dir)
+  eval_files = glob.glob(str(root / 'pipeline' / 'image_example_gen' / 'examples' / '*' /
+                             'Split-eval' / '*.gz'))
+  records = [r.numpy() for r in tf.data.TFRecordDataset(eval_files, compression_type='GZIP')]
+  examples = [tf.train.Example.FromString(r) for r in records]
+  pngs = [e.features.feature['image'].bytes_list.value[0] for e in examples]
+  labels = np.array([e.features.feature['label'].int64_list.value[0] for e in examples])
+  names = [e.features.feature['label_name'].bytes_list.value[0] for e in examples]
+
+  out = model.signatures['serving_default'](images=tf.constant(pngs))
+  probabilities = out['probabilities'].numpy()
+  class_ids = out['class_ids'].numpy()
+  assert probabilities.shape == (len(pngs), 10)
+  np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+  accuracy = float(np.mean(class_ids == labels))
+  assert accuracy > 0.85, accuracy
+  predicted_names = out['class_names'].numpy()
+  for class_id, predicted, label, name in zip(class_ids, predicted_names, labels, names):
+    assert predicted == str(class_id).encode()  # digits are named by their class id
+    if class_id == label:
+      assert predicted == name
+
+  from_examples = model.signatures['serving_examples'](examples=tf.constant(records))
+  np.testing.assert_allclose(from_examples['probabilities'].numpy(), probabilities, atol=1e-6)
+
+
+def test_rerun_is_served_from_the_cache(two_runs):
+  root, first, second = two_runs
+  assert first.returncode == 0 and second.returncode == 0, second.stderr
+  assert 'served from the cache' in second.stdout
+  runs = _runs(root / 'metadata.sqlite')
+  assert len(runs) == 2
+  first_run, second_run = runs
+  for node, (state, outputs) in second_run.items():
+    if node.endswith('_resolver'):
+      continue  # resolvers resolve again on every run; they have no cache
+    assert state == metadata_store_pb2.Execution.CACHED, node
+    assert outputs == first_run[node][1], node
+  assert len(glob.glob(str(root / 'serving' / 'classifier' / '*'))) == 1
+
+
+def test_planted_anomaly_stops_before_the_trainer(tmp_path):
+  data = tmp_path / 'data'
+  image_data.write_class_folders(str(data / 'train'), {'digit_0': 15, 'digit_1': 15})
+  # The test split holds a class the training data has never seen: label 2 is out of domain.
+  image_data.write_class_folders(str(data / 'test'),
+                                 {'digit_0': 5, 'digit_1': 5, 'digit_2': 5}, offset=500)
+  result = _ganpipe(tmp_path, '--runner', 'local', '--data.dataset', 'folder',
+                    '--data.data_dir', str(data), '--data.image_size', '8,8',
+                    '--data.channels', '1')
+  assert result.returncode == 1, result.stdout + result.stderr
+  error_lines = [l for l in result.stderr.splitlines() if l.startswith('ganpipe: error:')]
+  assert len(error_lines) == 1
+  assert 'example_validation_gate failed' in error_lines[0]
+  assert 'eval/label: Out-of-range values' in error_lines[0]
+  assert 'eval/label_name: Unexpected string values' in error_lines[0]
+  assert 'digit_2' in error_lines[0]
+  assert 'Traceback' not in result.stderr
+  summary = result.stdout[result.stdout.index('Run '):]
+  assert 'classifier_trainer' in summary and 'not run' in summary
+  assert not os.path.exists(tmp_path / 'serving' / 'classifier')

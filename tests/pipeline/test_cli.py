@@ -1,0 +1,57 @@
+"""The `ganpipe` command line: flags, help and one-line errors for bad input."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from pipeline import cli
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--data.dataset', 'imagenet'], "data.dataset: unknown dataset 'imagenet'"),
+    (['--data.dataset', 'folder', '--data.data_dir', '/no/such/folder'],
+     "data.data_dir: folder '/no/such/folder' does not exist"),
+    (['--classifier.train_steps', '-5'], 'classifier.train_steps: must be a positive integer'),
+    (['--classifier.activation', 'softplus'], "classifier.activation: unknown activation"),
+    (['--evaluation.min_accuracy', '1.5'], r'evaluation.min_accuracy: must be within \[0, 1\]'),
+    (['--evaluation.max_accuracy_drop', '-0.2'], 'evaluation.max_accuracy_drop: must be within'),
+    (['--classifier.epochs', 'ten'], "classifier.epochs: expected int, got 'ten'"),
+])
+def test_bad_input_gives_one_line_naming_option_and_fix(capsys, flags, message):
+  assert cli.main(['run', *flags]) == cli.EXIT_USAGE
+  captured = capsys.readouterr()
+  lines = captured.err.strip().splitlines()
+  assert len(lines) == 1, captured.err
+  assert lines[0].startswith('ganpipe: error: ')
+  assert 'Fix: pass --' in lines[0]
+  assert re.search(message, lines[0])
+  assert 'Traceback' not in captured.err + captured.out
+
+
+def test_verbose_shows_the_traceback(capsys):
+  assert cli.main(['--verbose', 'run', '--classifier.epochs', '0']) == cli.EXIT_USAGE
+  assert 'Traceback' in capsys.readouterr().err
+
+
+def test_status_without_a_run(capsys, tmp_path):
+  code = cli.main(['status', '--paths.metadata_path', str(tmp_path / 'none.sqlite')])
+  assert code == cli.EXIT_FAILED
+  assert 'no run of pipeline' in capsys.readouterr().err
+
+
+def test_help_lists_config_flags(capsys):
+  with pytest.raises(SystemExit) as exited:
+    cli.main(['run', '--help'])
+  assert exited.value.code == 0
+  out = capsys.readouterr().out
+  assert '--classifier.learning_rate' in out and '--data.dataset' in out
+
+
+def test_installed_console_script_exits_non_zero_without_traceback():
+  result = subprocess.run([sys.executable, '-m', 'pipeline.cli', 'run', '--data.dataset', 'x'],
+                          capture_output=True, text=True, check=False, timeout=120)
+  assert result.returncode == cli.EXIT_USAGE
+  assert result.stderr.strip() == ("ganpipe: error: data.dataset: unknown dataset 'x'. "
+                                   'Fix: pass --data.dataset with one of digits, folder.')

@@ -1,0 +1,105 @@
+"""Configuration: defaults, validation messages, the small variant and command-line overrides."""
+
+import dataclasses
+
+import pytest
+
+from pipeline import config as config_lib
+
+
+def test_defaults_are_valid_and_frozen():
+  config = config_lib.get_config()
+  assert config.classifier.batch_size == 32
+  assert config.classifier.activation == 'relu'
+  assert config.data.image_shape == (8, 8, 1)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    config.classifier.batch_size = 64  # type: ignore[misc]
+
+
+def test_small_variant_trains_less():
+  small, full = config_lib.get_config(small=True), config_lib.get_config()
+  assert small.classifier.epochs < full.classifier.epochs
+  assert sum(small.classifier.hidden_units) < sum(full.classifier.hidden_units)
+
+
+@pytest.mark.parametrize('section, values, option, match', [
+    ('classifier', {'train_steps': -5}, 'classifier.train_steps', 'must be a positive integer'),
+    ('classifier', {'epochs': 0}, 'classifier.epochs', 'must be a positive integer'),
+    ('classifier', {'eval_steps': -1}, 'classifier.eval_steps', 'must be a positive integer'),
+    ('classifier', {'batch_size': 0}, 'classifier.batch_size', 'must be a positive integer'),
+    ('classifier', {'activation': 'sigmoid'}, 'classifier.activation',
+     "unknown activation 'sigmoid'.*relu, tanh"),
+    ('classifier', {'optimizer': 'lbfgs'}, 'classifier.optimizer', "unknown optimizer 'lbfgs'"),
+    ('classifier', {'learning_rate': 0.0}, 'classifier.learning_rate', 'must be positive'),
+    ('classifier', {'hidden_units': ()}, 'classifier.hidden_units', 'at least one hidden'),
+    ('classifier', {'hidden_units': (64, 0)}, 'classifier.hidden_units', 'positive integer'),
+    ('evaluation', {'min_accuracy': 1.5}, 'evaluation.min_accuracy', r'within \[0, 1\]'),
+    ('evaluation', {'min_accuracy': -0.1}, 'evaluation.min_accuracy', r'within \[0, 1\]'),
+    ('evaluation', {'max_accuracy_drop': 2.0}, 'evaluation.max_accuracy_drop',
+     r'within \[0, 1\]'),
+    ('data', {'dataset': 'cifar100'}, 'data.dataset', "unknown dataset 'cifar100'"),
+    ('data', {'dataset': 'folder'}, 'data.data_dir', 'needs a data folder'),
+    ('data', {'channels': 2}, 'data.channels', 'must be 1 or 3'),
+    ('data', {'image_size': (0, 8)}, 'data.image_size', 'two positive integers'),
+    ('data', {'train_buckets': 0}, 'data.train_buckets', 'positive integer'),
+    ('beam', {'direct_num_workers': -1}, 'beam.direct_num_workers', 'must be 0 or more'),
+    ('paths', {'serving_root': ' '}, 'paths.serving_root', 'non-empty path'),
+])
+def test_invalid_values_name_the_option_and_the_fix(section, values, option, match):
+  section_cls = type(getattr(config_lib.PipelineConfig(), section))
+  with pytest.raises(config_lib.ConfigError, match=match) as raised:
+    section_cls(**values)
+  assert raised.value.option == option
+  assert str(raised.value).startswith(f'{option}: ')
+  assert f'Fix: pass --{option}' in str(raised.value)
+
+
+def test_unknown_runner_is_rejected():
+  with pytest.raises(config_lib.ConfigError, match="unknown runner 'spark'"):
+    config_lib.PipelineConfig(runner='spark')
+
+
+def test_every_field_has_a_dotted_flag():
+  names = dict(config_lib.field_paths())
+  assert 'classifier.learning_rate' in names
+  assert 'paths.pipeline_root' in names
+  assert 'beam.extra_args' in names
+  assert 'seed' in names
+
+
+@pytest.mark.parametrize('name, text, expected', [
+    ('classifier.hidden_units', '128, 64', (128, 64)),
+    ('classifier.learning_rate', '0.01', 0.01),
+    ('classifier.train_steps', 'none', None),
+    ('classifier.train_steps', '300', 300),
+    ('enable_cache', 'false', False),
+    ('data.image_size', '28,28', (28, 28)),
+    ('beam.extra_args', '--runner=DataflowRunner,--project=p', ('--runner=DataflowRunner',
+                                                                '--project=p')),
+])
+def test_parse_value(name, text, expected):
+  hint = dict(config_lib.field_paths())[name]
+  assert config_lib.parse_value(text, hint, name) == expected
+
+
+def test_parse_value_rejects_wrong_types():
+  hint = dict(config_lib.field_paths())['classifier.batch_size']
+  with pytest.raises(config_lib.ConfigError, match='expected int, got .abc.'):
+    config_lib.parse_value('abc', hint, 'classifier.batch_size')
+
+
+def test_overrides_replace_fields_and_validate_again():
+  config = config_lib.with_overrides(config_lib.get_config(),
+                                     {'classifier.activation': 'tanh', 'seed': 7})
+  assert config.classifier.activation == 'tanh'
+  assert config.seed == 7
+  assert config.classifier.batch_size == 32
+  with pytest.raises(config_lib.ConfigError, match='classifier.activation'):
+    config_lib.with_overrides(config, {'classifier.activation': 'elu'})
+
+
+def test_image_shape_follows_dataset_and_overrides():
+  assert config_lib.DataConfig(dataset='folder', data_dir='/x').image_shape == (32, 32, 3)
+  data = config_lib.DataConfig(dataset='folder', data_dir='/x', image_size=(16, 20), channels=1)
+  assert data.image_shape == (16, 20, 1)
+  assert config_lib.DataConfig(channels=3).image_shape == (8, 8, 3)

@@ -1,0 +1,89 @@
+"""The pipeline definition: components, wiring and configuration reach the right places."""
+
+import json
+import os
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from pipeline import config as config_lib
+from pipeline import pipeline as pipeline_lib
+
+
+@pytest.fixture(scope='module')
+def built():
+  config = config_lib.with_overrides(config_lib.get_config(small=True), {
+      'paths.pipeline_root': '/tmp/ganpipe-test/root',
+      'paths.serving_root': '/tmp/ganpipe-test/serving',
+      'classifier.learning_rate': 0.005,
+  })
+  return config, pipeline_lib.create_pipeline(config)
+
+
+def _node(pipeline, node_id):
+  return next(c for c in pipeline.components if c.id == node_id)
+
+
+def test_component_ids_and_order(built):
+  _, pipeline = built
+  ids = [c.id for c in pipeline.components]
+  assert ids.index('image_example_gen') < ids.index('statistics_gen') < ids.index(
+      'example_validator') < ids.index('example_validation_gate') < ids.index(
+          'classifier_trainer') < ids.index('classifier_evaluator') < ids.index(
+              'classifier_pusher')
+  assert {'schema_gen', 'transform', 'latest_blessed_classifier_resolver'} <= set(ids)
+
+
+def test_trainer_waits_for_the_validation_gate(built):
+  _, pipeline = built
+  trainer = _node(pipeline, 'classifier_trainer')
+  assert 'example_validation_gate' in {n.id for n in trainer.upstream_nodes}
+
+
+def test_trainer_gets_the_classifier_config(built):
+  config, pipeline = built
+  custom = json.loads(_node(pipeline, 'classifier_trainer').exec_properties['custom_config'])
+  assert custom['classifier']['learning_rate'] == 0.005
+  assert custom['image_shape'] == [8, 8, 1]
+  assert custom['seed'] == config.seed
+  assert len(custom['code_version']) == 16
+
+
+def test_pusher_destination_and_cache(built):
+  _, pipeline = built
+  pusher = _node(pipeline, 'classifier_pusher')
+  destination = json.loads(pusher.exec_properties['push_destination'])
+  assert destination['filesystem']['base_directory'] == '/tmp/ganpipe-test/serving/classifier'
+  assert pipeline.enable_cache
+  assert '--direct_running_mode=multi_processing' in pipeline.beam_pipeline_args
+
+
+def test_eval_config_thresholds():
+  eval_config = pipeline_lib.classifier_eval_config(
+      config_lib.EvaluationConfig(min_accuracy=0.93, max_accuracy_drop=0.02))
+  metric = next(m for m in eval_config.metrics_specs[0].metrics
+                if m.class_name == 'SparseCategoricalAccuracy')
+  assert metric.threshold.value_threshold.lower_bound.value == pytest.approx(0.93)
+  assert metric.threshold.change_threshold.absolute.value == pytest.approx(-0.02)
+  assert (metric.threshold.change_threshold.direction ==
+          tfma.MetricDirection.HIGHER_IS_BETTER)
+  assert eval_config.model_specs[0].signature_name == 'serving_examples'
+
+
+def test_code_fingerprint_changes_with_the_code(tmp_path):
+  package = tmp_path / 'package'
+  package.mkdir()
+  (package / 'model.py').write_text('x = 1\n')
+  before = pipeline_lib.code_fingerprint(str(package))
+  assert before == pipeline_lib.code_fingerprint(str(package))
+  (package / 'model.py').write_text('x = 2\n')
+  assert pipeline_lib.code_fingerprint(str(package)) != before
+
+
+def test_curated_schema_replaces_inference(built):
+  config, _ = built
+  config = config_lib.with_overrides(config, {'data.schema_path': '/data/schema.pbtxt'})
+  pipeline = pipeline_lib.create_pipeline(config)
+  schema_gen = _node(pipeline, 'schema_gen')
+  assert type(schema_gen).__name__ == 'ImportSchemaGen'
+  assert schema_gen.exec_properties['schema_file'] == os.path.abspath('/data/schema.pbtxt')
