@@ -103,11 +103,13 @@ class ClassifierConfig:
   """The MLP classifier and how it is trained."""
   hidden_units: Tuple[int, ...] = (256, 128)
   activation: str = 'relu'
+  # Dropout rate after each hidden layer; 0 disables it.
+  dropout: float = 0.3
   optimizer: str = 'adam'
   learning_rate: float = 1e-3
   batch_size: int = 32
   # Train for `epochs` full passes, or for exactly `train_steps` batches when it is set.
-  epochs: int = 40
+  epochs: int = 60
   train_steps: Optional[int] = None
   # None evaluates on the whole eval split.
   eval_steps: Optional[int] = None
@@ -120,6 +122,9 @@ class ClassifierConfig:
     _check(self.activation in ACTIVATIONS, 'classifier.activation',
            f'unknown activation {self.activation!r}',
            f'pass --classifier.activation with one of {", ".join(ACTIVATIONS)}')
+    _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
+           'classifier.dropout', f'must be within [0, 1), got {self.dropout!r}',
+           'pass --classifier.dropout with a value such as 0.3, or 0 to disable it')
     _check(self.optimizer in OPTIMIZERS, 'classifier.optimizer',
            f'unknown optimizer {self.optimizer!r}',
            f'pass --classifier.optimizer with one of {", ".join(OPTIMIZERS)}')

@@ -10,7 +10,8 @@ OUTPUT_LAYER = 'probabilities'
 
 
 def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
-                     hidden_units: Sequence[int], activation: str = 'relu') -> keras.Model:
+                     hidden_units: Sequence[int], activation: str = 'relu',
+                     dropout: float = 0.0) -> keras.Model:
   """Flatten -> Dense hidden layers -> softmax over the classes, h = phi(xW + b).
 
   Args:
@@ -18,6 +19,7 @@ def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
     num_classes: size of the softmax.
     hidden_units: units of each hidden layer; the last one is named `features`.
     activation: `relu` or `tanh`.
+    dropout: rate of the dropout after each hidden layer (training only); 0 for none.
 
   Returns:
     An uncompiled keras.Model from `image` to `probabilities`.
@@ -30,6 +32,8 @@ def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
     last = index == len(hidden_units) - 1
     x = keras.layers.Dense(units, activation=activation,
                            name=FEATURES_LAYER if last else f'hidden_{index}')(x)
+    if dropout:
+      x = keras.layers.Dropout(dropout, name=f'dropout_{index}')(x)
   outputs = keras.layers.Dense(num_classes, activation='softmax', name=OUTPUT_LAYER)(x)
   return keras.Model(inputs, outputs, name='mlp_classifier')
 

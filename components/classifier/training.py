@@ -11,6 +11,7 @@ from tfx.components.trainer import fn_args_utils
 from components import preprocessing
 from components.classifier import model as model_lib
 from components.trainer import inputs
+from components.trainer import progress
 from pipeline import config as config_lib
 
 IMAGES_SIGNATURE = 'serving_default'
@@ -43,15 +44,16 @@ def train(config: config_lib.ClassifierConfig, image_shape, num_classes: int,
           eval_steps=None) -> keras.Model:
   """Builds, compiles and fits the classifier; returns the trained model."""
   model = model_lib.build_classifier(image_shape, num_classes, config.hidden_units,
-                                     config.activation)
+                                     config.activation, config.dropout)
   model_lib.compile_classifier(model, config.optimizer, config.learning_rate)
   model.summary(print_fn=logging.info)
   if config.train_steps is not None:
     fit_args = dict(epochs=1, steps_per_epoch=config.train_steps)
   else:
     fit_args = dict(epochs=config.epochs)
-  model.fit(train_ds, validation_data=eval_ds, validation_steps=eval_steps,
-            callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir)], verbose=2, **fit_args)
+  model.fit(train_ds, validation_data=eval_ds, validation_steps=eval_steps, verbose=0,
+            callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir),
+                       progress.EpochSummary(fit_args['epochs'])], **fit_args)
   return model
 
 
