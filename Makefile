@@ -44,6 +44,7 @@ test-e2e: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/classifier_accuracy.py
+	$(BIN)/python benchmarks/wall_times.py
 
 clean:
 	rm -rf outputs

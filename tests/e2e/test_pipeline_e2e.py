@@ -45,6 +45,17 @@ def _runs(metadata_path):
   return result
 
 
+def _tracebacks(stderr):
+  """Traceback blocks in stderr, except TF 2.16's AtomicFunction.__del__ error.
+
+  That one is printed by Beam worker processes as they exit, where the CLI cannot install
+  its hook (`cli._ignore_tensorflow_finalizer_errors`); it is not about the run.
+  """
+  blocks = stderr.split('Traceback (most recent call last):')[1:]
+  return [b for b in blocks
+          if not (b.count('File "') == 1 and 'atomic_function.py", line 291, in __del__' in b)]
+
+
 @pytest.fixture(scope='module')
 def two_runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('digits')
@@ -122,7 +133,7 @@ def test_planted_anomaly_stops_before_the_trainer(tmp_path):
   assert 'eval/label: Out-of-range values' in error_lines[0]
   assert 'eval/label_name: Unexpected string values' in error_lines[0]
   assert 'digit_2' in error_lines[0]
-  assert 'Traceback' not in result.stderr
+  assert _tracebacks(result.stderr) == []
   summary = result.stdout[result.stdout.index('Run '):]
   assert 'classifier_trainer' in summary and 'not run' in summary
   assert not os.path.exists(tmp_path / 'serving' / 'classifier')
