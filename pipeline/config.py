@@ -4,14 +4,22 @@ import dataclasses
 import typing
 from typing import Any, Dict, Optional, Tuple
 
-# Datasets and the image shape each one has natively. `folder` images come in any size and are
-# resized to the configured shape.
+# Datasets and the image shape each one has natively; None: images come in any size and are
+# converted to the configured shape (FILE_DEFAULT_SHAPES gives the default).
 DATASET_SHAPES: Dict[str, Optional[Tuple[int, int, int]]] = {
     'digits': (8, 8, 1),
+    'fashion-mnist': (28, 28, 1),
     'folder': None,
+    'idx': None,
+    'npz': None,
+    'tfrecord': None,
 }
-# A class-per-folder tree has no native shape; this is used unless image_size/channels are given.
-FOLDER_DEFAULT_SHAPE = (32, 32, 3)
+FILE_DEFAULT_SHAPES = {'folder': (32, 32, 3), 'idx': (28, 28, 1), 'npz': (28, 28, 1),
+                       'tfrecord': (28, 28, 1)}
+# Datasets read from --data.data_dir, which they require.
+NEEDS_DATA_DIR = ('folder', 'idx', 'npz', 'tfrecord')
+WRONG_SIZE_POLICIES = ('resize', 'reject')
+IMAGE_FORMATS = ('png', 'jpeg', 'jpg', 'bmp', 'gif', 'tiff', 'webp')
 ACTIVATIONS = ('relu', 'tanh')
 OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
 RUNNERS = ('beam', 'local')
@@ -59,15 +67,22 @@ class PathsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """The dataset, its image shape and the train/eval split."""
+  """The dataset, how its images are normalised, the split and the bad-record limit."""
   dataset: str = 'digits'
-  # Root of a class-per-folder image tree (`dataset=folder`).
+  # The source folder: a class-per-folder tree, IDX pairs, .npz files or TFRecords. For
+  # fashion-mnist it defaults to /usr/share/datasets/fashion-mnist.
   data_dir: Optional[str] = None
   # A curated schema.pbtxt to validate against; None infers one from the train split.
   schema_path: Optional[str] = None
   # Target (height, width) and channel count; None means the dataset's native shape.
   image_size: Optional[Tuple[int, int]] = None
   channels: Optional[int] = None
+  # Images of another size are resized, or rejected.
+  on_wrong_size: str = 'resize'
+  # Accepted encodings of image files.
+  formats: Tuple[str, ...] = ('png', 'jpeg', 'bmp', 'gif')
+  # Ingestion fails when more than this fraction of the records is rejected.
+  max_bad_fraction: float = 0.01
   # Hash buckets of the deterministic split when the source gives no splits of its own.
   train_buckets: int = 4
   eval_buckets: int = 1
@@ -76,9 +91,10 @@ class DataConfig:
     _check(self.dataset in DATASET_SHAPES, 'data.dataset',
            f'unknown dataset {self.dataset!r}',
            f'pass --data.dataset with one of {", ".join(DATASET_SHAPES)}')
-    if self.dataset == 'folder':
-      _check(bool(self.data_dir), 'data.data_dir', 'the folder dataset needs a data folder',
-             'pass --data.data_dir with the root of a class-per-folder image tree')
+    if self.dataset in NEEDS_DATA_DIR:
+      _check(bool(self.data_dir), 'data.data_dir',
+             f'the {self.dataset} dataset needs a data folder',
+             f'pass --data.data_dir with the folder holding the {self.dataset} data')
     if self.image_size is not None:
       _check(len(self.image_size) == 2 and all(
           isinstance(v, int) and v > 0 for v in self.image_size), 'data.image_size',
@@ -87,13 +103,20 @@ class DataConfig:
     if self.channels is not None:
       _check(self.channels in (1, 3), 'data.channels', f'must be 1 or 3, got {self.channels!r}',
              'pass --data.channels 1 (grayscale) or 3 (RGB)')
+    _check(self.on_wrong_size in WRONG_SIZE_POLICIES, 'data.on_wrong_size',
+           f'unknown policy {self.on_wrong_size!r}',
+           f'pass --data.on_wrong_size with one of {", ".join(WRONG_SIZE_POLICIES)}')
+    _check(len(self.formats) >= 1 and all(f in IMAGE_FORMATS for f in self.formats),
+           'data.formats', f'unknown image formats in {self.formats!r}',
+           f'pass --data.formats with some of {", ".join(IMAGE_FORMATS)}')
+    _check_fraction(self.max_bad_fraction, 'data.max_bad_fraction')
     _check_positive(self.train_buckets, 'data.train_buckets')
     _check_positive(self.eval_buckets, 'data.eval_buckets')
 
   @property
   def image_shape(self) -> Tuple[int, int, int]:
     """(height, width, channels) of every image after ingestion."""
-    native = DATASET_SHAPES[self.dataset] or FOLDER_DEFAULT_SHAPE
+    native = DATASET_SHAPES[self.dataset] or FILE_DEFAULT_SHAPES[self.dataset]
     height, width = self.image_size or native[:2]
     return (height, width, self.channels or native[2])
 

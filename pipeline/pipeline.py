@@ -18,6 +18,7 @@ from pipeline import config as config_lib
 PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
 CLASSIFIER_RUN_FN = 'components.classifier.training.run_fn'
 CLASSIFIER = 'classifier'  # the model name under the serving root
+INGESTION_NODE = 'image_example_gen'
 # What the run summary reports for each model: its evaluator, pusher and headline metric.
 EVALUATED_MODELS = {
     CLASSIFIER: {'evaluator': 'classifier_evaluator', 'pusher': 'classifier_pusher',
@@ -88,8 +89,11 @@ def create_pipeline(config: config_lib.PipelineConfig,
       source=data.dataset,
       image_shape=image_shape,
       input_base=_local_or_uri(data.data_dir) if data.data_dir else None,
+      on_wrong_size=data.on_wrong_size,
+      formats=data.formats,
+      max_bad_fraction=data.max_bad_fraction,
       train_buckets=data.train_buckets,
-      eval_buckets=data.eval_buckets).with_id('image_example_gen')
+      eval_buckets=data.eval_buckets).with_id(INGESTION_NODE)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples']).with_id('statistics_gen')

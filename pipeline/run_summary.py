@@ -3,6 +3,7 @@ blessings and where each model went."""
 
 import dataclasses
 import json
+import os
 from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
@@ -38,11 +39,20 @@ class ModelResult:
 
 
 @dataclasses.dataclass
+class IngestionResult:
+  accepted_by_split: Dict[str, int]
+  rejected_by_reason: Dict[str, int]
+  warnings: int
+  report_path: str
+
+
+@dataclasses.dataclass
 class RunSummary:
   pipeline_name: str
   run_id: str
   components: List[ComponentRun]
   models: List[ModelResult] = dataclasses.field(default_factory=list)
+  ingestion: Optional[IngestionResult] = None
 
   @property
   def failed(self) -> List[str]:
@@ -88,7 +98,8 @@ def _custom(artifact: metadata_store_pb2.Artifact, name: str):
 
 
 def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
-            evaluated_models: Dict[str, Dict[str, str]]) -> Optional[RunSummary]:
+            evaluated_models: Dict[str, Dict[str, str]],
+            ingestion_node: str) -> Optional[RunSummary]:
   """Summarises the latest run of `pipeline_name`.
 
   Args:
@@ -96,6 +107,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
     pipeline_name: the pipeline's name.
     node_ids: every node of the pipeline, in order; nodes without an execution are "not run".
     evaluated_models: model name -> {'evaluator': id, 'pusher': id, 'metric': metric name}.
+    ingestion_node: the id of the ImageExampleGen whose ingestion report to show.
 
   Returns:
     The summary, or None when the store holds no run of this pipeline.
@@ -132,10 +144,25 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
                           execution.create_time_since_epoch) / 1000.0)
     components.append(ComponentRun(node, status, seconds))
 
-  summary = RunSummary(pipeline_name, latest.name, components)
+  summary = RunSummary(pipeline_name, latest.name, components,
+                       ingestion=_ingestion_result(store, by_node.get(ingestion_node)))
   for model_name, ids in evaluated_models.items():
     summary.models.append(_model_result(store, by_node, model_name, ids))
   return summary
+
+
+def _ingestion_result(store: _Store, execution) -> Optional[IngestionResult]:
+  if execution is None:
+    return None
+  artifact = store.outputs(execution.id).get('ingestion_report')
+  if artifact is None:
+    return None
+  from components.image_example_gen import report  # pylint: disable=import-outside-toplevel
+  loaded = report.load(artifact.uri)
+  if loaded is None:
+    return None
+  return IngestionResult(loaded['accepted_by_split'], loaded['rejected_by_reason'],
+                         len(loaded['warnings']), os.path.join(artifact.uri, report.REPORT_FILE))
 
 
 def _model_result(store: _Store, by_node, model_name: str, ids: Dict[str, str]) -> ModelResult:
@@ -192,9 +219,27 @@ def format_summary(summary: RunSummary) -> str:
   if summary.cached:
     lines.append(f'  {len(summary.cached)} of {len(summary.components)} components were served '
                  'from the cache.')
+  if summary.ingestion:
+    lines.append(_format_ingestion(summary.ingestion))
   for model in summary.models:
     lines.append(_format_model(model))
   return '\n'.join(lines)
+
+
+def _format_ingestion(ingestion: IngestionResult) -> str:
+  splits = ', '.join(f'{split} {count}' for split, count in ingestion.accepted_by_split.items())
+  line = f'data: {sum(ingestion.accepted_by_split.values())} images ({splits}); '
+  rejected = sum(ingestion.rejected_by_reason.values())
+  if rejected:
+    reasons = ', '.join(f'{r} {n}' for r, n in ingestion.rejected_by_reason.items())
+    line += f'{rejected} rejected ({reasons})'
+  else:
+    line += '0 rejected'
+  if ingestion.warnings:
+    line += f'; {ingestion.warnings} warnings'
+  if rejected or ingestion.warnings:
+    line += f'\n  see {ingestion.report_path}'
+  return line
 
 
 def _format_model(model: ModelResult) -> str:

@@ -7,6 +7,8 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.orchestration.beam import beam_dag_runner
 
+from components.image_example_gen import sources
+from components.image_example_gen.sources import builtin
 from pipeline import config as config_lib
 from pipeline import pipeline as pipeline_lib
 from pipeline import run_summary
@@ -22,6 +24,11 @@ def preflight(config: config_lib.PipelineConfig) -> None:
   if data.data_dir and not tf.io.gfile.isdir(data.data_dir):
     raise config_lib.ConfigError('data.data_dir', f'folder {data.data_dir!r} does not exist',
                                  'pass --data.data_dir with an existing image folder')
+  if data.dataset == sources.FASHION_MNIST and not data.data_dir and not tf.io.gfile.isdir(
+      builtin.FASHION_MNIST_DIR):
+    raise config_lib.ConfigError(
+        'data.dataset', f'Fashion-MNIST is not installed at {builtin.FASHION_MNIST_DIR}',
+        builtin.FASHION_MNIST_INSTALL)
   if data.schema_path and not tf.io.gfile.exists(data.schema_path):
     raise config_lib.ConfigError('data.schema_path', f'file {data.schema_path!r} does not exist',
                                  'pass --data.schema_path with a schema.pbtxt file, or omit it')
@@ -57,4 +64,4 @@ def summarize(config: config_lib.PipelineConfig) -> Optional[run_summary.RunSumm
     return None
   node_ids = [node.id for node in pipeline_lib.create_pipeline(config).components]
   return run_summary.collect(os.path.abspath(config.paths.metadata_path), config.name, node_ids,
-                             pipeline_lib.EVALUATED_MODELS)
+                             pipeline_lib.EVALUATED_MODELS, pipeline_lib.INGESTION_NODE)

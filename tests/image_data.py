@@ -38,3 +38,34 @@ def write_class_folders(root: str, per_class: Dict[str, int], offset: int = 0,
       image.save(os.path.join(folder, f'{index:04d}.{fmt}'))
     written[name] = len(images)
   return written
+
+
+def write_idx(path: str, array: np.ndarray, gz: bool = False) -> str:
+  """Writes an unsigned-byte IDX file (the MNIST format); returns its path."""
+  import gzip  # pylint: disable=import-outside-toplevel
+  import struct  # pylint: disable=import-outside-toplevel
+  array = np.asarray(array, dtype=np.uint8)
+  header = struct.pack('>BBBB', 0, 0, 0x08, array.ndim) + struct.pack(
+      f'>{array.ndim}I', *array.shape)
+  path = path + '.gz' if gz else path
+  opener = gzip.open if gz else open
+  with opener(path, 'wb') as f:
+    f.write(header + array.tobytes())
+  return path
+
+
+def digits_arrays(count: int, offset: int = 0):
+  """(images uint8 [n, 8, 8], labels uint8 [n]) from scikit-learn's digits."""
+  pairs = digit_images(count, offset=offset)
+  return (np.stack([p for p, _ in pairs]).astype(np.uint8),
+          np.array([label for _, label in pairs], dtype=np.uint8))
+
+
+def write_tfrecord(path: str, examples, gz: bool = True) -> str:
+  """Writes serialized tf.Examples (or raw bytes) to a TFRecord file."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  options = tf.io.TFRecordOptions(compression_type='GZIP' if gz else '')
+  with tf.io.TFRecordWriter(path, options) as writer:
+    for example in examples:
+      writer.write(example if isinstance(example, bytes) else example.SerializeToString())
+  return path

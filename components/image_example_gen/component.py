@@ -1,6 +1,6 @@
 """ImageExampleGen: a file-based ExampleGen for labelled images."""
 
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 from tfx import types
 from tfx.components.example_gen import component as example_gen_component
@@ -14,20 +14,24 @@ from components import class_map
 from components.image_example_gen import driver
 from components.image_example_gen import executor
 from components.image_example_gen import images
+from components.image_example_gen import report
 from components.image_example_gen import sources
 
 
 class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
-  """FileBasedExampleGen's spec, plus the image source, image options and the class map."""
+  """FileBasedExampleGen's spec, plus the source, image policy, bad-record limit and outputs."""
   PARAMETERS = {
       **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
       executor.SOURCE_KEY: component_spec.ExecutionParameter(type=str),
-      executor.IMAGE_OPTIONS_KEY: component_spec.ExecutionParameter(type=str),
+      executor.IMAGE_POLICY_KEY: component_spec.ExecutionParameter(type=str),
+      executor.MAX_BAD_FRACTION_KEY: component_spec.ExecutionParameter(type=float),
   }
   OUTPUTS = {
       standard_component_specs.EXAMPLES_KEY:
           component_spec.ChannelParameter(type=standard_artifacts.Examples),
       executor.CLASS_MAP_KEY: component_spec.ChannelParameter(type=class_map.ClassMap),
+      executor.INGESTION_REPORT_KEY:
+          component_spec.ChannelParameter(type=report.IngestionReport),
   }
 
 
@@ -37,25 +41,32 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
   Outputs:
     examples: `Split-train` and `Split-eval`, gzipped TFRecords of tf.Example.
     class_map: `class_map.json`, the class ids and names.
+    ingestion_report: `ingestion_report.json` and `rejected-*.jsonl`.
   """
   SPEC_CLASS = ImageExampleGenSpec
   EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
   DRIVER_CLASS = driver.ImageExampleGenDriver
 
   def __init__(self, source: str, image_shape: Tuple[int, int, int],
-               input_base: Optional[str] = None, train_buckets: int = 4, eval_buckets: int = 1):
+               input_base: Optional[str] = None, on_wrong_size: str = images.RESIZE,
+               formats: Sequence[str] = images.DEFAULT_FORMATS, max_bad_fraction: float = 0.01,
+               train_buckets: int = 4, eval_buckets: int = 1):
     """Builds the component.
 
     Args:
-      source: one of `sources.SOURCES`: `digits` (built in) or `folder`.
+      source: one of `sources.SOURCES`.
       image_shape: (height, width, channels) every image is converted to.
-      input_base: the source's root folder or URI; unused by built-in datasets.
+      input_base: the source's folder or URI; `digits` ignores it, `fashion-mnist` defaults it.
+      on_wrong_size: `resize` or `reject` images of another size.
+      formats: accepted encodings of image files.
+      max_bad_fraction: the component fails when more of the records are rejected.
       train_buckets: hash buckets of the train split, when the source has no splits of its own.
       eval_buckets: hash buckets of the eval split, likewise.
     """
     if source not in sources.SOURCES:
       raise ValueError(f'unknown image source {source!r}; expected one of '
                        f'{", ".join(sources.SOURCES)}')
+    policy = images.ImagePolicy(tuple(image_shape), on_wrong_size, tuple(formats))
     input_config = example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name='single_split', pattern='*')])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
@@ -72,8 +83,10 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
         output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
         output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
         source=source,
-        image_options=sources.ImageOptions(shape=tuple(image_shape)).to_json(),
+        image_policy=policy.to_json(),
+        max_bad_fraction=float(max_bad_fraction),
         examples=types.Channel(type=standard_artifacts.Examples),
         class_map=types.Channel(type=class_map.ClassMap),
+        ingestion_report=types.Channel(type=report.IngestionReport),
     )
     super(example_gen_component.FileBasedExampleGen, self).__init__(spec=spec)

@@ -12,19 +12,22 @@ from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
 
 from components.image_example_gen import sources
+from components.image_example_gen.sources import builtin
 
 
 def source_fingerprint(source: str, input_base: str) -> str:
   """A fingerprint of everything a source reads.
 
-  A folder tree is walked recursively (TFX's own file fingerprint sees only one glob level), so
-  adding, removing or rewriting any image in any sub-folder changes the fingerprint.
+  Folders are walked recursively (TFX's own file fingerprint sees only one glob level), so
+  adding, removing or rewriting any file in any sub-folder changes the fingerprint.
   """
   digest = hashlib.sha256()
-  if source == sources.BUILTIN_DIGITS:
+  if source in sources.BUILT_IN:
     import sklearn  # pylint: disable=import-outside-toplevel
-    digest.update(f'digits:scikit-learn=={sklearn.__version__}'.encode())
+    digest.update(f'{source}:scikit-learn=={sklearn.__version__}'.encode())
     return f'builtin:{digest.hexdigest()}'
+  if source == sources.FASHION_MNIST and not input_base:
+    input_base = builtin.FASHION_MNIST_DIR
   count = 0
   for directory, _, files in sorted(tf.io.gfile.walk(input_base)):
     for name in sorted(files):

@@ -1,6 +1,8 @@
 """Decoding, normalising and encoding images, and the tf.Example layout ImageExampleGen writes."""
 
+import dataclasses
 import io
+import json
 from typing import Tuple
 
 import numpy as np
@@ -9,12 +11,26 @@ import tensorflow as tf
 
 # The output schema: one tf.Example per image.
 IMAGE_KEY = 'image'            # bytes: PNG, normalised to the configured size and channels
-LABEL_KEY = 'label'            # int64: class id, the index of the class name in sorted order
+LABEL_KEY = 'label'            # int64: class id, an index into the class map
 LABEL_NAME_KEY = 'label_name'  # bytes: class name
 HEIGHT_KEY = 'height'          # int64
 WIDTH_KEY = 'width'            # int64
 CHANNELS_KEY = 'channels'      # int64: 1 (grayscale) or 3 (RGB)
 SOURCE_KEY = 'source'          # bytes: relative path, or "<file>:<index>"; the split hash key
+
+# Why a record was rejected.
+ZERO_BYTE = 'zero_byte'
+NOT_AN_IMAGE = 'not_an_image'
+CORRUPT = 'corrupt'
+UNSUPPORTED_MODE = 'unsupported_mode'
+WRONG_SIZE = 'wrong_size'
+FORMAT_NOT_ACCEPTED = 'format_not_accepted'
+
+RESIZE = 'resize'
+REJECT = 'reject'
+# Formats as PIL names them; `jpg` is accepted as an alias.
+FORMATS = ('png', 'jpeg', 'bmp', 'gif', 'tiff', 'webp')
+DEFAULT_FORMATS = ('png', 'jpeg', 'bmp', 'gif')
 
 _PIL_MODE = {1: 'L', 3: 'RGB'}
 # 8-bit PIL modes that convert to grayscale or RGB without losing range.
@@ -22,7 +38,7 @@ SUPPORTED_MODES = frozenset({'1', 'L', 'LA', 'P', 'PA', 'RGB', 'RGBA', 'RGBX', '
 
 
 class ImageError(ValueError):
-  """An input record that cannot become an example; `reason` is a short category."""
+  """An input record that cannot become an example; `reason` is one of the constants above."""
 
   def __init__(self, reason: str, detail: str):
     self.reason = reason
@@ -30,38 +46,97 @@ class ImageError(ValueError):
     super().__init__(f'{reason}: {detail}')
 
 
-def normalize_image(data: bytes, shape: Tuple[int, int, int]) -> np.ndarray:
-  """Decodes encoded image bytes and converts them to `shape` (height, width, channels), uint8.
+@dataclasses.dataclass(frozen=True)
+class ImagePolicy:
+  """How every image is normalised on the way in.
+
+  Attributes:
+    shape: (height, width, channels) of every output image; channels 1 or 3.
+    on_wrong_size: `resize` images of another size, or `reject` them.
+    formats: accepted encodings of file-based images (PIL names, lower case).
+  """
+  shape: Tuple[int, int, int]
+  on_wrong_size: str = RESIZE
+  formats: Tuple[str, ...] = DEFAULT_FORMATS
+
+  def __post_init__(self):
+    if self.on_wrong_size not in (RESIZE, REJECT):
+      raise ValueError(f'on_wrong_size must be {RESIZE!r} or {REJECT!r}, '
+                       f'got {self.on_wrong_size!r}')
+    unknown = set(self.formats) - set(FORMATS) - {'jpg'}
+    if unknown:
+      raise ValueError(f'unknown image formats {sorted(unknown)}; known: {", ".join(FORMATS)}')
+    if self.shape[2] not in _PIL_MODE:
+      raise ValueError(f'channels must be 1 or 3, got {self.shape[2]}')
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> 'ImagePolicy':
+    values = json.loads(text)
+    return cls(shape=tuple(values['shape']), on_wrong_size=values['on_wrong_size'],
+               formats=tuple(values['formats']))
+
+
+def normalize_image(data: bytes, policy: ImagePolicy) -> np.ndarray:
+  """Decodes encoded image bytes and converts them per `policy`; returns uint8 (h, w, c).
 
   Raises:
-    ImageError: the bytes are empty, not an image, truncated or corrupt.
+    ImageError: the bytes are empty, not an image, truncated or corrupt, in a format or mode the
+      policy does not accept, or of the wrong size under the reject policy.
   """
   if not data:
-    raise ImageError('zero_byte', 'the file is empty')
+    raise ImageError(ZERO_BYTE, 'the file is empty')
+  accepted = {'jpeg' if f == 'jpg' else f for f in policy.formats}
   try:
     with Image.open(io.BytesIO(data)) as image:
+      image_format = (image.format or '').lower()
+      if image_format not in accepted:
+        raise ImageError(FORMAT_NOT_ACCEPTED,
+                         f'{image_format or "unknown"} is not one of {", ".join(sorted(accepted))}')
       image.load()
-      converted = _convert(image, shape)
+      return _convert(image, policy)
   except ImageError:
     raise
   except UnidentifiedImageError:
-    raise ImageError('not_an_image', 'not a recognised image format') from None
+    raise ImageError(NOT_AN_IMAGE, 'not a recognised image format') from None
   except (OSError, SyntaxError, ValueError) as error:  # how PIL reports truncation and corruption
-    raise ImageError('corrupt', str(error)) from None
-  return converted
+    raise ImageError(CORRUPT, str(error)) from None
 
 
-def _convert(image: Image.Image, shape: Tuple[int, int, int]) -> np.ndarray:
-  height, width, channels = shape
+def normalize_pixels(pixels: np.ndarray, policy: ImagePolicy) -> np.ndarray:
+  """Converts a decoded uint8 (h, w) or (h, w, 1|3|4) array per `policy`.
+
+  Raises:
+    ImageError: the array's shape or dtype is not an 8-bit image, or its size is wrong under the
+      reject policy.
+  """
+  if pixels.dtype != np.uint8:
+    raise ImageError(UNSUPPORTED_MODE, f'pixels of dtype {pixels.dtype} are not 8-bit')
+  if pixels.ndim == 3 and pixels.shape[2] == 1:
+    pixels = pixels[:, :, 0]
+  modes = {2: 'L', 3: {3: 'RGB', 4: 'RGBA'}}
+  mode = modes.get(pixels.ndim)
+  if isinstance(mode, dict):
+    mode = mode.get(pixels.shape[2])
+  if mode is None:
+    raise ImageError(UNSUPPORTED_MODE, f'an array of shape {pixels.shape} is not an image')
+  return _convert(Image.fromarray(pixels, mode=mode), policy)
+
+
+def _convert(image: Image.Image, policy: ImagePolicy) -> np.ndarray:
+  height, width, channels = policy.shape
   if image.mode not in SUPPORTED_MODES:
     # 16-bit and float images would be clipped, not scaled, by a conversion to 8 bits.
-    raise ImageError('unsupported_mode', f'image mode {image.mode!r} is not 8-bit grayscale, '
+    raise ImageError(UNSUPPORTED_MODE, f'image mode {image.mode!r} is not 8-bit grayscale, '
                      'palette or colour')
+  if image.size != (width, height) and policy.on_wrong_size == REJECT:
+    raise ImageError(WRONG_SIZE, f'{image.size[1]}x{image.size[0]} is not {height}x{width}')
   image = image.convert(_PIL_MODE[channels])
   if image.size != (width, height):
     image = image.resize((width, height), Image.Resampling.BILINEAR)
-  pixels = np.asarray(image, dtype=np.uint8)
-  return pixels.reshape(height, width, channels)
+  return np.asarray(image, dtype=np.uint8).reshape(height, width, channels)
 
 
 def encode_png(pixels: np.ndarray) -> bytes:

@@ -69,6 +69,7 @@ def test_first_run_pushes_a_blessed_classifier(two_runs):
   assert first.returncode == 0, first.stdout + first.stderr
   assert 'classifier: sparse_categorical_accuracy' in first.stdout
   assert ', blessed' in first.stdout
+  assert 'data: 1797 images (train ' in first.stdout and '; 0 rejected' in first.stdout
   assert len(glob.glob(str(root / 'serving' / 'classifier' / '*' / 'saved_model.pb'))) == 1
 
 

@@ -15,6 +15,9 @@ from pipeline import cli
      "data.data_dir: folder '/no/such/folder' does not exist"),
     (['--classifier.train_steps', '-5'], 'classifier.train_steps: must be a positive integer'),
     (['--classifier.activation', 'softplus'], "classifier.activation: unknown activation"),
+    (['--data.dataset', 'idx'], 'data.data_dir: the idx dataset needs a data folder'),
+    (['--data.on_wrong_size', 'crop'], "data.on_wrong_size: unknown policy 'crop'"),
+    (['--data.max_bad_fraction', '2'], r'data.max_bad_fraction: must be within \[0, 1\]'),
     (['--evaluation.min_accuracy', '1.5'], r'evaluation.min_accuracy: must be within \[0, 1\]'),
     (['--evaluation.max_accuracy_drop', '-0.2'], 'evaluation.max_accuracy_drop: must be within'),
     (['--classifier.epochs', 'ten'], "classifier.epochs: expected int, got 'ten'"),
@@ -53,5 +56,15 @@ def test_installed_console_script_exits_non_zero_without_traceback():
   result = subprocess.run([sys.executable, '-m', 'pipeline.cli', 'run', '--data.dataset', 'x'],
                           capture_output=True, text=True, check=False, timeout=120)
   assert result.returncode == cli.EXIT_USAGE
-  assert result.stderr.strip() == ("ganpipe: error: data.dataset: unknown dataset 'x'. "
-                                   'Fix: pass --data.dataset with one of digits, folder.')
+  assert result.stderr.strip() == (
+      "ganpipe: error: data.dataset: unknown dataset 'x'. Fix: pass --data.dataset with one of "
+      'digits, fashion-mnist, folder, idx, npz, tfrecord.')
+
+
+def test_missing_fashion_mnist_says_how_to_install(capsys, monkeypatch, tmp_path):
+  from components.image_example_gen.sources import builtin  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(builtin, 'FASHION_MNIST_DIR', str(tmp_path / 'not-installed'))
+  assert cli.main(['run', '--data.dataset', 'fashion-mnist']) == cli.EXIT_USAGE
+  err = capsys.readouterr().err.strip()
+  assert err.startswith('ganpipe: error: data.dataset: Fashion-MNIST is not installed at ')
+  assert 'sudo apt-get install dataset-fashion-mnist' in err and '--data.data_dir' in err

@@ -40,6 +40,11 @@ def test_small_variant_trains_less():
      r'within \[0, 1\]'),
     ('data', {'dataset': 'cifar100'}, 'data.dataset', "unknown dataset 'cifar100'"),
     ('data', {'dataset': 'folder'}, 'data.data_dir', 'needs a data folder'),
+    ('data', {'dataset': 'npz'}, 'data.data_dir', 'the npz dataset needs a data folder'),
+    ('data', {'on_wrong_size': 'pad'}, 'data.on_wrong_size', "unknown policy 'pad'"),
+    ('data', {'formats': ('png', 'psd')}, 'data.formats', 'unknown image formats'),
+    ('data', {'formats': ()}, 'data.formats', 'unknown image formats'),
+    ('data', {'max_bad_fraction': -0.1}, 'data.max_bad_fraction', r'within \[0, 1\]'),
     ('data', {'channels': 2}, 'data.channels', 'must be 1 or 3'),
     ('data', {'image_size': (0, 8)}, 'data.image_size', 'two positive integers'),
     ('data', {'train_buckets': 0}, 'data.train_buckets', 'positive integer'),
@@ -104,3 +109,5 @@ def test_image_shape_follows_dataset_and_overrides():
   data = config_lib.DataConfig(dataset='folder', data_dir='/x', image_size=(16, 20), channels=1)
   assert data.image_shape == (16, 20, 1)
   assert config_lib.DataConfig(channels=3).image_shape == (8, 8, 3)
+  assert config_lib.DataConfig(dataset='fashion-mnist').image_shape == (28, 28, 1)
+  assert config_lib.DataConfig(dataset='idx', data_dir='/x').image_shape == (28, 28, 1)

@@ -1,104 +1,152 @@
-"""ImageExampleGen's executor and driver on small sources, with outputs laid out as in a run."""
+"""ImageExampleGen's executor and driver: splits, class maps, bad records and the report."""
 
-import glob
+import io
+import json
 import os
 
+import numpy as np
+from PIL import Image
 import pytest
 import tensorflow as tf
-from tfx.types import standard_artifacts
-from tfx.utils import proto_utils
 
-from components import class_map
 from components.image_example_gen import component
 from components.image_example_gen import driver
-from components.image_example_gen import executor
+from components.image_example_gen import report
 from tests import image_data
-
-
-def run_executor(tmp_path, **component_args):
-  """Runs the executor as the launcher would; returns {split: [tf.Example]} and class names."""
-  gen = component.ImageExampleGen(**component_args)
-  exec_properties = {key: proto_utils.proto_to_json(value) if hasattr(value, 'DESCRIPTOR')
-                     else value for key, value in gen.exec_properties.items()}
-  examples = standard_artifacts.Examples()
-  examples.uri = str(tmp_path / 'examples')
-  classes = class_map.ClassMap()
-  classes.uri = str(tmp_path / 'class_map')
-  executor.Executor().Do({}, {'examples': [examples], 'class_map': [classes]}, exec_properties)
-  splits = {}
-  for split in ('train', 'eval'):
-    files = glob.glob(os.path.join(examples.uri, f'Split-{split}', '*.gz'))
-    splits[split] = [tf.train.Example.FromString(r.numpy()) for r in
-                     tf.data.TFRecordDataset(files, compression_type='GZIP')]
-  assert examples.split_names == '["train", "eval"]'
-  return splits, class_map.read(classes.uri)
-
-
-def _values(example, key):
-  feature = example.features.feature[key]
-  return feature.int64_list.value or feature.bytes_list.value
+from tests.components.image_example_gen import executor_harness as harness
+from tests.components.image_example_gen.executor_harness import value
 
 
 def test_digits_are_split_by_the_hash_of_their_index(tmp_path):
-  splits, names = run_executor(tmp_path, source='digits', image_shape=(8, 8, 1))
-  assert names == [str(d) for d in range(10)]
-  assert len(splits['train']) + len(splits['eval']) == 1797
-  assert 0.15 < len(splits['eval']) / 1797 < 0.25  # 4:1 buckets
-  example = splits['train'][0]
-  assert _values(example, 'source')[0].startswith(b'digits:')
-  assert list(_values(example, 'height')) == [8]
-  assert _values(example, 'label_name')[0].decode() == str(_values(example, 'label')[0])
+  result = harness.run(tmp_path, source='digits', image_shape=(8, 8, 1))
+  assert result.class_names == [str(d) for d in range(10)]
+  train, evaluation = result.splits['train'], result.splits['eval']
+  assert len(train) + len(evaluation) == 1797
+  assert 0.15 < len(evaluation) / 1797 < 0.25  # 4:1 buckets
+  example = train[0]
+  assert value(example, 'source').startswith(b'digits:')
+  assert value(example, 'height') == 8
+  assert value(example, 'label_name').decode() == str(value(example, 'label'))
+  assert result.report['accepted_by_split'] == {'train': len(train), 'eval': len(evaluation)}
+  assert result.report['rejected'] == 0 and result.report['rejected_records'] == []
 
 
-def test_digits_split_is_deterministic(tmp_path):
-  first, _ = run_executor(tmp_path / 'a', source='digits', image_shape=(8, 8, 1))
-  second, _ = run_executor(tmp_path / 'b', source='digits', image_shape=(8, 8, 1))
+def test_split_is_the_same_across_runs_and_worker_counts(tmp_path):
+  one = harness.run(tmp_path / 'one', source='digits', image_shape=(8, 8, 1),
+                    beam_args=['--direct_running_mode=in_memory', '--direct_num_workers=1'])
+  two = harness.run(tmp_path / 'two', source='digits', image_shape=(8, 8, 1),
+                    beam_args=['--direct_running_mode=multi_processing',
+                               '--direct_num_workers=2'])
+  again = harness.run(tmp_path / 'again', source='digits', image_shape=(8, 8, 1))
   for split in ('train', 'eval'):
-    assert (sorted(_values(e, 'source')[0] for e in first[split]) ==
-            sorted(_values(e, 'source')[0] for e in second[split]))
+    assert harness.sources(one.splits[split]) == harness.sources(two.splits[split])
+    assert harness.sources(one.splits[split]) == harness.sources(again.splits[split])
 
 
 def test_folder_tree_with_nested_folders_and_resizing(tmp_path):
   data = tmp_path / 'data'
   image_data.write_class_folders(str(data), {'digit_3': 6, 'digit_7': 4}, size=12)
   image_data.write_class_folders(str(data / 'digit_3' / 'more'), {'digit_3': 2})
-  splits, names = run_executor(tmp_path, source='folder', input_base=str(data),
-                               image_shape=(10, 10, 3), train_buckets=1, eval_buckets=1)
-  everything = splits['train'] + splits['eval']
-  assert names == ['digit_3', 'digit_7']
+  result = harness.run(tmp_path, source='folder', input_base=str(data),
+                       image_shape=(10, 10, 3), train_buckets=1, eval_buckets=1)
+  everything = result.splits['train'] + result.splits['eval']
+  assert result.class_names == ['digit_3', 'digit_7']
   assert len(everything) == 12
-  sources = sorted(_values(e, 'source')[0].decode() for e in everything)
+  sources = harness.sources(everything)
   assert 'digit_3/more/digit_3/0000.png' in sources and 'digit_7/0003.png' in sources
-  labels = {_values(e, 'source')[0].decode().split('/')[0]: _values(e, 'label')[0]
-            for e in everything}
+  labels = {value(e, 'source').decode().split('/')[0]: value(e, 'label') for e in everything}
   assert labels == {'digit_3': 0, 'digit_7': 1}
-  decoded = tf.io.decode_png(_values(everything[0], 'image')[0])
-  assert decoded.shape == (10, 10, 3)
+  assert tf.io.decode_png(value(everything[0], 'image')).shape == (10, 10, 3)
 
 
 def test_folder_given_splits_are_kept(tmp_path):
   data = tmp_path / 'data'
   image_data.write_class_folders(str(data / 'train'), {'digit_1': 5, 'digit_2': 5})
   image_data.write_class_folders(str(data / 'test'), {'digit_1': 2, 'digit_2': 3}, offset=900)
-  splits, names = run_executor(tmp_path, source='folder', input_base=str(data),
-                               image_shape=(8, 8, 1))
-  assert names == ['digit_1', 'digit_2']
-  assert len(splits['train']) == 10 and len(splits['eval']) == 5
-  assert all(_values(e, 'source')[0].startswith(b'test/') for e in splits['eval'])
+  result = harness.run(tmp_path, source='folder', input_base=str(data), image_shape=(8, 8, 1))
+  assert result.class_names == ['digit_1', 'digit_2']
+  assert len(result.splits['train']) == 10 and len(result.splits['eval']) == 5
+  assert all(s.startswith('test/') for s in harness.sources(result.splits['eval']))
 
 
-def test_corrupt_file_fails_with_its_path(tmp_path):
-  data = tmp_path / 'data'
-  image_data.write_class_folders(str(data), {'digit_1': 3})
-  (data / 'digit_1' / 'broken.png').write_bytes(b'not a png at all')
-  with pytest.raises(Exception, match=r'not_an_image: digit_1/broken.png'):
-    run_executor(tmp_path, source='folder', input_base=str(data), image_shape=(8, 8, 1))
+def _png(size=(8, 8), mode='L', fmt='PNG', value_=100):
+  buffer = io.BytesIO()
+  pixels = np.full(size[::-1], value_, dtype=np.uint16 if mode == 'I;16' else np.uint8)
+  Image.fromarray(pixels).save(buffer, fmt)
+  return buffer.getvalue()
+
+
+@pytest.fixture
+def messy_folder(tmp_path):
+  """20 good images, one of each bad kind, an empty class folder and a stray file."""
+  data = tmp_path / 'messy'
+  image_data.write_class_folders(str(data), {'digit_1': 10, 'digit_2': 10})
+  bad = data / 'digit_1'
+  (bad / 'empty.png').write_bytes(b'')
+  (bad / 'truncated.png').write_bytes(_png(size=(64, 64))[:60])
+  (bad / 'notes.txt').write_text('not an image')
+  (bad / 'deep.png').write_bytes(_png(mode='I;16', value_=40000))
+  (bad / 'big.png').write_bytes(_png(size=(16, 16)))
+  (bad / 'scan.tiff').write_bytes(_png(fmt='TIFF'))
+  (data / 'digit_9').mkdir()
+  (data / 'README.md').write_text('about this data')
+  return data
+
+
+def test_every_bad_record_is_counted_by_reason_and_listed(tmp_path, messy_folder):
+  result = harness.run(tmp_path, source='folder', input_base=str(messy_folder),
+                       image_shape=(8, 8, 1), on_wrong_size='reject', max_bad_fraction=0.5)
+  got = result.report
+  assert got['rejected_by_reason'] == {'zero_byte': 1, 'corrupt': 1, 'not_an_image': 1,
+                                       'unsupported_mode': 1, 'wrong_size': 1,
+                                       'format_not_accepted': 1}
+  assert got['accepted'] == 20 and got['rejected'] == 6 and got['total_records'] == 26
+  assert got['rejected_fraction'] == pytest.approx(6 / 26)
+  listed = {r['source']: r['reason'] for r in got['rejected_records']}
+  assert listed == {'digit_1/empty.png': 'zero_byte', 'digit_1/truncated.png': 'corrupt',
+                    'digit_1/notes.txt': 'not_an_image', 'digit_1/deep.png': 'unsupported_mode',
+                    'digit_1/big.png': 'wrong_size', 'digit_1/scan.tiff': 'format_not_accepted'}
+  assert got['rejected_records_complete']
+  warnings = {(w['source'], w['reason']) for w in got['warnings']}
+  assert warnings == {('digit_9', 'empty_class_folder'), ('README.md', 'not_in_class_folder')}
+  # The empty class keeps its id: class ids are the sorted folder names.
+  assert result.class_names == ['digit_1', 'digit_2', 'digit_9']
+  lines = []
+  for name in os.listdir(result.report_uri):
+    if name.startswith('rejected-'):
+      with open(os.path.join(result.report_uri, name)) as f:
+        lines.extend(json.loads(line) for line in f)
+  assert len(lines) == 6
+
+
+def test_above_the_limit_the_component_fails_naming_the_worst_reasons(tmp_path, messy_folder):
+  with pytest.raises(report.IngestionError,
+                     match=r'rejected 6 of 26 records \(23\.1%\), above the limit of 1\.0%\. '
+                           r'Worst reasons: corrupt 1, format_not_accepted 1, not_an_image 1'):
+    harness.run(tmp_path, source='folder', input_base=str(messy_folder), image_shape=(8, 8, 1),
+                on_wrong_size='reject')
+
+
+def test_resize_policy_accepts_the_big_image(tmp_path, messy_folder):
+  result = harness.run(tmp_path, source='folder', input_base=str(messy_folder),
+                       image_shape=(8, 8, 1), max_bad_fraction=0.5)
+  assert 'wrong_size' not in result.report['rejected_by_reason']
+  assert result.report['accepted'] == 21
+
+
+def test_nothing_usable_fails(tmp_path):
+  data = tmp_path / 'data' / 'only'
+  data.mkdir(parents=True)
+  (data / 'a.png').write_bytes(b'')
+  with pytest.raises(report.IngestionError, match='no usable images among 1 records'):
+    harness.run(tmp_path, source='folder', input_base=str(tmp_path / 'data'),
+                image_shape=(8, 8, 1), max_bad_fraction=1.0)
 
 
 def test_missing_folder_is_reported(tmp_path):
   with pytest.raises(FileNotFoundError, match='does not exist'):
-    run_executor(tmp_path, source='folder', input_base=str(tmp_path / 'nope'),
-                 image_shape=(8, 8, 1))
+    harness.run(tmp_path, source='folder', input_base=str(tmp_path / 'nope'),
+                image_shape=(8, 8, 1))
 
 
 def test_unknown_source_is_rejected():

@@ -1,4 +1,4 @@
-"""Decoding and normalising single images, and the tf.Example layout."""
+"""Decoding and normalising single images under an image policy, and the tf.Example layout."""
 
 import io
 
@@ -15,55 +15,104 @@ def _encode(image: Image.Image, fmt: str = 'PNG') -> bytes:
   return buffer.getvalue()
 
 
+def _policy(shape=(8, 8, 1), **kwargs):
+  return images.ImagePolicy(shape, **kwargs)
+
+
 def test_grayscale_png_round_trips():
   pixels = np.arange(64, dtype=np.uint8).reshape(8, 8, 1) * 3
-  assert np.array_equal(images.normalize_image(images.encode_png(pixels), (8, 8, 1)), pixels)
+  assert np.array_equal(images.normalize_image(images.encode_png(pixels), _policy()), pixels)
 
 
 def test_colour_is_converted_to_grayscale_and_back():
-  rgb = Image.new('RGB', (8, 8), (255, 0, 0))
-  gray = images.normalize_image(_encode(rgb), (8, 8, 1))
+  gray = images.normalize_image(_encode(Image.new('RGB', (8, 8), (255, 0, 0))), _policy())
   assert gray.shape == (8, 8, 1)
   assert int(gray[0, 0, 0]) == 76  # ITU-R 601 luma of pure red
-  back = images.normalize_image(_encode(Image.new('L', (8, 8), 200)), (8, 8, 3))
+  back = images.normalize_image(_encode(Image.new('L', (8, 8), 200)), _policy((8, 8, 3)))
   assert back.shape == (8, 8, 3) and np.all(back == 200)
 
 
-def test_resizes_to_target_shape():
-  resized = images.normalize_image(_encode(Image.new('RGB', (40, 30), (10, 20, 30)), 'JPEG'),
-                                   (16, 12, 3))
-  assert resized.shape == (16, 12, 3)
+def test_resize_policy_resizes():
+  data = _encode(Image.new('RGB', (40, 30), (10, 20, 30)), 'JPEG')
+  assert images.normalize_image(data, _policy((16, 12, 3))).shape == (16, 12, 3)
+
+
+def test_reject_policy_rejects_other_sizes():
+  data = _encode(Image.new('L', (40, 30)))
+  with pytest.raises(images.ImageError, match='30x40 is not 8x8') as raised:
+    images.normalize_image(data, _policy(on_wrong_size='reject'))
+  assert raised.value.reason == images.WRONG_SIZE
+  exact = _encode(Image.new('L', (8, 8)))
+  assert images.normalize_image(exact, _policy(on_wrong_size='reject')).shape == (8, 8, 1)
+
+
+def test_formats_outside_the_policy_are_rejected():
+  tiff = _encode(Image.new('L', (8, 8)), 'TIFF')
+  with pytest.raises(images.ImageError, match='tiff is not one of') as raised:
+    images.normalize_image(tiff, _policy())
+  assert raised.value.reason == images.FORMAT_NOT_ACCEPTED
+  assert images.normalize_image(tiff, _policy(formats=('tiff',))).shape == (8, 8, 1)
+  jpeg = _encode(Image.new('L', (8, 8)), 'JPEG')
+  assert images.normalize_image(jpeg, _policy(formats=('jpg',))).shape == (8, 8, 1)
 
 
 def test_palette_and_alpha_images_are_accepted():
   palette = Image.new('P', (8, 8), 3)
   rgba = Image.new('RGBA', (8, 8), (0, 0, 255, 128))
-  assert images.normalize_image(_encode(palette), (8, 8, 3)).shape == (8, 8, 3)
-  assert images.normalize_image(_encode(rgba), (8, 8, 1)).shape == (8, 8, 1)
+  assert images.normalize_image(_encode(palette), _policy((8, 8, 3))).shape == (8, 8, 3)
+  assert images.normalize_image(_encode(rgba), _policy()).shape == (8, 8, 1)
 
 
 @pytest.mark.parametrize('data, reason', [
-    (b'', 'zero_byte'),
-    (b'hello, I am a text file', 'not_an_image'),
+    (b'', images.ZERO_BYTE),
+    (b'hello, I am a text file', images.NOT_AN_IMAGE),
 ])
 def test_unusable_bytes_get_a_reason(data, reason):
   with pytest.raises(images.ImageError, match=reason) as raised:
-    images.normalize_image(data, (8, 8, 1))
+    images.normalize_image(data, _policy())
   assert raised.value.reason == reason
 
 
 def test_truncated_file_is_corrupt():
   data = _encode(Image.new('RGB', (64, 64), (1, 2, 3)), 'JPEG')
   with pytest.raises(images.ImageError, match='corrupt') as raised:
-    images.normalize_image(data[:len(data) // 2], (8, 8, 1))
-  assert raised.value.reason == 'corrupt'
+    images.normalize_image(data[:len(data) // 2], _policy())
+  assert raised.value.reason == images.CORRUPT
 
 
 def test_sixteen_bit_images_are_an_unsupported_mode():
   deep = Image.fromarray(np.full((8, 8), 40000, dtype=np.uint16))
   with pytest.raises(images.ImageError, match='unsupported_mode') as raised:
-    images.normalize_image(_encode(deep), (8, 8, 1))
-  assert raised.value.reason == 'unsupported_mode'
+    images.normalize_image(_encode(deep), _policy())
+  assert raised.value.reason == images.UNSUPPORTED_MODE
+
+
+@pytest.mark.parametrize('shape, channels', [((8, 8), 1), ((8, 8, 1), 3), ((8, 8, 3), 1),
+                                             ((8, 8, 4), 3)])
+def test_pixel_arrays_are_converted(shape, channels):
+  pixels = np.full(shape, 100, dtype=np.uint8)
+  out = images.normalize_pixels(pixels, _policy((4, 4, channels)))
+  assert out.shape == (4, 4, channels) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize('pixels, match', [
+    (np.zeros((8, 8), dtype=np.float32), 'not 8-bit'),
+    (np.zeros((8, 8, 2), dtype=np.uint8), 'is not an image'),
+    (np.zeros((8,), dtype=np.uint8), 'is not an image'),
+])
+def test_unusable_arrays(pixels, match):
+  with pytest.raises(images.ImageError, match=match) as raised:
+    images.normalize_pixels(pixels, _policy())
+  assert raised.value.reason == images.UNSUPPORTED_MODE
+
+
+def test_policy_validation_and_json_round_trip():
+  policy = _policy((28, 28, 3), on_wrong_size='reject', formats=('png', 'jpg'))
+  assert images.ImagePolicy.from_json(policy.to_json()) == policy
+  with pytest.raises(ValueError, match='on_wrong_size'):
+    _policy(on_wrong_size='crop')
+  with pytest.raises(ValueError, match='unknown image formats'):
+    _policy(formats=('psd',))
 
 
 def test_example_layout():

@@ -1,0 +1,41 @@
+"""Image sources, chosen by name; all go through the same Beam pipeline."""
+
+from typing import Callable, Dict
+
+from components.image_example_gen.sources import base
+from components.image_example_gen.sources import builtin
+from components.image_example_gen.sources import folder
+from components.image_example_gen.sources import idx
+from components.image_example_gen.sources import npz
+from components.image_example_gen.sources import tfrecord
+
+DIGITS = 'digits'
+FASHION_MNIST = 'fashion-mnist'
+FOLDER = 'folder'
+IDX = 'idx'
+NPZ = 'npz'
+TFRECORD = 'tfrecord'
+
+_OPENERS: Dict[str, Callable[[str], base.ImageSource]] = {
+    DIGITS: lambda input_base: builtin.DigitsSource(),
+    FASHION_MNIST: lambda input_base: builtin.FashionMnistSource(input_base or None),
+    FOLDER: folder.FolderSource,
+    IDX: idx.IdxSource,
+    NPZ: npz.NpzSource,
+    TFRECORD: tfrecord.TfRecordSource,
+}
+SOURCES = tuple(_OPENERS)
+# Sources that read nothing but what a package ships.
+BUILT_IN = (DIGITS,)
+
+
+def open_source(name: str, input_base: str) -> base.ImageSource:
+  """Opens the source `name` reading `input_base` (a folder or URI; ignored by `digits`).
+
+  Raises:
+    ValueError: unknown source.
+    FileNotFoundError: the input is missing, with how to provide it.
+  """
+  if name not in _OPENERS:
+    raise ValueError(f'unknown image source {name!r}; expected one of {", ".join(SOURCES)}')
+  return _OPENERS[name](input_base)

@@ -1,0 +1,57 @@
+"""Runs ImageExampleGen's executor the way the launcher does, on small inputs."""
+
+import dataclasses
+import glob
+import os
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import standard_artifacts
+from tfx.utils import proto_utils
+
+from components import class_map
+from components.image_example_gen import component
+from components.image_example_gen import executor
+from components.image_example_gen import report
+
+
+@dataclasses.dataclass
+class Result:
+  splits: Dict[str, List[tf.train.Example]]
+  class_names: List[str]
+  report: Dict
+  report_uri: str
+
+
+def run(out_dir, beam_args: Optional[List[str]] = None, **component_args) -> Result:
+  gen = component.ImageExampleGen(**component_args)
+  exec_properties = {key: proto_utils.proto_to_json(value) if hasattr(value, 'DESCRIPTOR')
+                     else value for key, value in gen.exec_properties.items()}
+  outputs = {
+      'examples': standard_artifacts.Examples(),
+      'class_map': class_map.ClassMap(),
+      'ingestion_report': report.IngestionReport(),
+  }
+  for key, artifact in outputs.items():
+    artifact.uri = os.path.join(str(out_dir), key)
+  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args or [])
+  executor.Executor(context).Do({}, {k: [v] for k, v in outputs.items()}, exec_properties)
+  splits = {}
+  for split in ('train', 'eval'):
+    files = glob.glob(os.path.join(outputs['examples'].uri, f'Split-{split}', '*.gz'))
+    splits[split] = [tf.train.Example.FromString(r.numpy()) for r in
+                     tf.data.TFRecordDataset(files, compression_type='GZIP')]
+  assert outputs['examples'].split_names == '["train", "eval"]'
+  return Result(splits, class_map.read(outputs['class_map'].uri),
+                report.load(outputs['ingestion_report'].uri), outputs['ingestion_report'].uri)
+
+
+def value(example: tf.train.Example, key: str):
+  feature = example.features.feature[key]
+  values = feature.int64_list.value or feature.bytes_list.value
+  return values[0]
+
+
+def sources(examples) -> List[str]:
+  return sorted(value(e, 'source').decode() for e in examples)
