@@ -43,7 +43,9 @@ test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
 benchmarks: $(STAMP)
-	$(BIN)/python benchmarks/classifier_accuracy.py
+	$(BIN)/python benchmarks/model_quality.py --dataset digits
+	$(BIN)/python benchmarks/model_quality.py --dataset fashion-mnist
+	$(BIN)/python benchmarks/ingestion_throughput.py
 	$(BIN)/python benchmarks/wall_times.py
 
 clean:

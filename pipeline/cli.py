@@ -76,6 +76,8 @@ class _KnownNoiseFilter(logging.Filter):
       'property_predicate is not supported',
       # Transform does not tag its output with a payload format; the default is the right one.
       'does not have payload_format custom property',
+      # Loading a Keras SavedModel for inference; nothing asks for its gradients.
+      'with ops with unsaved custom gradients',
   )
 
   def filter(self, record: logging.LogRecord) -> bool:

@@ -24,6 +24,7 @@ ACTIVATIONS = ('relu', 'tanh')
 OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
 RUNNERS = ('beam', 'local')
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR')
+GAN_ARCHITECTURES = ('auto', 'dense', 'dcgan')
 
 
 class ConfigError(ValueError):
@@ -128,11 +129,13 @@ class ClassifierConfig:
   activation: str = 'relu'
   # Dropout rate after each hidden layer; 0 disables it.
   dropout: float = 0.3
+  # Standard deviation of Gaussian noise added to the [0, 1] pixels while training; 0 disables.
+  input_noise: float = 0.3
   optimizer: str = 'adam'
   learning_rate: float = 1e-3
   batch_size: int = 32
   # Train for `epochs` full passes, or for exactly `train_steps` batches when it is set.
-  epochs: int = 60
+  epochs: int = 100
   train_steps: Optional[int] = None
   # None evaluates on the whole eval split.
   eval_steps: Optional[int] = None
@@ -148,6 +151,9 @@ class ClassifierConfig:
     _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
            'classifier.dropout', f'must be within [0, 1), got {self.dropout!r}',
            'pass --classifier.dropout with a value such as 0.3, or 0 to disable it')
+    _check(isinstance(self.input_noise, (int, float)) and self.input_noise >= 0,
+           'classifier.input_noise', f'must be 0 or more, got {self.input_noise!r}',
+           'pass --classifier.input_noise with a value such as 0.3, or 0 to disable it')
     _check(self.optimizer in OPTIMIZERS, 'classifier.optimizer',
            f'unknown optimizer {self.optimizer!r}',
            f'pass --classifier.optimizer with one of {", ".join(OPTIMIZERS)}')
@@ -158,6 +164,73 @@ class ClassifierConfig:
     _check_positive(self.epochs, 'classifier.epochs')
     _check_positive(self.train_steps, 'classifier.train_steps', allow_none=True)
     _check_positive(self.eval_steps, 'classifier.eval_steps', allow_none=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class GanConfig:
+  """The GAN and how it is trained."""
+  # `dense` (MLP), `dcgan` (convolutional), or `auto`: dense under 16 pixels a side, else dcgan.
+  architecture: str = 'auto'
+  latent_dim: int = 64
+  # The global batch, split over the replicas of a distribution strategy.
+  batch_size: int = 64
+  # Training is epochs x steps_per_epoch steps; a sample grid is written after each epoch.
+  epochs: int = 15
+  steps_per_epoch: int = 200
+  # A faster generator keeps pace with the discriminator (measured on digits: distance 5.0 and
+  # 87% of the real classifier score, against 19.8 and 72% at 2e-4).
+  generator_learning_rate: float = 5e-4
+  discriminator_learning_rate: float = 2e-4
+  beta_1: float = 0.5
+  # Both learning rates decay exponentially to this fraction of their start by the last step.
+  lr_decay: float = 0.5
+  # One-sided label smoothing of the real targets; 0 disables it.
+  label_smoothing: float = 0.1
+
+  def __post_init__(self):
+    _check(self.architecture in GAN_ARCHITECTURES, 'gan.architecture',
+           f'unknown architecture {self.architecture!r}',
+           f'pass --gan.architecture with one of {", ".join(GAN_ARCHITECTURES)}')
+    for name in ('latent_dim', 'batch_size', 'epochs', 'steps_per_epoch'):
+      _check_positive(getattr(self, name), f'gan.{name}')
+    for name in ('generator_learning_rate', 'discriminator_learning_rate'):
+      _check(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0,
+             f'gan.{name}', f'must be positive, got {getattr(self, name)!r}',
+             f'pass --gan.{name} with a value such as 0.0002')
+    _check(isinstance(self.beta_1, (int, float)) and 0.0 <= self.beta_1 < 1.0, 'gan.beta_1',
+           f'must be within [0, 1), got {self.beta_1!r}', 'pass --gan.beta_1 0.5')
+    _check(isinstance(self.lr_decay, (int, float)) and 0.0 < self.lr_decay <= 1.0,
+           'gan.lr_decay', f'must be within (0, 1], got {self.lr_decay!r}',
+           'pass --gan.lr_decay 1 for a constant learning rate')
+    _check(isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 0.5,
+           'gan.label_smoothing', f'must be within [0, 0.5), got {self.label_smoothing!r}',
+           'pass --gan.label_smoothing 0.1, or 0 to disable it')
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorEvaluationConfig:
+  """Blessing thresholds for the generator (GeneratorEvaluator)."""
+  # Generated and real images compared, each.
+  num_samples: int = 1000
+  # Measured on digits at the default budget: trained generators 4-20, collapsed ones 50-100,
+  # an untrained one 110; score ratios 72-90% trained, 15-51% collapsed or untrained.
+  # The Fréchet classifier distance of generated to real eval images must be at most this.
+  max_distance: float = 40.0
+  # The generated classifier score must be at least this fraction of the real images' score.
+  min_score_ratio: float = 0.6
+  # ...and the distance at most this fraction above the latest blessed generator's.
+  max_distance_increase: float = 0.25
+
+  def __post_init__(self):
+    _check_positive(self.num_samples, 'generator_evaluation.num_samples')
+    _check(isinstance(self.max_distance, (int, float)) and self.max_distance > 0,
+           'generator_evaluation.max_distance', f'must be positive, got {self.max_distance!r}',
+           'pass --generator_evaluation.max_distance with a positive value')
+    _check_fraction(self.min_score_ratio, 'generator_evaluation.min_score_ratio')
+    _check(isinstance(self.max_distance_increase, (int, float)) and
+           self.max_distance_increase >= 0, 'generator_evaluation.max_distance_increase',
+           f'must be 0 or more, got {self.max_distance_increase!r}',
+           'pass --generator_evaluation.max_distance_increase 0.25')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +284,8 @@ class PipelineConfig:
   data: DataConfig = DataConfig()
   classifier: ClassifierConfig = ClassifierConfig()
   evaluation: EvaluationConfig = EvaluationConfig()
+  gan: GanConfig = GanConfig()
+  generator_evaluation: GeneratorEvaluationConfig = GeneratorEvaluationConfig()
   beam: BeamConfig = BeamConfig()
 
   def __post_init__(self):
@@ -228,6 +303,8 @@ def get_config(small: bool = False) -> PipelineConfig:
   return PipelineConfig(
       classifier=ClassifierConfig(hidden_units=(64,), epochs=8),
       evaluation=EvaluationConfig(min_accuracy=0.5, max_accuracy_drop=0.5),
+      gan=GanConfig(epochs=5, steps_per_epoch=300),
+      generator_evaluation=GeneratorEvaluationConfig(num_samples=300),
       beam=BeamConfig(direct_num_workers=2),
   )
 

@@ -10,6 +10,7 @@ from tfx import v1 as tfx
 from components import baseline_resolver
 from components import preprocessing
 from components.example_validation_gate.component import ExampleValidationGate
+from components.generator_evaluator.component import GeneratorEvaluator
 from components.image_example_gen.component import ImageExampleGen
 from components.image_schema_gen.component import ImageSchemaGen
 from components.trainer.component import Trainer
@@ -17,12 +18,18 @@ from pipeline import config as config_lib
 
 PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
 CLASSIFIER_RUN_FN = 'components.classifier.training.run_fn'
-CLASSIFIER = 'classifier'  # the model name under the serving root
+GAN_RUN_FN = 'components.gan.training.run_fn'
+# The model names under the serving root.
+CLASSIFIER = 'classifier'
+GENERATOR = 'generator'
 INGESTION_NODE = 'image_example_gen'
-# What the run summary reports for each model: its evaluator, pusher and headline metric.
+# What the run summary reports for each model: its evaluator (TFMA's or the generator's),
+# pusher and headline metric.
 EVALUATED_MODELS = {
     CLASSIFIER: {'evaluator': 'classifier_evaluator', 'pusher': 'classifier_pusher',
-                 'metric': 'sparse_categorical_accuracy'},
+                 'metric': 'sparse_categorical_accuracy', 'kind': 'tfma'},
+    GENERATOR: {'evaluator': 'generator_evaluator', 'pusher': 'generator_pusher',
+                'metric': 'frechet_classifier_distance', 'kind': 'generator'},
 }
 
 _CODE_PACKAGE = os.path.dirname(os.path.abspath(preprocessing.__file__))
@@ -68,6 +75,19 @@ def classifier_eval_config(evaluation: config_lib.EvaluationConfig) -> tfma.Eval
                       direction=tfma.MetricDirection.HIGHER_IS_BETTER,
                       absolute={'value': -evaluation.max_accuracy_drop}))),
       ])])
+
+
+def _pusher(config: config_lib.PipelineConfig, model_name: str, model: tfx.dsl.Channel,
+            blessing: tfx.dsl.Channel) -> tfx.components.Pusher:
+  """Pushes a blessed model to `<serving_root>/<model_name>/<version>/`."""
+  return tfx.components.Pusher(
+      model=model,
+      model_blessing=blessing,
+      push_destination=tfx.proto.PushDestination(
+          filesystem=tfx.proto.PushDestination.Filesystem(
+              base_directory=os.path.join(_local_or_uri(config.paths.serving_root),
+                                          model_name))),
+  ).with_id(f'{model_name}_pusher')
 
 
 def create_pipeline(config: config_lib.PipelineConfig,
@@ -144,22 +164,50 @@ def create_pipeline(config: config_lib.PipelineConfig,
       eval_config=classifier_eval_config(config.evaluation),
   ).with_id('classifier_evaluator')
 
-  classifier_pusher = tfx.components.Pusher(
-      model=classifier_trainer.outputs['model'],
-      model_blessing=classifier_evaluator.outputs['blessing'],
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=os.path.join(_local_or_uri(config.paths.serving_root),
-                                          CLASSIFIER))),
-  ).with_id('classifier_pusher')
+  classifier_pusher = _pusher(config, CLASSIFIER, classifier_trainer.outputs['model'],
+                              classifier_evaluator.outputs['blessing'])
+
+  gan_trainer = Trainer(
+      run_fn=GAN_RUN_FN,
+      examples=transform.outputs['transformed_examples'],
+      transform_graph=transform.outputs['transform_graph'],
+      schema=schema_gen.outputs['schema'],
+      custom_config={
+          'gan': config_lib.to_dict(config.gan),
+          preprocessing.IMAGE_SHAPE: list(image_shape),
+          'seed': config.seed,
+          'code_version': code_version,
+      }).with_id('gan_trainer')
+  gan_trainer.add_upstream_node(validation_gate)
+
+  generator_baseline = baseline_resolver.latest_blessed_baseline(
+      candidate=gan_trainer.outputs['model'], trainer_id='gan_trainer',
+      evaluator_id='generator_evaluator').with_id('latest_blessed_generator_resolver')
+
+  generator_evaluation = config.generator_evaluation
+  generator_evaluator = GeneratorEvaluator(
+      model=gan_trainer.outputs['model'],
+      classifier=classifier_trainer.outputs['model'],
+      examples=example_gen.outputs['examples'],
+      baseline_model=generator_baseline.outputs['model'],
+      num_samples=generator_evaluation.num_samples,
+      max_distance=generator_evaluation.max_distance,
+      min_score_ratio=generator_evaluation.min_score_ratio,
+      max_distance_increase=generator_evaluation.max_distance_increase,
+      seed=config.seed,
+  ).with_id('generator_evaluator')
+
+  generator_pusher = _pusher(config, GENERATOR, gan_trainer.outputs['model'],
+                             generator_evaluator.outputs['blessing'])
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=_local_or_uri(config.paths.pipeline_root),
       components=[
           example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-          transform, classifier_trainer, classifier_baseline, classifier_evaluator,
-          classifier_pusher,
+          transform,
+          classifier_trainer, classifier_baseline, classifier_evaluator, classifier_pusher,
+          gan_trainer, generator_baseline, generator_evaluator, generator_pusher,
       ],
       enable_cache=config.enable_cache,
       metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(

@@ -36,6 +36,8 @@ class ModelResult:
   blessed: Optional[bool] = None
   reason: str = ''
   pushed_to: Optional[str] = None
+  # Further figures worth a line, e.g. the real-data reference of a generator's metrics.
+  details: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -176,13 +178,31 @@ def _model_result(store: _Store, by_node, model_name: str, ids: Dict[str, str]) 
   if 'blessing' in outputs:
     result.blessed = _custom(outputs['blessing'], 'blessed') == 1
   if 'evaluation' in outputs:
-    _read_tfma(outputs['evaluation'].uri, result)
+    if ids.get('kind') == 'generator':
+      _read_generator_metrics(outputs['evaluation'].uri, result)
+    else:
+      _read_tfma(outputs['evaluation'].uri, result)
+  if 'blessing' in outputs and _custom(outputs['blessing'], 'reason'):
+    result.reason = _custom(outputs['blessing'], 'reason')
   pusher = by_node.get(ids['pusher'])
   if pusher is not None:
     pushed = store.outputs(pusher.id).get('pushed_model')
     if pushed is not None and _custom(pushed, 'pushed') == 1:
       result.pushed_to = _custom(pushed, 'pushed_destination')
   return result
+
+
+def _read_generator_metrics(uri: str, result: ModelResult) -> None:
+  path = os.path.join(uri, 'metrics.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    figures = json.load(f)
+  result.metric = figures[result.metric_name]
+  result.example_count = figures['num_samples']
+  result.details = {key: figures[key] for key in (
+      'real_frechet_classifier_distance', 'classifier_score', 'real_classifier_score',
+      'baseline_frechet_classifier_distance') if key in figures}
 
 
 def _read_tfma(uri: str, result: ModelResult) -> None:
@@ -250,6 +270,8 @@ def _format_model(model: ModelResult) -> str:
   line = f'{model.name}: {model.metric_name} {model.metric:.4f}{count}, {verdict}'
   if model.reason:
     line += f' ({model.reason})'
+  if model.details:
+    line += '\n  ' + ', '.join(f'{key} {value:.4f}' for key, value in model.details.items())
   if model.pushed_to:
     line += f'\n  pushed to {model.pushed_to}'
   elif model.blessed:

@@ -11,7 +11,7 @@ OUTPUT_LAYER = 'probabilities'
 
 def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
                      hidden_units: Sequence[int], activation: str = 'relu',
-                     dropout: float = 0.0) -> keras.Model:
+                     dropout: float = 0.0, input_noise: float = 0.0) -> keras.Model:
   """Flatten -> Dense hidden layers -> softmax over the classes, h = phi(xW + b).
 
   Args:
@@ -20,6 +20,7 @@ def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
     hidden_units: units of each hidden layer; the last one is named `features`.
     activation: `relu` or `tanh`.
     dropout: rate of the dropout after each hidden layer (training only); 0 for none.
+    input_noise: stddev of Gaussian noise on the input pixels (training only); 0 for none.
 
   Returns:
     An uncompiled keras.Model from `image` to `probabilities`.
@@ -27,7 +28,10 @@ def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
   if num_classes < 2:
     raise ValueError(f'a classifier needs at least 2 classes, got {num_classes}')
   inputs = keras.Input(shape=image_shape, name=INPUT_NAME)
-  x = keras.layers.Flatten(name='flatten')(inputs)
+  x = inputs
+  if input_noise:
+    x = keras.layers.GaussianNoise(input_noise, name='input_noise')(x)
+  x = keras.layers.Flatten(name='flatten')(x)
   for index, units in enumerate(hidden_units):
     last = index == len(hidden_units) - 1
     x = keras.layers.Dense(units, activation=activation,

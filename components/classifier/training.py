@@ -16,6 +16,7 @@ from pipeline import config as config_lib
 
 IMAGES_SIGNATURE = 'serving_default'
 EXAMPLES_SIGNATURE = 'serving_examples'
+FEATURES_SIGNATURE = 'image_features'
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
@@ -44,7 +45,7 @@ def train(config: config_lib.ClassifierConfig, image_shape, num_classes: int,
           eval_steps=None) -> keras.Model:
   """Builds, compiles and fits the classifier; returns the trained model."""
   model = model_lib.build_classifier(image_shape, num_classes, config.hidden_units,
-                                     config.activation, config.dropout)
+                                     config.activation, config.dropout, config.input_noise)
   model_lib.compile_classifier(model, config.optimizer, config.learning_rate)
   model.summary(print_fn=logging.info)
   if config.train_steps is not None:
@@ -66,6 +67,9 @@ def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
     serving_examples: `examples`, [batch] serialized tf.Example with an `image` feature.
   Both return `probabilities` [batch, classes] float32, `class_ids` [batch] int64 and
   `class_names` [batch] string.
+    image_features: `images`, [batch, h, w, c] float32 pixels in [0, 1] (Transform's output)
+      -> `features` [batch, units], the last hidden layer, and `probabilities`. The GAN's
+      metrics live in this feature space.
   """
   model.tft_layer = tf_transform_output.transform_features_layer()
   names = tf.constant(list(class_names))
@@ -91,4 +95,19 @@ def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
   model.save(export_dir, save_format='tf', signatures={
       IMAGES_SIGNATURE: serve_images,
       EXAMPLES_SIGNATURE: serve_examples,
+      FEATURES_SIGNATURE: features_signature(model),
   })
+
+
+def features_signature(model: keras.Model) -> tf.types.experimental.GenericFunction:
+  """[batch, h, w, c] pixels in [0, 1] -> `features` (the last hidden layer), `probabilities`."""
+  embedding = keras.Model(model.input, [model.get_layer(model_lib.FEATURES_LAYER).output,
+                                         model.output])
+
+  @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32,
+                                              name='images')])
+  def image_features(images):
+    features, probabilities = embedding(images, training=False)
+    return {'features': features, 'probabilities': probabilities}
+
+  return image_features

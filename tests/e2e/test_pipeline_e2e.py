@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
@@ -73,6 +74,24 @@ def test_first_run_pushes_a_blessed_classifier(two_runs):
   assert len(glob.glob(str(root / 'serving' / 'classifier' / '*' / 'saved_model.pb'))) == 1
 
 
+def test_first_run_trains_evaluates_and_pushes_the_generator(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  assert 'generator: frechet_classifier_distance' in first.stdout
+  assert 'real_frechet_classifier_distance' in first.stdout
+  pushed = glob.glob(str(root / 'serving' / 'generator' / '*'))
+  assert len(pushed) == 1, first.stdout
+  generator = tf.saved_model.load(pushed[0])
+  out = generator.signatures['generate'](num_images=tf.constant(4), seed=tf.constant(7, tf.int64))
+  assert out['images'].shape == (4, 8, 8, 1) and out['png'].shape == (4,)
+  grids = glob.glob(str(root / 'pipeline' / 'gan_trainer' / 'model_run' / '*' / 'samples' /
+                        'epoch_0005.png'))
+  assert len(grids) == 1
+  samples = glob.glob(str(root / 'pipeline' / 'generator_evaluator' / 'evaluation' / '*' /
+                          'samples.png'))
+  assert len(samples) == 1
+
+
 def test_pushed_model_classifies_held_out_pngs(two_runs):
   root, first, _ = two_runs
   assert first.returncode == 0, first.stderr
@@ -116,6 +135,7 @@ def test_rerun_is_served_from_the_cache(two_runs):
     assert state == metadata_store_pb2.Execution.CACHED, node
     assert outputs == first_run[node][1], node
   assert len(glob.glob(str(root / 'serving' / 'classifier' / '*'))) == 1
+  assert len(glob.glob(str(root / 'serving' / 'generator' / '*'))) == 1
 
 
 def test_planted_anomaly_stops_before_the_trainer(tmp_path):
@@ -136,5 +156,6 @@ def test_planted_anomaly_stops_before_the_trainer(tmp_path):
   assert 'digit_2' in error_lines[0]
   assert _tracebacks(result.stderr) == []
   summary = result.stdout[result.stdout.index('Run '):]
-  assert 'classifier_trainer' in summary and 'not run' in summary
+  for trainer in ('classifier_trainer', 'gan_trainer'):
+    assert re.search(rf'{trainer}\s+not run', summary), summary
   assert not os.path.exists(tmp_path / 'serving' / 'classifier')

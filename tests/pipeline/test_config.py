@@ -31,6 +31,7 @@ def test_small_variant_trains_less():
      "unknown activation 'sigmoid'.*relu, tanh"),
     ('classifier', {'optimizer': 'lbfgs'}, 'classifier.optimizer', "unknown optimizer 'lbfgs'"),
     ('classifier', {'dropout': 1.0}, 'classifier.dropout', r'within \[0, 1\)'),
+    ('classifier', {'input_noise': -1.0}, 'classifier.input_noise', 'must be 0 or more'),
     ('classifier', {'learning_rate': 0.0}, 'classifier.learning_rate', 'must be positive'),
     ('classifier', {'hidden_units': ()}, 'classifier.hidden_units', 'at least one hidden'),
     ('classifier', {'hidden_units': (64, 0)}, 'classifier.hidden_units', 'positive integer'),

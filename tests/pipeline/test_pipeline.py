@@ -34,10 +34,30 @@ def test_component_ids_and_order(built):
   assert {'schema_gen', 'transform', 'latest_blessed_classifier_resolver'} <= set(ids)
 
 
-def test_trainer_waits_for_the_validation_gate(built):
+@pytest.mark.parametrize('trainer', ['classifier_trainer', 'gan_trainer'])
+def test_trainers_wait_for_the_validation_gate(built, trainer):
   _, pipeline = built
-  trainer = _node(pipeline, 'classifier_trainer')
-  assert 'example_validation_gate' in {n.id for n in trainer.upstream_nodes}
+  assert 'example_validation_gate' in {n.id for n in _node(pipeline, trainer).upstream_nodes}
+
+
+def test_both_models_side_by_side(built):
+  _, pipeline = built
+  ids = [c.id for c in pipeline.components]
+  for node in ('gan_trainer', 'latest_blessed_generator_resolver', 'generator_evaluator',
+               'generator_pusher'):
+    assert node in ids
+  evaluator = _node(pipeline, 'generator_evaluator')
+  # The generator is judged with the classifier trained in the same run.
+  assert {n.id for n in evaluator.upstream_nodes} >= {
+      'gan_trainer', 'classifier_trainer', 'image_example_gen',
+      'latest_blessed_generator_resolver'}
+  resolver = _node(pipeline, 'latest_blessed_generator_resolver')
+  assert 'gan_trainer' in {n.id for n in resolver.upstream_nodes}
+  destination = json.loads(_node(pipeline, 'generator_pusher').exec_properties[
+      'push_destination'])
+  assert destination['filesystem']['base_directory'] == '/tmp/ganpipe-test/serving/generator'
+  custom = json.loads(_node(pipeline, 'gan_trainer').exec_properties['custom_config'])
+  assert custom['gan']['epochs'] == 5 and custom['image_shape'] == [8, 8, 1]
 
 
 def test_trainer_gets_the_classifier_config(built):

@@ -13,15 +13,18 @@ from components.classifier import model as model_lib
     # 28*28*3 = 2352 inputs: (2352*64 + 64) + (64*5 + 5)
     ((28, 28, 3), (64,), 5, 150_592 + 325),
 ])
-@pytest.mark.parametrize('dropout', [0.0, 0.3])
-def test_shapes_and_parameter_counts(image_shape, hidden, classes, expected_params, dropout):
-  model = model_lib.build_classifier(image_shape, classes, hidden, 'relu', dropout)
+@pytest.mark.parametrize('dropout, input_noise', [(0.0, 0.0), (0.3, 0.3)])
+def test_shapes_and_parameter_counts(image_shape, hidden, classes, expected_params, dropout,
+                                     input_noise):
+  model = model_lib.build_classifier(image_shape, classes, hidden, 'relu', dropout, input_noise)
   assert model.input_shape == (None, *image_shape)
   assert model.output_shape == (None, classes)
   assert model.count_params() == expected_params
   assert model.get_layer(model_lib.FEATURES_LAYER).units == hidden[-1]
   dropouts = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
   assert len(dropouts) == (len(hidden) if dropout else 0)
+  noises = [layer for layer in model.layers if isinstance(layer, keras.layers.GaussianNoise)]
+  assert len(noises) == (1 if input_noise else 0)
 
 
 @pytest.mark.parametrize('activation', ['relu', 'tanh'])

@@ -1,0 +1,213 @@
+"""The GAN: generator and discriminator builders, the losses, and a keras.Model with train_step.
+
+The generator maps noise z to an image G(z) in [-1, 1] (tanh); the discriminator maps an image
+to one logit, real vs fake. Both are trained with binary cross-entropy on logits, the generator
+with the non-saturating loss, in alternating updates with separate optimizers. Batch
+normalisation is synchronised across replicas, so a step over N devices updates the weights as
+one step over the same global batch on one device.
+"""
+
+from typing import Callable, Dict, Optional, Tuple
+
+import tensorflow as tf
+import tf_keras as keras
+
+DENSE = 'dense'
+DCGAN = 'dcgan'
+ARCHITECTURES = (DENSE, DCGAN)
+
+
+def resolve_architecture(architecture: str, image_shape: Tuple[int, int, int]) -> str:
+  """`auto` is the dense GAN for images under 16 pixels a side, the DCGAN otherwise."""
+  if architecture != 'auto':
+    return architecture
+  return DENSE if min(image_shape[:2]) < 16 else DCGAN
+
+
+def build_generator(architecture: str, latent_dim: int,
+                    image_shape: Tuple[int, int, int]) -> keras.Model:
+  """noise [batch, latent_dim] -> images [batch, h, w, c] in [-1, 1]."""
+  builders = {DENSE: _dense_generator, DCGAN: _dcgan_generator}
+  if architecture not in builders:
+    raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
+                     f'{", ".join(ARCHITECTURES)}')
+  return builders[architecture](latent_dim, image_shape)
+
+
+def build_discriminator(architecture: str, image_shape: Tuple[int, int, int]) -> keras.Model:
+  """images [batch, h, w, c] in [-1, 1] -> one real-vs-fake logit [batch, 1]."""
+  builders = {DENSE: _dense_discriminator, DCGAN: _dcgan_discriminator}
+  if architecture not in builders:
+    raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
+                     f'{", ".join(ARCHITECTURES)}')
+  return builders[architecture](image_shape)
+
+
+def _dense_generator(latent_dim, image_shape):
+  pixels = image_shape[0] * image_shape[1] * image_shape[2]
+  noise = keras.Input((latent_dim,), name='noise')
+  x = noise
+  for units in (256, 512):
+    x = keras.layers.Dense(units, use_bias=False)(x)
+    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    x = keras.layers.LeakyReLU(0.2)(x)
+  x = keras.layers.Dense(pixels, activation='tanh', dtype='float32')(x)
+  images = keras.layers.Reshape(image_shape, name='images')(x)
+  return keras.Model(noise, images, name='dense_generator')
+
+
+def _dense_discriminator(image_shape):
+  images = keras.Input(image_shape, name='images')
+  x = keras.layers.Flatten()(images)
+  for units in (512, 256):
+    x = keras.layers.Dense(units)(x)
+    x = keras.layers.LeakyReLU(0.2)(x)
+  logits = keras.layers.Dense(1, dtype='float32', name='logits')(x)
+  return keras.Model(images, logits, name='dense_discriminator')
+
+
+def _check_dcgan_shape(image_shape):
+  height, width, _ = image_shape
+  if height % 4 or width % 4:
+    raise ValueError(f'the DCGAN upsamples twice by 2, so height and width must be multiples '
+                     f'of 4; got {height}x{width}. Use --data.image_size or --gan.architecture '
+                     'dense')
+
+
+def _dcgan_generator(latent_dim, image_shape):
+  _check_dcgan_shape(image_shape)
+  height, width, channels = image_shape
+  noise = keras.Input((latent_dim,), name='noise')
+  x = keras.layers.Dense((height // 4) * (width // 4) * 128, use_bias=False)(noise)
+  x = keras.layers.BatchNormalization(synchronized=True)(x)
+  x = keras.layers.LeakyReLU(0.2)(x)
+  x = keras.layers.Reshape((height // 4, width // 4, 128))(x)
+  for filters in (128, 64):
+    x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding='same', use_bias=False)(x)
+    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    x = keras.layers.LeakyReLU(0.2)(x)
+  images = keras.layers.Conv2D(channels, 5, padding='same', activation='tanh', dtype='float32',
+                               name='images')(x)
+  return keras.Model(noise, images, name='dcgan_generator')
+
+
+def _dcgan_discriminator(image_shape):
+  _check_dcgan_shape(image_shape)
+  images = keras.Input(image_shape, name='images')
+  x = images
+  for filters in (64, 128):
+    x = keras.layers.Conv2D(filters, 4, strides=2, padding='same')(x)
+    x = keras.layers.LeakyReLU(0.2)(x)
+  x = keras.layers.Flatten()(x)
+  x = keras.layers.Dropout(0.3)(x)
+  logits = keras.layers.Dense(1, dtype='float32', name='logits')(x)
+  return keras.Model(images, logits, name='dcgan_discriminator')
+
+
+def discriminator_losses(real_logits: tf.Tensor, fake_logits: tf.Tensor,
+                         label_smoothing: float = 0.0) -> tf.Tensor:
+  """Per-example discriminator loss: BCE(real -> 1 - smoothing) + BCE(fake -> 0).
+
+  One-sided label smoothing softens only the real targets, so the discriminator is never
+  rewarded for calling fakes partly real.
+  """
+  real_targets = tf.fill(tf.shape(real_logits), 1.0 - label_smoothing)
+  real = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_targets, logits=real_logits)
+  fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits),
+                                                 logits=fake_logits)
+  return tf.reduce_mean(real, axis=-1) + tf.reduce_mean(fake, axis=-1)
+
+
+def generator_losses(fake_logits: tf.Tensor) -> tf.Tensor:
+  """Per-example non-saturating generator loss: BCE(fake -> 1), i.e. -log D(G(z))."""
+  loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
+                                                 logits=fake_logits)
+  return tf.reduce_mean(loss, axis=-1)
+
+
+class GAN(keras.Model):
+  """Trains `generator` and `discriminator` against each other with `fit()`.
+
+  Each `train_step` updates the discriminator on a real batch and a generated batch, then the
+  generator on a fresh generated batch, each with its own GradientTape and optimizer. Losses are
+  averaged over the global batch, so the step is right under any tf.distribute strategy, and
+  loss-scaling optimizers (mixed precision) are honoured.
+  """
+
+  def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
+               label_smoothing: float = 0.0,
+               noise_fn: Optional[Callable[[tf.Tensor, int], tf.Tensor]] = None, **kwargs):
+    """Wires the two networks together.
+
+    Args:
+      generator: noise -> images in [-1, 1].
+      discriminator: images -> one logit.
+      latent_dim: the noise size.
+      label_smoothing: one-sided smoothing of the real targets.
+      noise_fn: (real batch, 0 for the discriminator step or 1 for the generator step) ->
+        noise; standard normal noise when None. Tests pass a deterministic one.
+    """
+    super().__init__(**kwargs)
+    self.generator = generator
+    self.discriminator = discriminator
+    self.latent_dim = latent_dim
+    self.label_smoothing = label_smoothing
+    self.noise_fn = noise_fn
+    self.d_loss_tracker = keras.metrics.Mean(name='d_loss')
+    self.g_loss_tracker = keras.metrics.Mean(name='g_loss')
+
+  def compile(self, d_optimizer: keras.optimizers.Optimizer,
+              g_optimizer: keras.optimizers.Optimizer, **kwargs):
+    super().compile(**kwargs)
+    self.d_optimizer = d_optimizer
+    self.g_optimizer = g_optimizer
+
+  @property
+  def metrics(self):
+    return [self.d_loss_tracker, self.g_loss_tracker]
+
+  def call(self, noise, training=False):
+    return self.generator(noise, training=training)
+
+  def _noise(self, real: tf.Tensor, step: int) -> tf.Tensor:
+    if self.noise_fn is not None:
+      return self.noise_fn(real, step)
+    return tf.random.normal([tf.shape(real)[0], self.latent_dim])
+
+  def _global_mean(self, per_example: tf.Tensor) -> tf.Tensor:
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    global_batch = tf.shape(per_example)[0] * replicas
+    return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+
+  @staticmethod
+  def _apply(optimizer, tape, loss, variables):
+    scaled = optimizer.get_scaled_loss(loss) if hasattr(optimizer, 'get_scaled_loss') else loss
+    gradients = tape.gradient(scaled, variables)
+    if hasattr(optimizer, 'get_unscaled_gradients'):
+      gradients = optimizer.get_unscaled_gradients(gradients)
+    optimizer.apply_gradients(zip(gradients, variables))
+
+  def train_step(self, data) -> Dict[str, tf.Tensor]:
+    real = data[0] if isinstance(data, tuple) else data
+
+    noise = self._noise(real, 0)
+    with tf.GradientTape() as tape:
+      fake = self.generator(noise, training=True)
+      real_logits = self.discriminator(real, training=True)
+      fake_logits = self.discriminator(fake, training=True)
+      d_per_example = discriminator_losses(tf.cast(real_logits, tf.float32),
+                                           tf.cast(fake_logits, tf.float32),
+                                           self.label_smoothing)
+      d_loss = self._global_mean(d_per_example)
+    self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+
+    noise = self._noise(real, 1)
+    with tf.GradientTape() as tape:
+      fake_logits = self.discriminator(self.generator(noise, training=True), training=True)
+      g_per_example = generator_losses(tf.cast(fake_logits, tf.float32))
+      g_loss = self._global_mean(g_per_example)
+    self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+
+    self.d_loss_tracker.update_state(d_per_example)
+    self.g_loss_tracker.update_state(g_per_example)
+    return {m.name: m.result() for m in self.metrics}
