@@ -31,7 +31,7 @@ $(STAMP): requirements.lock setup.py | $(BIN)/python
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ganpipe run
+	$(BIN)/ganpipe demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,8 @@ import traceback
 from typing import List, Optional
 
 from pipeline import config as config_lib
+from serving import client_cli
+from serving import serve_command
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -124,12 +126,25 @@ def _build_parser() -> argparse.ArgumentParser:
   _add_config_flags(run)
   run.set_defaults(handler=_run)
 
+  demo = commands.add_parser(
+      'demo', help='run the pipeline, then serve the pushed models and query them over gRPC',
+      description='What `make demo` runs: the pipeline, then a model server on the pushed models, '
+                  'a few eval images classified and a grid generated over gRPC, then shutdown.')
+  demo.add_argument('--small', action='store_true',
+                    help='start from the small, quick configuration used by the tests')
+  demo.add_argument('--num-images', type=int, default=8, help='eval images to classify')
+  _add_config_flags(demo)
+  demo.set_defaults(handler=_demo)
+
   status = commands.add_parser('status', help='show the latest run',
                                description='Summarise the latest run from ML Metadata.')
   status.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
   status.add_argument('--json', action='store_true', help='print machine-readable JSON')
   _add_config_flags(status)
   status.set_defaults(handler=_status)
+
+  serve_command.add_parser(commands)
+  client_cli.add_parsers(commands)
   return parser
 
 
@@ -154,6 +169,14 @@ def _run(args: argparse.Namespace) -> int:
            ('' if args.verbose else ' (run with --verbose for the traceback)'))
     return EXIT_FAILED
   return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+  code = _run(args)
+  if code != 0:
+    return code
+  from pipeline import serving_demo  # pylint: disable=import-outside-toplevel
+  return serving_demo.run(_config_from_args(args), sys.stdout, num_images=args.num_images)
 
 
 def _status(args: argparse.Namespace) -> int:

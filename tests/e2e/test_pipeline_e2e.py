@@ -20,11 +20,11 @@ pytestmark = pytest.mark.e2e
 GANPIPE = os.path.join(os.path.dirname(sys.executable), 'ganpipe')
 
 
-def _ganpipe(root, *flags, timeout=1200):
+def _ganpipe(root, *flags, timeout=1200, command='run'):
   paths = ['--paths.pipeline_root', str(root / 'pipeline'),
            '--paths.metadata_path', str(root / 'metadata.sqlite'),
            '--paths.serving_root', str(root / 'serving')]
-  return subprocess.run([GANPIPE, 'run', '--small', *paths, *flags], capture_output=True,
+  return subprocess.run([GANPIPE, command, '--small', *paths, *flags], capture_output=True,
                         text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -61,8 +61,21 @@ def _tracebacks(stderr):
 def two_runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('digits')
   first = _ganpipe(root)
-  second = _ganpipe(root)
+  # `make demo` runs `ganpipe demo`: the (now cached) pipeline, then serving and gRPC queries.
+  second = _ganpipe(root, command='demo')
   return root, first, second
+
+
+def test_demo_serves_the_pushed_models_and_queries_them_over_grpc(two_runs):
+  root, _, second = two_runs
+  assert second.returncode == 0, second.stdout + second.stderr
+  assert re.search(r'classifier version \d+: AVAILABLE', second.stdout), second.stdout
+  assert re.search(r'generator version \d+: AVAILABLE', second.stdout), second.stdout
+  right = re.search(r'(\d+)/8 right', second.stdout)
+  assert right and int(right.group(1)) >= 6, second.stdout
+  grid = tf.io.decode_png(tf.io.read_file(str(root / 'generated_grid.png'))).numpy()
+  assert grid.shape == (4 * 9 + 1, 4 * 9 + 1, 1) and grid.std() > 0  # 16 8x8 images, 1px gaps
+  assert 'Server stopped.' in second.stdout
 
 
 def test_first_run_pushes_a_blessed_classifier(two_runs):

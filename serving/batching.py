@@ -1,0 +1,136 @@
+"""Server-side batching of concurrent requests, with TF Serving's batching parameters."""
+
+import concurrent.futures
+import threading
+import time
+from typing import Dict, List, Mapping, Tuple
+
+import grpc
+import numpy as np
+
+from serving import config as config_lib
+from serving import errors
+from serving import servable as servable_lib
+
+Inputs = Mapping[str, np.ndarray]
+
+
+class _Task:
+  __slots__ = ('inputs', 'size', 'future', 'enqueued')
+
+  def __init__(self, inputs: Inputs):
+    self.inputs = inputs
+    self.size = next(iter(inputs.values())).shape[0]
+    self.future = concurrent.futures.Future()
+    self.enqueued = time.monotonic()
+
+
+class BatchScheduler:
+  """Groups requests to the same signature of the same version into one call.
+
+  A batch runs when it reaches `max_batch_size` rows or its oldest request has waited
+  `batch_timeout_micros`. `num_batch_threads` batches run at once. Requests whose inputs differ
+  outside dimension 0 go to separate batches, and signatures without a batch dimension run alone.
+  """
+
+  def __init__(self, parameters: config_lib.BatchingParameters):
+    self._params = parameters
+    self._timeout = parameters.batch_timeout_micros / 1e6
+    self._queues: Dict[Tuple, List[_Task]] = {}
+    self._signatures: Dict[Tuple, servable_lib.Signature] = {}
+    self._cond = threading.Condition()
+    self._stopping = False
+    self._threads = [threading.Thread(target=self._work, name=f'batch-{i}', daemon=True)
+                     for i in range(parameters.num_batch_threads)]
+    for thread in self._threads:
+      thread.start()
+
+  def run(self, signature: servable_lib.Signature, inputs: Inputs) -> Dict[str, np.ndarray]:
+    """Runs `signature` on `inputs`, batched with concurrent requests where possible."""
+    sizes = {value.shape[0] for value in inputs.values()}
+    if not signature.batchable or len(sizes) != 1:
+      return signature(inputs)
+    task = _Task(inputs)
+    if task.size > self._params.max_batch_size:
+      return signature(inputs)
+    key = (id(signature),) + tuple(sorted((k, v.shape[1:]) for k, v in inputs.items()))
+    with self._cond:
+      if self._stopping:
+        raise errors.ServingError(grpc.StatusCode.UNAVAILABLE, 'the server is shutting down')
+      queue = self._queues.setdefault(key, [])
+      if len(queue) >= self._params.max_enqueued_batches * self._params.max_batch_size:
+        raise errors.ServingError(grpc.StatusCode.UNAVAILABLE,
+                                  'The batch scheduling queue to which this task was submitted '
+                                  'is full; retry later')
+      queue.append(task)
+      self._signatures[key] = signature
+      self._cond.notify()
+    return task.future.result()
+
+  def stop(self) -> None:
+    """Runs what is queued, then stops the batch threads."""
+    with self._cond:
+      self._stopping = True
+      self._cond.notify_all()
+    for thread in self._threads:
+      thread.join()
+
+  def _work(self) -> None:
+    while True:
+      with self._cond:
+        batch = self._next_batch()
+        while batch is None:
+          if self._stopping and not any(self._queues.values()):
+            return
+          self._cond.wait(self._wait_time())
+          batch = self._next_batch()
+      signature, tasks = batch
+      self._run(signature, tasks)
+
+  def _wait_time(self):
+    oldest = [queue[0].enqueued for queue in self._queues.values() if queue]
+    if not oldest:
+      return None
+    return max(0.0, min(oldest) + self._timeout - time.monotonic())
+
+  def _next_batch(self):
+    """Takes a full or timed-out batch off a queue; the caller holds the lock."""
+    now = time.monotonic()
+    for key, queue in self._queues.items():
+      if not queue:
+        continue
+      rows = sum(task.size for task in queue)
+      if (rows >= self._params.max_batch_size or now - queue[0].enqueued >= self._timeout or
+          self._stopping):
+        tasks, total = [], 0
+        while queue and total + queue[0].size <= self._params.max_batch_size:
+          total += queue[0].size
+          tasks.append(queue.pop(0))
+        return self._signatures[key], tasks
+    return None
+
+  @staticmethod
+  def _run(signature: servable_lib.Signature, tasks: List[_Task]) -> None:
+    try:
+      if len(tasks) == 1:
+        tasks[0].future.set_result(signature(tasks[0].inputs))
+        return
+      merged = {key: np.concatenate([task.inputs[key] for task in tasks])
+                for key in tasks[0].inputs}
+      outputs = signature(merged)
+      total = sum(task.size for task in tasks)
+      for key, value in outputs.items():
+        if value.ndim == 0 or value.shape[0] != total:
+          raise errors.ServingError(
+              grpc.StatusCode.INTERNAL, f'batched output {key!r} of signature {signature.name!r} '
+              f'has {value.shape[0] if value.ndim else 0} rows for {total} inputs')
+      start = 0
+      for task in tasks:
+        end = start + task.size
+        task.future.set_result({key: value[start:end] for key, value in outputs.items()})
+        start = end
+    except Exception as e:  # pylint: disable=broad-except
+      # Every waiting request must hear about the failure, whatever it was.
+      for task in tasks:
+        if not task.future.done():
+          task.future.set_exception(e)

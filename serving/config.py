@@ -1,0 +1,144 @@
+"""The server's configuration: TF Serving's ModelServerConfig and batching parameters files."""
+
+import dataclasses
+import re
+from typing import Optional
+
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+class ConfigError(ValueError):
+  """A config file or flag combination the server cannot use."""
+
+
+def read_model_server_config(path: str) -> model_server_config_pb2.ModelServerConfig:
+  """Parses a `--model_config_file` (ModelServerConfig text proto) and checks it.
+
+  Raises:
+    ConfigError: the file is missing, does not parse, or is inconsistent.
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = f.read()
+  except OSError as e:
+    raise ConfigError(f'cannot read model config file {path}: {e.strerror}') from e
+  config = model_server_config_pb2.ModelServerConfig()
+  try:
+    text_format.Parse(text, config)
+  except text_format.ParseError as e:
+    raise ConfigError(f'model config file {path} is not a ModelServerConfig text proto: {e}') from e
+  validate_model_server_config(config)
+  return config
+
+
+def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:
+  """The config TF Serving builds from `--model_name` and `--model_base_path`."""
+  config = model_server_config_pb2.ModelServerConfig()
+  model = config.model_config_list.config.add()
+  model.name = name
+  model.base_path = base_path
+  model.model_platform = 'tensorflow'
+  validate_model_server_config(config)
+  return config
+
+
+def validate_model_server_config(config: model_server_config_pb2.ModelServerConfig) -> None:
+  """Raises ConfigError for what TF Serving would refuse to start with."""
+  if config.WhichOneof('config') == 'custom_model_config':
+    raise ConfigError('custom_model_config is not supported; use model_config_list')
+  names = set()
+  for model in config.model_config_list.config:
+    if not model.name:
+      raise ConfigError('every model in model_config_list needs a name')
+    if model.name in names:
+      raise ConfigError(f'model {model.name!r} is configured twice')
+    names.add(model.name)
+    if not model.base_path:
+      raise ConfigError(f'model {model.name!r} has no base_path')
+    if model.model_platform not in ('', 'tensorflow'):
+      raise ConfigError(f'model {model.name!r}: model_platform {model.model_platform!r} is not '
+                        "supported; only 'tensorflow' SavedModels are")
+    policy = model.model_version_policy
+    if policy.WhichOneof('policy_choice') == 'latest' and policy.latest.num_versions < 0:
+      raise ConfigError(f'model {model.name!r}: latest.num_versions must be positive')
+    if policy.WhichOneof('policy_choice') == 'specific' and not policy.specific.versions:
+      raise ConfigError(f'model {model.name!r}: specific version policy lists no versions')
+    for label, version in model.version_labels.items():
+      if version <= 0:
+        raise ConfigError(f'model {model.name!r}: label {label!r} points at version {version}')
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingParameters:
+  """TF Serving's batching parameters (session_bundle_config.proto BatchingParameters)."""
+  max_batch_size: int = 32
+  batch_timeout_micros: int = 1000
+  num_batch_threads: int = 4
+  max_enqueued_batches: int = 100
+
+  def __post_init__(self):
+    for field in dataclasses.fields(self):
+      if getattr(self, field.name) < (0 if field.name == 'batch_timeout_micros' else 1):
+        raise ConfigError(f'batching parameter {field.name} must be positive, '
+                          f'got {getattr(self, field.name)}')
+
+
+# The file is a text proto of wrapper messages: `max_batch_size { value: 32 }`. The proto itself is
+# not shipped in tensorflow-serving-api, so it is read here; unknown fields are errors, as in TF.
+_BATCHING_FIELD = re.compile(r'(\w+)\s*\{\s*value\s*:\s*(-?\d+)\s*\}')
+_IGNORED_BATCHING_FIELDS = frozenset({'allowed_batch_sizes', 'pad_variable_length_inputs',
+                                      'thread_pool_name', 'enable_large_batch_splitting',
+                                      'max_execution_batch_size'})
+
+
+def read_batching_parameters(path: Optional[str]) -> BatchingParameters:
+  """Parses a `--batching_parameters_file`; None gives TF Serving's defaults."""
+  if path is None:
+    return BatchingParameters()
+  try:
+    with open(path, encoding='utf-8') as f:
+      text = re.sub(r'#[^\n]*', '', f.read())
+  except OSError as e:
+    raise ConfigError(f'cannot read batching parameters file {path}: {e.strerror}') from e
+  known = {f.name for f in dataclasses.fields(BatchingParameters)}
+  values = {}
+  for name, value in _BATCHING_FIELD.findall(text):
+    if name in known:
+      values[name] = int(value)
+    elif name not in _IGNORED_BATCHING_FIELDS:
+      raise ConfigError(f'batching parameters file {path}: unknown field {name!r}; '
+                        f'known: {", ".join(sorted(known))}')
+  leftover = _BATCHING_FIELD.sub('', text).strip()
+  if leftover and not re.fullmatch(r'(\w+\s*(:\s*\S+|\{[^}]*\})\s*)*', leftover):
+    raise ConfigError(f'batching parameters file {path} does not parse near {leftover[:40]!r}')
+  return BatchingParameters(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+  """Everything `ganpipe serve` takes; the flag names are tensorflow_model_server's."""
+  model_config: model_server_config_pb2.ModelServerConfig
+  host: str = '127.0.0.1'
+  port: int = 8500
+  rest_api_port: Optional[int] = None  # None: no REST; 0: a free port
+  file_system_poll_wait_seconds: float = 1.0
+  enable_batching: bool = False
+  batching: BatchingParameters = BatchingParameters()
+  max_message_size_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+  grpc_max_threads: int = 32
+  ssl_cert_file: Optional[str] = None
+  ssl_key_file: Optional[str] = None
+  shutdown_grace_seconds: float = 30.0
+
+  def __post_init__(self):
+    if not 0 <= self.port < 65536 or not 0 <= (self.rest_api_port or 0) < 65536:
+      raise ConfigError('ports must be between 0 and 65535')
+    if self.file_system_poll_wait_seconds < 0:
+      raise ConfigError('file_system_poll_wait_seconds must not be negative')
+    if self.max_message_size_bytes < 1024:
+      raise ConfigError('max_message_size_bytes must be at least 1024')
+    if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
+      raise ConfigError('TLS needs both --ssl_cert_file and --ssl_key_file')

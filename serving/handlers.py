@@ -1,0 +1,230 @@
+"""The TF Serving API's semantics, independent of transport: gRPC, REST and warmup share them."""
+
+import logging
+import os
+from typing import Dict, Mapping, Optional
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_management_pb2
+from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from serving import batching
+from serving import config as config_lib
+from serving import errors
+from serving import manager as manager_lib
+from serving import servable as servable_lib
+
+log = logging.getLogger(__name__)
+
+# TF Serving replays at most this many warmup records (saved_model_warmup_util.cc).
+MAX_WARMUP_RECORDS = 1000
+_ERROR_CODE_NAMES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class ModelService:
+  """Predict, Classify, GetModelMetadata, GetModelStatus and HandleReloadConfigRequest."""
+
+  def __init__(self, model_config, poll_wait_seconds: float = 1.0,
+               batching_parameters: Optional[config_lib.BatchingParameters] = None):
+    self.batcher = (batching.BatchScheduler(batching_parameters)
+                    if batching_parameters is not None else None)
+    self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds)
+
+  def start(self) -> None:
+    self.manager.start()
+
+  def stop(self) -> None:
+    if self.batcher is not None:
+      self.batcher.stop()
+    self.manager.stop()
+
+  # --- Predict ---------------------------------------------------------------------------------
+  def resolve(self, spec: model_pb2.ModelSpec) -> servable_lib.LoadedVersion:
+    if not spec.name:
+      raise errors.invalid_argument('Missing ModelSpec name')
+    version = spec.version.value if spec.HasField('version') else None
+    label = spec.version_label if spec.WhichOneof('version_choice') == 'version_label' else None
+    return self.manager.resolve(spec.name, version, label)
+
+  def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    loaded = self.resolve(request.model_spec)
+    signature = loaded.signature(request.model_spec.signature_name)
+    if signature.method_name != servable_lib.PREDICT_METHOD:
+      raise errors.invalid_argument(
+          f'Expected prediction signature method_name to be {servable_lib.PREDICT_METHOD}. '
+          f'Was: {signature.method_name}')
+    inputs = {key: servable_lib.to_ndarray(proto, key) for key, proto in request.inputs.items()}
+    outputs = self.run(signature, inputs, request.output_filter)
+    response = predict_pb2.PredictResponse()
+    _fill_spec(response.model_spec, loaded, signature.name)
+    for key, value in outputs.items():
+      response.outputs[key].CopyFrom(servable_lib.to_tensor_proto(value))
+    return response
+
+  def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
+          output_filter=()) -> Dict[str, np.ndarray]:
+    """Checks and runs a signature, batched when batching is on; keeps the filtered outputs."""
+    unknown = [key for key in output_filter if key not in signature.outputs]
+    if unknown:
+      raise errors.invalid_argument(
+          f'output tensor alias not found in signature {signature.name!r}: {unknown[0]}; '
+          f'outputs are {sorted(signature.outputs)}')
+    signature.check_inputs(inputs)
+    if self.batcher is not None:
+      outputs = self.batcher.run(signature, inputs)
+    else:
+      outputs = signature(inputs)
+    if output_filter:
+      outputs = {key: outputs[key] for key in output_filter}
+    return outputs
+
+  # --- Classify --------------------------------------------------------------------------------
+  def classify(self, request: classification_pb2.ClassificationRequest
+               ) -> classification_pb2.ClassificationResponse:
+    loaded = self.resolve(request.model_spec)
+    signature = loaded.signature(request.model_spec.signature_name)
+    if signature.method_name != servable_lib.CLASSIFY_METHOD:
+      raise errors.invalid_argument(
+          f'Expected classification signature method_name to be {servable_lib.CLASSIFY_METHOD}. '
+          f'Was: {signature.method_name}')
+    if len(signature.inputs) != 1:
+      raise errors.invalid_argument(f'classification signature {signature.name!r} must have '
+                                    f'exactly one input, has {len(signature.inputs)}')
+    examples = _serialized_examples(request.input)
+    (input_key,) = signature.inputs
+    outputs = self.run(signature, {input_key: np.array(examples, dtype=object)})
+    classes, scores = outputs.get('classes'), outputs.get('scores')
+    if classes is None and scores is None:
+      raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                                f'classification signature {signature.name!r} has neither '
+                                '`classes` nor `scores` outputs')
+    response = classification_pb2.ClassificationResponse()
+    _fill_spec(response.model_spec, loaded, signature.name)
+    rows = (scores if scores is not None else classes).reshape(len(examples), -1)
+    for i in range(len(examples)):
+      result = response.result.classifications.add()
+      for j in range(rows.shape[1]):
+        item = result.classes.add()
+        if classes is not None:
+          item.label = classes.reshape(len(examples), -1)[i, j].decode('utf-8', 'replace')
+        if scores is not None:
+          item.score = float(scores.reshape(len(examples), -1)[i, j])
+    return response
+
+  # --- Metadata and status -------------------------------------------------------------------
+  def get_model_metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
+                         ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    if not request.metadata_field:
+      raise errors.invalid_argument('GetModelMetadataRequest must specify at least one '
+                                    'metadata_field')
+    for field in request.metadata_field:
+      if field != 'signature_def':
+        raise errors.invalid_argument(f'Metadata field {field} is not supported')
+    loaded = self.resolve(request.model_spec)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for name, signature_def in loaded.signature_defs.items():
+      signature_map.signature_def[name].CopyFrom(signature_def)
+    response = get_model_metadata_pb2.GetModelMetadataResponse()
+    _fill_spec(response.model_spec, loaded, '')
+    response.metadata['signature_def'].Pack(signature_map)
+    return response
+
+  def get_model_status(self, request: get_model_status_pb2.GetModelStatusRequest
+                       ) -> get_model_status_pb2.GetModelStatusResponse:
+    spec = request.model_spec
+    if not spec.name:
+      raise errors.invalid_argument('Missing ModelSpec name')
+    version = spec.version.value if spec.HasField('version') else None
+    if spec.WhichOneof('version_choice') == 'version_label':
+      version = self.resolve(spec).version
+    response = get_model_status_pb2.GetModelStatusResponse()
+    for status in self.manager.statuses(spec.name, version):
+      entry = response.model_version_status.add()
+      entry.version = status.version
+      entry.state = int(status.state)
+      if status.error:
+        entry.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
+        entry.status.error_message = status.error
+    return response
+
+  def reload_config(self, request: model_management_pb2.ReloadConfigRequest
+                    ) -> model_management_pb2.ReloadConfigResponse:
+    try:
+      config_lib.validate_model_server_config(request.config)
+    except config_lib.ConfigError as e:
+      raise errors.invalid_argument(str(e)) from e
+    self.manager.set_config(request.config)
+    return model_management_pb2.ReloadConfigResponse()
+
+  # --- Warmup ----------------------------------------------------------------------------------
+  def warmup(self, loaded: servable_lib.LoadedVersion) -> int:
+    """Replays `assets.extra/tf_serving_warmup_requests` on a version before it serves.
+
+    Returns:
+      The number of requests replayed.
+    Raises:
+      ValueError: a record is not a PredictionLog this server can replay, or a request fails;
+        the version then does not load, as in TF Serving.
+    """
+    if not os.path.exists(loaded.warmup_file):
+      return 0
+    count = 0
+    for record in tf.data.TFRecordDataset(loaded.warmup_file).take(MAX_WARMUP_RECORDS):
+      log_entry = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+      kind = log_entry.WhichOneof('log_type')
+      try:
+        if kind == 'predict_log':
+          request = log_entry.predict_log.request
+          signature = loaded.signature(request.model_spec.signature_name)
+          signature.check_inputs({k: servable_lib.to_ndarray(v, k)
+                                  for k, v in request.inputs.items()})
+          signature({k: servable_lib.to_ndarray(v, k) for k, v in request.inputs.items()})
+        elif kind == 'classify_log':
+          request = log_entry.classify_log.request
+          signature = loaded.signature(request.model_spec.signature_name)
+          (input_key,) = signature.inputs
+          signature({input_key: np.array(_serialized_examples(request.input), dtype=object)})
+        else:
+          raise ValueError(f'warmup record {count} is a {kind}, which cannot be replayed')
+      except errors.ServingError as e:
+        raise ValueError(f'warmup request {count} failed: {e.message}') from e
+      count += 1
+    return count
+
+
+def _fill_spec(spec: model_pb2.ModelSpec, loaded: servable_lib.LoadedVersion,
+               signature_name: str) -> None:
+  spec.name = loaded.model_name
+  spec.version.value = loaded.version
+  spec.signature_name = signature_name
+
+
+def _serialized_examples(request_input) -> list:
+  kind = request_input.WhichOneof('kind')
+  if kind == 'example_list':
+    examples = list(request_input.example_list.examples)
+  elif kind == 'example_list_with_context':
+    context = request_input.example_list_with_context.context
+    examples = []
+    for example in request_input.example_list_with_context.examples:
+      merged = type(example)()
+      merged.CopyFrom(context)
+      merged.MergeFrom(example)
+      examples.append(merged)
+  else:
+    raise errors.invalid_argument('Input is empty: it has neither example_list nor '
+                                  'example_list_with_context')
+  if not examples:
+    raise errors.invalid_argument('Input has no examples')
+  return [example.SerializeToString() for example in examples]
+
+
+def status_code(error_code: int) -> grpc.StatusCode:
+  return _ERROR_CODE_NAMES.get(error_code, grpc.StatusCode.UNKNOWN)

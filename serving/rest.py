@@ -1,0 +1,306 @@
+"""TF Serving's REST API (`/v1/models/...`) over the same handlers as gRPC."""
+
+import base64
+import http.server
+import json
+import logging
+import re
+import threading
+from typing import Any, Dict, Optional
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import model_pb2
+
+from serving import errors
+from serving import handlers
+from serving import manager as manager_lib
+
+log = logging.getLogger(__name__)
+
+_PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
+                   r'(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?'
+                   r'(?P<rest>/metadata|:predict|:classify|:regress)?$')
+
+
+class RestServer:
+  """A threaded HTTP server; `stop()` waits for in-flight requests."""
+
+  def __init__(self, service: handlers.ModelService, host: str, port: int,
+               max_body_bytes: int):
+    handler = type('Handler', (_Handler,), {'service': service, 'max_body_bytes': max_body_bytes})
+    self._httpd = http.server.ThreadingHTTPServer((host, port), handler)
+    # Shutdown joins request threads, so in-flight requests finish before the process exits.
+    self._httpd.daemon_threads = False
+    self._httpd.block_on_close = True
+    self._thread = threading.Thread(target=self._httpd.serve_forever, name='rest', daemon=True)
+
+  @property
+  def port(self) -> int:
+    return self._httpd.server_address[1]
+
+  def start(self) -> None:
+    self._thread.start()
+
+  def stop(self) -> None:
+    self._httpd.shutdown()
+    self._httpd.server_close()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+  """Routes `/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]`."""
+
+  service: handlers.ModelService
+  max_body_bytes: int
+  protocol_version = 'HTTP/1.1'
+  server_version = 'ganpipe-model-server'
+
+  def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+    log.debug('%s - %s', self.address_string(), format % args)
+
+  def do_GET(self):  # pylint: disable=invalid-name
+    self._respond(self._get)
+
+  def do_POST(self):  # pylint: disable=invalid-name
+    self._respond(self._post)
+
+  def _respond(self, action) -> None:
+    try:
+      route = _PATH.match(self.path.split('?', 1)[0])
+      if route is None:
+        raise errors.not_found(f'Malformed request: {self.command} {self.path}; expected '
+                               '/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]')
+      status, body = 200, action(route)
+    except errors.ServingError as e:
+      status, body = e.http_status, {'error': e.message}
+    except Exception as e:  # pylint: disable=broad-except
+      log.exception('REST %s %s failed', self.command, self.path)
+      status, body = 500, {'error': f'{type(e).__name__}: {e}'}
+    payload = json.dumps(body).encode('utf-8')
+    self.send_response(status)
+    self.send_header('Content-Type', 'application/json')
+    self.send_header('Content-Length', str(len(payload)))
+    self.end_headers()
+    self.wfile.write(payload)
+
+  def _spec(self, route) -> model_pb2.ModelSpec:
+    spec = model_pb2.ModelSpec(name=route['name'])
+    if route['version']:
+      spec.version.value = int(route['version'])
+    elif route['label']:
+      spec.version_label = route['label']
+    return spec
+
+  def _get(self, route) -> Dict[str, Any]:
+    spec = self._spec(route)
+    if route['rest'] == '/metadata':
+      request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=['signature_def'])
+      request.model_spec.CopyFrom(spec)
+      response = self.service.get_model_metadata(request)
+      signature_map = get_model_metadata_pb2.SignatureDefMap()
+      response.metadata['signature_def'].Unpack(signature_map)
+      return {'model_spec': json_format.MessageToDict(response.model_spec,
+                                                      preserving_proto_field_name=True),
+              'metadata': {'signature_def': json_format.MessageToDict(
+                  signature_map, preserving_proto_field_name=True)}}
+    if route['rest']:
+      raise errors.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
+                                f'{route["rest"]} needs POST, not GET')
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.CopyFrom(spec)
+    response = self.service.get_model_status(request)
+    return {'model_version_status': [{
+        'version': str(status.version),
+        'state': manager_lib.State(status.state).name,
+        'status': {'error_code': handlers.status_code(status.status.error_code).name,
+                   'error_message': status.status.error_message},
+    } for status in response.model_version_status]}
+
+  def _post(self, route) -> Dict[str, Any]:
+    if route['rest'] not in (':predict', ':classify'):
+      raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED if route['rest'] else
+                                grpc.StatusCode.INVALID_ARGUMENT,
+                                f'POST {self.path}: only :predict and :classify are supported')
+    body = self._read_json()
+    spec = self._spec(route)
+    if route['rest'] == ':classify':
+      return self._classify(spec, body)
+    loaded = self.service.resolve(spec)
+    signature = loaded.signature(body.get('signature_name'))
+    if ('instances' in body) == ('inputs' in body):
+      raise errors.invalid_argument('the request must have exactly one of "instances" (row '
+                                    'format) or "inputs" (columnar format)')
+    dtypes = {key: dtype for key, (dtype, _) in signature.inputs.items()}
+    if 'instances' in body:
+      inputs = _rows_to_inputs(body['instances'], dtypes)
+    else:
+      inputs = _columns_to_inputs(body['inputs'], dtypes)
+    outputs = self.service.run(signature, inputs)
+    if 'instances' in body:
+      return {'predictions': _outputs_to_rows(outputs)}
+    if len(outputs) == 1:
+      key, value = next(iter(outputs.items()))
+      return {'outputs': _to_json(value, key)}
+    return {'outputs': {key: _to_json(value, key) for key, value in outputs.items()}}
+
+  def _classify(self, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
+    examples = body.get('examples')
+    if not isinstance(examples, list) or not examples:
+      raise errors.invalid_argument('"examples" must be a non-empty list of feature objects')
+    request = classification_pb2.ClassificationRequest()
+    request.model_spec.CopyFrom(spec)
+    request.model_spec.signature_name = body.get('signature_name', '')
+    if 'context' in body:
+      target = request.input.example_list_with_context
+      _fill_example(target.context, body['context'])
+    else:
+      target = request.input.example_list
+    for features in examples:
+      _fill_example(target.examples.add(), features)
+    response = self.service.classify(request)
+    return {'results': [[[item.label, item.score] for item in result.classes]
+                        for result in response.result.classifications]}
+
+  def _read_json(self) -> Dict[str, Any]:
+    length = int(self.headers.get('Content-Length') or 0)
+    if length > self.max_body_bytes:
+      # Reading would hold the whole oversize body in memory; drop the connection after replying.
+      self.close_connection = True
+      raise errors.ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f'request body of {length} bytes exceeds the limit of '
+                                f'{self.max_body_bytes} bytes')
+    try:
+      body = json.loads(self.rfile.read(length) or b'null')
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+      raise errors.invalid_argument(f'JSON Parse error: {e}') from e
+    if not isinstance(body, dict):
+      raise errors.invalid_argument('the request body must be a JSON object')
+    return body
+
+
+def _rows_to_inputs(instances, dtypes: Dict[str, tf.dtypes.DType]) -> Dict[str, np.ndarray]:
+  if not isinstance(instances, list):
+    raise errors.invalid_argument('"instances" must be a list')
+  named = bool(instances) and all(isinstance(row, dict) and not _is_b64(row) for row in instances)
+  if not named:
+    if len(dtypes) != 1:
+      raise errors.invalid_argument(
+          f'the signature has {len(dtypes)} inputs {sorted(dtypes)}, so each instance must be '
+          'an object naming them')
+    (key,) = dtypes
+    return {key: _to_array(instances, dtypes[key], key)}
+  keys = set(instances[0])
+  for row in instances:
+    if set(row) != keys:
+      raise errors.invalid_argument('every instance must have the same keys; '
+                                    f'{sorted(row)} != {sorted(keys)}')
+  return {key: _to_array([row[key] for row in instances], dtypes.get(key, tf.float32), key)
+          for key in keys}
+
+
+def _columns_to_inputs(inputs, dtypes: Dict[str, tf.dtypes.DType]) -> Dict[str, np.ndarray]:
+  if isinstance(inputs, dict) and not _is_b64(inputs):
+    return {key: _to_array(value, dtypes.get(key, tf.float32), key)
+            for key, value in inputs.items()}
+  if len(dtypes) != 1:
+    raise errors.invalid_argument(f'the signature has {len(dtypes)} inputs {sorted(dtypes)}, so '
+                                  '"inputs" must be an object naming them')
+  (key,) = dtypes
+  return {key: _to_array(inputs, dtypes[key], key)}
+
+
+def _is_b64(value) -> bool:
+  return isinstance(value, dict) and set(value) == {'b64'}
+
+
+def _decode_strings(value):
+  if isinstance(value, list):
+    return [_decode_strings(v) for v in value]
+  if _is_b64(value):
+    try:
+      return base64.b64decode(value['b64'], validate=True)
+    except (ValueError, TypeError) as e:
+      raise errors.invalid_argument(f'invalid base64 in a "b64" value: {e}') from e
+  if isinstance(value, str):
+    return value.encode('utf-8')
+  raise errors.invalid_argument(f'expected a string or {{"b64": ...}}, got {type(value).__name__}')
+
+
+def _to_array(value, dtype: tf.dtypes.DType, key: str) -> np.ndarray:
+  try:
+    if dtype == tf.string:
+      decoded = _decode_strings(value)
+      array = np.array(decoded, dtype=object)
+      if array.dtype != object or any(not isinstance(v, bytes) for v in array.reshape(-1)):
+        raise ValueError('ragged or mixed values')
+      return array
+    if dtype == tf.bool:
+      return np.array(value, dtype=bool)
+    if any(isinstance(v, (str, dict)) for v in _flatten(value)):
+      raise ValueError(f'{dtype.name} expected, but strings were sent')
+    return np.array(value, dtype=dtype.as_numpy_dtype)
+  except (ValueError, TypeError) as e:
+    raise errors.invalid_argument(f'input {key!r}: cannot make a {dtype.name} tensor from the '
+                                  f'JSON value: {e}') from e
+
+
+def _flatten(value):
+  if isinstance(value, list):
+    for v in value:
+      yield from _flatten(v)
+  else:
+    yield value
+
+
+def _to_json(value: np.ndarray, key: str) -> Any:
+  if value.dtype == object or value.dtype.kind == 'S':
+    # TF Serving base64-encodes outputs whose alias ends in `_bytes`; others that are not UTF-8
+    # would not survive JSON, so they are encoded too.
+    return _strings_to_json(value.tolist(), key.endswith('_bytes'))
+  return value.tolist()
+
+
+def _strings_to_json(value, binary: bool):
+  if isinstance(value, list):
+    return [_strings_to_json(v, binary) for v in value]
+  if not binary:
+    try:
+      return value.decode('utf-8')
+    except UnicodeDecodeError:
+      pass
+  return {'b64': base64.b64encode(value).decode('ascii')}
+
+
+def _fill_example(example: example_pb2.Example, features) -> None:
+  """A JSON feature object as a tf.Example, typed the way TF Serving's REST API types it."""
+  if not isinstance(features, dict):
+    raise errors.invalid_argument(f'an example must be an object of features, got {features!r}')
+  for name, value in features.items():
+    values = value if isinstance(value, list) else [value]
+    feature = example.features.feature[name]
+    if all(isinstance(v, bool) or isinstance(v, int) for v in values):
+      feature.int64_list.value.extend(int(v) for v in values)
+    elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+      feature.float_list.value.extend(float(v) for v in values)
+    else:
+      feature.bytes_list.value.extend(_decode_strings(values))
+
+
+def _outputs_to_rows(outputs: Dict[str, np.ndarray]) -> Optional[list]:
+  sizes = {key: (value.shape[0] if value.ndim else None) for key, value in outputs.items()}
+  if len(set(sizes.values())) != 1 or None in sizes.values():
+    raise errors.invalid_argument(
+        f'the outputs have different batch sizes {sizes}, so the row format ("instances") '
+        'cannot be used; send "inputs" instead')
+  if len(outputs) == 1:
+    key, value = next(iter(outputs.items()))
+    return _to_json(value, key)
+  columns = {key: _to_json(value, key) for key, value in outputs.items()}
+  count = next(iter(sizes.values()))
+  return [{key: column[i] for key, column in columns.items()} for i in range(count)]

@@ -1,0 +1,116 @@
+"""`ganpipe serve`: a model server that speaks TF Serving's gRPC and REST protocols."""
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import List, Optional
+
+from serving import config as config_lib
+
+
+def add_parser(commands) -> None:
+  """Adds `serve` to the `ganpipe` subcommands."""
+  parser = commands.add_parser(
+      'serve', help='serve models over TF Serving gRPC (and REST)',
+      description='Serve SavedModels with TF Serving\'s gRPC and REST APIs. Flags are named as '
+                  "tensorflow_model_server's. Give --model_config_file, or --model_name and "
+                  '--model_base_path.')
+  add_arguments(parser)
+  parser.set_defaults(handler=serve)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument('--port', type=int, default=8500, help='gRPC port; 0 picks a free one')
+  parser.add_argument('--rest_api_port', type=int, default=None,
+                      help='REST port (off unless given; 0 picks a free one)')
+  parser.add_argument('--host', default='127.0.0.1',
+                      help='address to bind (default loopback; 0.0.0.0 exposes the server)')
+  parser.add_argument('--model_config_file', help='ModelServerConfig text proto')
+  parser.add_argument('--model_name', default='default',
+                      help='model name, with --model_base_path (default: %(default)s)')
+  parser.add_argument('--model_base_path', help='folder of numeric version folders')
+  parser.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0,
+                      help='how often base paths are scanned for new versions; 0 scans once')
+  parser.add_argument('--enable_batching', action='store_true',
+                      help='batch concurrent requests to the same signature')
+  parser.add_argument('--batching_parameters_file',
+                      help='text proto: max_batch_size, batch_timeout_micros, num_batch_threads, '
+                           'max_enqueued_batches')
+  parser.add_argument('--max_message_size_bytes', type=int,
+                      default=config_lib.DEFAULT_MAX_MESSAGE_BYTES,
+                      help='larger requests get RESOURCE_EXHAUSTED (default: %(default)s)')
+  parser.add_argument('--grpc_max_threads', type=int, default=32,
+                      help='concurrent gRPC requests handled (default: %(default)s)')
+  parser.add_argument('--ssl_cert_file', help='PEM certificate chain; enables TLS for gRPC')
+  parser.add_argument('--ssl_key_file', help='PEM private key for --ssl_cert_file')
+  parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
+                      help='how long in-flight requests may run after SIGTERM')
+
+
+def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
+  """Raises ConfigError for a missing or contradictory model source."""
+  if args.model_config_file and args.model_base_path:
+    raise config_lib.ConfigError('give --model_config_file or --model_base_path, not both')
+  if args.model_config_file:
+    model_config = config_lib.read_model_server_config(args.model_config_file)
+  elif args.model_base_path:
+    model_config = config_lib.single_model_config(args.model_name, args.model_base_path)
+  else:
+    raise config_lib.ConfigError('no models: give --model_config_file, or --model_name and '
+                                 '--model_base_path')
+  return config_lib.ServerOptions(
+      model_config=model_config, host=args.host, port=args.port,
+      rest_api_port=args.rest_api_port,
+      file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+      enable_batching=args.enable_batching or bool(args.batching_parameters_file),
+      batching=config_lib.read_batching_parameters(args.batching_parameters_file),
+      max_message_size_bytes=args.max_message_size_bytes, grpc_max_threads=args.grpc_max_threads,
+      ssl_cert_file=args.ssl_cert_file, ssl_key_file=args.ssl_key_file,
+      shutdown_grace_seconds=args.shutdown_grace_seconds)
+
+
+def serve(args: argparse.Namespace) -> int:
+  """Runs the server until SIGTERM or SIGINT, then drains in-flight requests."""
+  try:
+    options = options_from_args(args)
+  except config_lib.ConfigError as e:
+    print(f'ganpipe: error: {e}', file=sys.stderr)
+    return 2
+  # Model loads and unloads are the server's log, as in tensorflow_model_server.
+  serving_log = logging.getLogger('serving')
+  serving_log.setLevel(logging.INFO)
+  handler = logging.StreamHandler(sys.stderr)
+  handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
+  serving_log.addHandler(handler)
+  serving_log.propagate = False
+  from serving import server as server_lib  # pylint: disable=import-outside-toplevel  (TF)
+  server = server_lib.ModelServer(options)
+  try:
+    server.start()
+  except OSError as e:
+    print(f'ganpipe: error: cannot start the server: {e}', file=sys.stderr)
+    server.service.stop()
+    return 1
+  print(f'Running gRPC ModelServer at {options.host}:{server.port} ...', flush=True)
+  if server.rest_port is not None:
+    print(f'Exporting HTTP/REST API at:{options.host}:{server.rest_port} ...', flush=True)
+  stopping = threading.Event()
+  for signum in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(signum, lambda *_: stopping.set())
+  stopping.wait()
+  print('Shutting down: draining in-flight requests ...', flush=True)
+  server.stop()
+  return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  parser = argparse.ArgumentParser(prog='python -m serving.serve_command',
+                                   description=__doc__.split(':', 1)[1].strip())
+  add_arguments(parser)
+  return serve(parser.parse_args(argv))
+
+
+if __name__ == '__main__':
+  sys.exit(main())

@@ -1,0 +1,99 @@
+"""The model server: TF Serving's gRPC and REST endpoints over one ModelService."""
+
+import concurrent.futures
+import logging
+from typing import Optional
+
+import grpc
+from grpc_health.v1 import health
+from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from tensorflow_serving.apis import model_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from serving import config as config_lib
+from serving import grpc_services
+from serving import handlers
+from serving import rest
+from serving import service_descriptors
+
+log = logging.getLogger(__name__)
+
+_SERVICES = (service_descriptors.PREDICTION_SERVICE, service_descriptors.MODEL_SERVICE)
+
+
+class ModelServer:
+  """The gRPC and REST endpoints over one ModelService.
+
+  `start()` loads every configured model before it opens the ports, as TF Serving does, so a
+  client that can connect finds the models AVAILABLE (or their load errors in the status).
+  """
+
+  def __init__(self, options: config_lib.ServerOptions):
+    self.options = options
+    self.service = handlers.ModelService(
+        options.model_config, options.file_system_poll_wait_seconds,
+        options.batching if options.enable_batching else None)
+    self._grpc: Optional[grpc.Server] = None
+    self._rest: Optional[rest.RestServer] = None
+    self._health = health.HealthServicer()
+    self.port: Optional[int] = None
+    self.rest_port: Optional[int] = None
+
+  def start(self) -> 'ModelServer':
+    self.service.start()
+    size = self.options.max_message_size_bytes
+    self._grpc = grpc.server(
+        concurrent.futures.ThreadPoolExecutor(max_workers=self.options.grpc_max_threads,
+                                              thread_name_prefix='grpc'),
+        options=[('grpc.max_receive_message_length', size),
+                 ('grpc.max_send_message_length', size)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        grpc_services.PredictionServicer(self.service), self._grpc)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        grpc_services.ModelServicer(self.service), self._grpc)
+    health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
+    service_descriptors.register()
+    reflection.enable_server_reflection(
+        _SERVICES + (health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
+                     reflection.SERVICE_NAME), self._grpc)
+    address = f'{_bracket(self.options.host)}:{self.options.port}'
+    if self.options.ssl_cert_file:
+      with open(self.options.ssl_key_file, 'rb') as key, \
+           open(self.options.ssl_cert_file, 'rb') as cert:
+        credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+      self.port = self._grpc.add_secure_port(address, credentials)
+    else:
+      self.port = self._grpc.add_insecure_port(address)
+    if not self.port:
+      raise OSError(f'cannot bind gRPC to {address}')
+    self._grpc.start()
+    for service in ('',) + _SERVICES:
+      self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    if self.options.rest_api_port is not None:
+      self._rest = rest.RestServer(self.service, self.options.host, self.options.rest_api_port,
+                                   self.options.max_message_size_bytes)
+      self._rest.start()
+      self.rest_port = self._rest.port
+    return self
+
+  def stop(self, grace: Optional[float] = None) -> None:
+    """Stops accepting requests, lets in-flight ones finish, then unloads the models."""
+    grace = self.options.shutdown_grace_seconds if grace is None else grace
+    self._health.enter_graceful_shutdown()
+    if self._rest is not None:
+      self._rest.stop()
+    if self._grpc is not None:
+      self._grpc.stop(grace).wait()
+    self.service.stop()
+
+
+def _bracket(host: str) -> str:
+  return f'[{host}]' if ':' in host and not host.startswith('[') else host
+
+
+if __name__ == '__main__':
+  import sys  # pylint: disable=g-import-not-at-top
+  from serving import serve_command  # pylint: disable=g-import-not-at-top
+  sys.exit(serve_command.main())
