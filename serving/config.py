@@ -1,6 +1,7 @@
 """The server's configuration: TF Serving's ModelServerConfig and batching parameters files."""
 
 import dataclasses
+import os
 import re
 from typing import Optional
 
@@ -39,7 +40,8 @@ def single_model_config(name: str, base_path: str) -> model_server_config_pb2.Mo
   config = model_server_config_pb2.ModelServerConfig()
   model = config.model_config_list.config.add()
   model.name = name
-  model.base_path = base_path
+  # The flag may be relative to where the server starts; config files must be absolute (as TF's).
+  model.base_path = base_path if '://' in base_path else os.path.abspath(base_path)
   model.model_platform = 'tensorflow'
   validate_model_server_config(config)
   return config
@@ -58,6 +60,9 @@ def validate_model_server_config(config: model_server_config_pb2.ModelServerConf
     names.add(model.name)
     if not model.base_path:
       raise ConfigError(f'model {model.name!r} has no base_path')
+    if not (os.path.isabs(model.base_path) or '://' in model.base_path):
+      raise ConfigError(f'Expected model {model.name} to have an absolute path or URI; got '
+                        f'base_path()={model.base_path}')
     if model.model_platform not in ('', 'tensorflow'):
       raise ConfigError(f'model {model.name!r}: model_platform {model.model_platform!r} is not '
                         "supported; only 'tensorflow' SavedModels are")

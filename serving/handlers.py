@@ -160,6 +160,15 @@ class ModelService:
       config_lib.validate_model_server_config(request.config)
     except config_lib.ConfigError as e:
       raise errors.invalid_argument(str(e)) from e
+    # As TF Serving (without --allow_version_labels_for_unavailable_models): a label may only move
+    # to a version that serves now, so a bad reload cannot break the clients using that label.
+    for model in request.config.model_config_list.config:
+      for label, version in model.version_labels.items():
+        if not self.manager.is_available(model.name, version):
+          raise errors.ServingError(
+              grpc.StatusCode.FAILED_PRECONDITION,
+              f'Request to assign label to version {version} of model {model.name}, which is not '
+              f'currently available for inference (label {label!r})')
     self.manager.set_config(request.config)
     return model_management_pb2.ReloadConfigResponse()
 

@@ -175,6 +175,11 @@ class ModelManager:
         return [dataclasses.replace(statuses[version])]
       return [dataclasses.replace(s) for _, s in sorted(statuses.items())]
 
+  def is_available(self, name: str, version: int) -> bool:
+    with self._lock:
+      status = self._versions.get(name, {}).get(version)
+      return status is not None and status.state == State.AVAILABLE
+
   def resolve(self, name: str, version: Optional[int] = None,
               label: Optional[str] = None) -> servable_lib.LoadedVersion:
     """The servable a request names: a version, a label, or the latest available version."""

@@ -18,13 +18,11 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+from google.protobuf import text_format
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
-
-from google.protobuf import text_format
 
 HALF_PLUS_TWO = 'half_plus_two'
 STRING_LENGTH = 'string_length'
@@ -186,7 +184,7 @@ def write_warmup_requests(export_dir: str, requests: Iterable[predict_pb2.Predic
 
 
 def build_corrupt(export_dir: str) -> None:
-  """Writes a half_plus_two whose saved_model.pb is cut in half, as an interrupted copy leaves it."""
+  """Writes a half_plus_two whose saved_model.pb is cut in half, as a broken copy leaves it."""
   build_half_plus_two(export_dir, version=99)
   path = os.path.join(export_dir, 'saved_model.pb')
   with open(path, 'rb') as f:
@@ -216,13 +214,15 @@ def push_version(base_path: str, version: int, build_fn: BuildFn) -> str:
   return final
 
 
-def model_config(name: str, base_path: str, *, policy: str = 'latest',
+def model_config(name: str, base_path: str, *, policy: str = 'latest', num_latest: int = 1,
                  versions: Sequence[int] = (),
                  labels: Optional[Dict[str, int]] = None) -> model_server_config_pb2.ModelConfig:
-  """One ModelConfig entry; policy is 'latest' (1), 'all' or 'specific' (with `versions`)."""
+  """One ModelConfig entry; policy is 'latest' (num_latest), 'all' or 'specific' (`versions`)."""
   config = model_server_config_pb2.ModelConfig(name=name, base_path=os.path.abspath(base_path),
                                                model_platform='tensorflow')
-  if policy == 'all':
+  if policy == 'latest' and num_latest != 1:
+    config.model_version_policy.latest.num_versions = num_latest
+  elif policy == 'all':
     config.model_version_policy.all.SetInParent()
   elif policy == 'specific':
     config.model_version_policy.specific.versions.extend(versions)

@@ -118,6 +118,8 @@ def test_bytes_input_over_grpc(prediction_stub):
 @pytest.mark.parametrize('kwargs, inputs, code, pattern', [
     pytest.param({'name': 'no_such_model'}, {'x': [[1.0]]}, grpc.StatusCode.NOT_FOUND,
                  'no_such_model', id='unknown-model'),
+    pytest.param({'name': ''}, {'x': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT, '',
+                 id='no-model-name'),
     pytest.param({'version': 99}, {'x': [[1.0]]}, grpc.StatusCode.NOT_FOUND, '99',
                  id='unknown-version'),
     # TF Serving: ServerCore::GetModelVersionForLabel returns InvalidArgument, not NotFound.
@@ -445,6 +447,9 @@ def test_rest_metadata(rest_base):
                  400, id='malformed-json'),
     pytest.param('POST', f'/v1/models/{fm.HALF_PLUS_TWO}:predict', {'neither': 1}, 400,
                  id='no-instances-or-inputs'),
+    pytest.param('POST', f'/v1/models/{fm.HALF_PLUS_TWO}:classify',
+                 {'signature_name': fm.PREDICT_SIGNATURE, 'examples': [{'x': 1.0}]}, 400,
+                 id='classify-on-predict-signature'),
 ])
 def test_rest_errors(rest_base, method, path, body, status):
   got, answer = _http(method, rest_base + path, body)
