@@ -9,6 +9,8 @@ setuptools.setup(
     python_requires='>=3.11,<3.12',
     packages=setuptools.find_packages(include=['pipeline*', 'components*', 'serving*',
                                                'kubeflow*']),
+    # The custom artifact types by their KFP schema titles (`ganpipe.ClassMap`); see ganpipe.py.
+    py_modules=['ganpipe'],
     # Dependencies are pinned in requirements.lock and installed without resolution (the TFX 1.16
     # wheels declare Requires-Python <3.11 although they run on 3.11); see the Makefile.
     install_requires=[],

@@ -143,6 +143,16 @@ def _build_parser() -> argparse.ArgumentParser:
   _add_config_flags(status)
   status.set_defaults(handler=_status)
 
+  compile_kf = commands.add_parser(
+      'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines v2 spec (JSON)',
+      description='Compile the same create_pipeline() with KubeflowV2DagRunner. The paths must be '
+                  'on an object store (gs://, s3://); see kubeflow/README.md.')
+  compile_kf.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  compile_kf.add_argument('--output', default='',
+                          help='where to write the spec (default: --kubeflow.output_path)')
+  _add_config_flags(compile_kf)
+  compile_kf.set_defaults(handler=_compile_kubeflow)
+
   serve_command.add_parser(commands)
   client_cli.add_parsers(commands)
   return parser
@@ -177,6 +187,15 @@ def _demo(args: argparse.Namespace) -> int:
     return code
   from pipeline import serving_demo  # pylint: disable=import-outside-toplevel
   return serving_demo.run(_config_from_args(args), sys.stdout, num_images=args.num_images)
+
+
+def _compile_kubeflow(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from kubeflow import compile as kubeflow_compile  # pylint: disable=import-outside-toplevel
+  path = kubeflow_compile.compile_pipeline(config, args.output)
+  print(f'Wrote the KFP v2 pipeline spec to {path} (image {config.kubeflow.image}); runtime '
+        f'parameters: {", ".join(kubeflow_compile.RUNTIME_PARAMETERS)}')
+  return 0
 
 
 def _status(args: argparse.Namespace) -> int:

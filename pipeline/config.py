@@ -58,6 +58,8 @@ class PathsConfig:
   pipeline_root: str = 'outputs/pipeline'
   metadata_path: str = 'outputs/metadata/metadata.sqlite'
   serving_root: str = 'outputs/serving'
+  # TF Hub modules: <hub_root>/<publisher>/<module>/<version>/
+  hub_root: str = 'outputs/hub'
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
@@ -247,6 +249,63 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PublishConfig:
+  """Infra validation, pushes to the serving root, and the generator's TF Hub module."""
+  # Pushed versions kept per model; older ones are deleted after each push.
+  keep_versions: int = 3
+  # Where the model server sees the serving root (e.g. a volume mount); '' means the root itself.
+  models_config_base_path: str = ''
+  # Infra validation: time for the candidate to become AVAILABLE, and requests sent to it.
+  infra_timeout_seconds: float = 120.0
+  infra_num_requests: int = 8
+  # A tensorflow_model_server binary to validate with; '' uses one on PATH, else ours.
+  serving_binary: str = ''
+  hub_publisher: str = 'ganpipe'
+  hub_module: str = 'generator'
+  hub_license: str = 'Apache-2.0'
+  # Also write <version>.tar.gz beside the module, as tfhub.dev hosts it.
+  hub_archive: bool = True
+
+  def __post_init__(self):
+    _check(isinstance(self.keep_versions, int) and self.keep_versions >= 1,
+           'publish.keep_versions', f'must be 1 or more, got {self.keep_versions!r}',
+           'pass --publish.keep_versions 3')
+    _check(self.infra_timeout_seconds > 0, 'publish.infra_timeout_seconds',
+           f'must be positive, got {self.infra_timeout_seconds!r}',
+           'pass --publish.infra_timeout_seconds 120')
+    _check(isinstance(self.infra_num_requests, int) and self.infra_num_requests >= 1,
+           'publish.infra_num_requests', f'must be 1 or more, got {self.infra_num_requests!r}',
+           'pass --publish.infra_num_requests 8')
+    for name in ('hub_publisher', 'hub_module'):
+      value = getattr(self, name)
+      _check(bool(value) and value.replace('-', '').replace('_', '').isalnum(),
+             f'publish.{name}', f'use letters, digits, - and _, got {value!r}',
+             f'pass --publish.{name} NAME')
+
+
+@dataclasses.dataclass(frozen=True)
+class KubeflowConfig:
+  """How `ganpipe compile-kubeflow` targets a Kubeflow Pipelines cluster."""
+  # The pipeline image, built from kubeflow/Dockerfile and pushed where the cluster can pull it.
+  image: str = 'ghcr.io/ganpipe/ganpipe:latest'
+  # What each Trainer requests: an accelerator type and count, vCPUs and memory (GB).
+  accelerator_type: str = 'nvidia.com/gpu'
+  accelerator_count: int = 1
+  trainer_cpu: float = 8.0
+  trainer_memory_gb: float = 32.0
+  output_path: str = 'outputs/kubeflow/ganpipe.json'
+
+  def __post_init__(self):
+    _check(bool(self.image.strip()), 'kubeflow.image', 'must name a container image',
+           'pass --kubeflow.image REGISTRY/IMAGE:TAG')
+    _check(isinstance(self.accelerator_count, int) and self.accelerator_count >= 0,
+           'kubeflow.accelerator_count', f'must be 0 or more, got {self.accelerator_count!r}',
+           'pass --kubeflow.accelerator_count 1 (0 trains on CPU)')
+    _check(self.trainer_cpu > 0 and self.trainer_memory_gb > 0, 'kubeflow.trainer_cpu',
+           'CPU and memory requests must be positive', 'pass --kubeflow.trainer_cpu 8')
+
+
+@dataclasses.dataclass(frozen=True)
 class BeamConfig:
   """How the data components' Beam pipelines run."""
   # DirectRunner worker processes; 0 means one per CPU core.
@@ -286,7 +345,9 @@ class PipelineConfig:
   evaluation: EvaluationConfig = EvaluationConfig()
   gan: GanConfig = GanConfig()
   generator_evaluation: GeneratorEvaluationConfig = GeneratorEvaluationConfig()
+  publish: PublishConfig = PublishConfig()
   beam: BeamConfig = BeamConfig()
+  kubeflow: KubeflowConfig = KubeflowConfig()
 
   def __post_init__(self):
     _check(bool(self.name) and self.name.replace('-', '').replace('_', '').isalnum(), 'name',

@@ -9,10 +9,14 @@ from tfx import v1 as tfx
 
 from components import baseline_resolver
 from components import preprocessing
+from components.gan import model as gan_model
 from components.example_validation_gate.component import ExampleValidationGate
 from components.generator_evaluator.component import GeneratorEvaluator
+from components.hub_publisher.component import HubPublisher
 from components.image_example_gen.component import ImageExampleGen
 from components.image_schema_gen.component import ImageSchemaGen
+from components.infra_validator.component import InfraValidator
+from components.serving_pusher.component import ServingPusher
 from components.trainer.component import Trainer
 from pipeline import config as config_lib
 
@@ -23,12 +27,16 @@ GAN_RUN_FN = 'components.gan.training.run_fn'
 CLASSIFIER = 'classifier'
 GENERATOR = 'generator'
 INGESTION_NODE = 'image_example_gen'
+LOCAL = 'local'
+KUBEFLOW = 'kubeflow'
 # What the run summary reports for each model: its evaluator (TFMA's or the generator's),
 # pusher and headline metric.
 EVALUATED_MODELS = {
     CLASSIFIER: {'evaluator': 'classifier_evaluator', 'pusher': 'classifier_pusher',
+                 'infra_validator': 'classifier_infra_validator',
                  'metric': 'sparse_categorical_accuracy', 'kind': 'tfma'},
     GENERATOR: {'evaluator': 'generator_evaluator', 'pusher': 'generator_pusher',
+                'infra_validator': 'generator_infra_validator', 'publisher': 'hub_publisher',
                 'metric': 'frechet_classifier_distance', 'kind': 'generator'},
 }
 
@@ -77,30 +85,83 @@ def classifier_eval_config(evaluation: config_lib.EvaluationConfig) -> tfma.Eval
       ])])
 
 
-def _pusher(config: config_lib.PipelineConfig, model_name: str, model: tfx.dsl.Channel,
-            blessing: tfx.dsl.Channel) -> tfx.components.Pusher:
-  """Pushes a blessed model to `<serving_root>/<model_name>/<version>/`."""
-  return tfx.components.Pusher(
-      model=model,
+def _runtime(name: str, default, ptype):
+  return tfx.dsl.experimental.RuntimeParameter(name=name, ptype=ptype, default=default)
+
+
+def _baseline_resolver(kubeflow: bool, trainer, trainer_id: str, evaluator_id: str):
+  """The latest blessed model other than the candidate, or on Kubeflow TFX's stock strategy.
+
+  The KFP v2 compiler only expresses TFX's own resolver strategies. With the stock strategy a
+  re-run whose Trainer is cached compares the candidate with itself; runs on Kubeflow retrain.
+  """
+  if not kubeflow:
+    return baseline_resolver.latest_blessed_baseline(
+        candidate=trainer.outputs['model'], trainer_id=trainer_id, evaluator_id=evaluator_id)
+  return tfx.dsl.Resolver(
+      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
+                            producer_component_id=trainer_id),
+      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                     producer_component_id=evaluator_id))
+
+
+def _trainer_resources(kubeflow: config_lib.KubeflowConfig):
+  """The Trainers' Kubernetes requests: accelerators, vCPUs and memory."""
+  # pylint: disable=import-outside-toplevel
+  from kfp.pipeline_spec import pipeline_spec_pb2
+  resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+      cpu_limit=kubeflow.trainer_cpu, memory_limit=kubeflow.trainer_memory_gb)
+  if kubeflow.accelerator_count:
+    resources.accelerator.type = kubeflow.accelerator_type
+    resources.accelerator.count = kubeflow.accelerator_count
+  return resources
+
+
+def _validate_and_push(config: config_lib.PipelineConfig, model_name: str,
+                       model: tfx.dsl.Channel, blessing: tfx.dsl.Channel,
+                       examples: tfx.dsl.Channel):
+  """Infra validation in a sandboxed model server, then an atomic push of the warmed-up model.
+
+  The pusher takes the infra validator's copy of the model, which carries the warmup requests,
+  and pushes only when the model blessing and the infra blessing both say blessed.
+  """
+  publish = config.publish
+  infra_validator = InfraValidator(
+      model=model, examples=examples, model_name=model_name, model_kind=model_name,
+      timeout_seconds=publish.infra_timeout_seconds, num_requests=publish.infra_num_requests,
+      serving_binary=publish.serving_binary,
+  ).with_id(f'{model_name}_infra_validator')
+  pusher = ServingPusher(
+      model_name=model_name,
+      serving_root=_local_or_uri(config.paths.serving_root),
       model_blessing=blessing,
-      push_destination=tfx.proto.PushDestination(
-          filesystem=tfx.proto.PushDestination.Filesystem(
-              base_directory=os.path.join(_local_or_uri(config.paths.serving_root),
-                                          model_name))),
+      infra_blessing=infra_validator.outputs['blessing'],
+      keep_versions=publish.keep_versions,
+      models_config_base_path=publish.models_config_base_path or None,
   ).with_id(f'{model_name}_pusher')
+  return infra_validator, pusher
 
 
 def create_pipeline(config: config_lib.PipelineConfig,
-                    beam_pipeline_args: Optional[List[str]] = None) -> tfx.dsl.Pipeline:
+                    beam_pipeline_args: Optional[List[str]] = None,
+                    target: str = LOCAL) -> tfx.dsl.Pipeline:
   """Builds the TFX pipeline described by `config`.
 
   Args:
     config: the validated pipeline configuration.
     beam_pipeline_args: Beam args for the data components; defaults to `config.beam`'s.
+    target: `local` (Beam or local DAG runner) or `kubeflow` (compiled by KubeflowV2DagRunner).
+      For Kubeflow the Trainers request accelerators, epochs and the generator's thresholds
+      become runtime parameters, and the baseline resolvers use TFX's LatestBlessedModelStrategy,
+      the one the KFP v2 compiler can express.
 
   Returns:
-    A tfx.dsl.Pipeline for any TFX runner.
+    A tfx.dsl.Pipeline for that runner.
   """
+  if target not in (LOCAL, KUBEFLOW):
+    raise ValueError(f'target must be {LOCAL!r} or {KUBEFLOW!r}, got {target!r}')
+  kubeflow = target == KUBEFLOW
   data = config.data
   image_shape = data.image_shape
   code_version = code_fingerprint()
@@ -145,6 +206,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
       class_map=example_gen.outputs['class_map'],
       train_steps=classifier.train_steps,
       eval_steps=classifier.eval_steps,
+      model_section='classifier',
+      epochs=_runtime('classifier-epochs', classifier.epochs, int) if kubeflow else None,
       custom_config={
           'classifier': config_lib.to_dict(classifier),
           preprocessing.IMAGE_SHAPE: list(image_shape),
@@ -153,9 +216,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
       }).with_id('classifier_trainer')
   classifier_trainer.add_upstream_node(validation_gate)
 
-  classifier_baseline = baseline_resolver.latest_blessed_baseline(
-      candidate=classifier_trainer.outputs['model'], trainer_id='classifier_trainer',
-      evaluator_id='classifier_evaluator').with_id('latest_blessed_classifier_resolver')
+  classifier_baseline = _baseline_resolver(
+      kubeflow, classifier_trainer, 'classifier_trainer', 'classifier_evaluator'
+  ).with_id('latest_blessed_classifier_resolver')
 
   classifier_evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
@@ -164,14 +227,17 @@ def create_pipeline(config: config_lib.PipelineConfig,
       eval_config=classifier_eval_config(config.evaluation),
   ).with_id('classifier_evaluator')
 
-  classifier_pusher = _pusher(config, CLASSIFIER, classifier_trainer.outputs['model'],
-                              classifier_evaluator.outputs['blessing'])
+  classifier_infra_validator, classifier_pusher = _validate_and_push(
+      config, CLASSIFIER, classifier_trainer.outputs['model'],
+      classifier_evaluator.outputs['blessing'], example_gen.outputs['examples'])
 
   gan_trainer = Trainer(
       run_fn=GAN_RUN_FN,
       examples=transform.outputs['transformed_examples'],
       transform_graph=transform.outputs['transform_graph'],
       schema=schema_gen.outputs['schema'],
+      model_section='gan',
+      epochs=_runtime('gan-epochs', config.gan.epochs, int) if kubeflow else None,
       custom_config={
           'gan': config_lib.to_dict(config.gan),
           preprocessing.IMAGE_SHAPE: list(image_shape),
@@ -180,9 +246,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
       }).with_id('gan_trainer')
   gan_trainer.add_upstream_node(validation_gate)
 
-  generator_baseline = baseline_resolver.latest_blessed_baseline(
-      candidate=gan_trainer.outputs['model'], trainer_id='gan_trainer',
-      evaluator_id='generator_evaluator').with_id('latest_blessed_generator_resolver')
+  generator_baseline = _baseline_resolver(
+      kubeflow, gan_trainer, 'gan_trainer', 'generator_evaluator'
+  ).with_id('latest_blessed_generator_resolver')
 
   generator_evaluation = config.generator_evaluation
   generator_evaluator = GeneratorEvaluator(
@@ -191,14 +257,36 @@ def create_pipeline(config: config_lib.PipelineConfig,
       examples=example_gen.outputs['examples'],
       baseline_model=generator_baseline.outputs['model'],
       num_samples=generator_evaluation.num_samples,
-      max_distance=generator_evaluation.max_distance,
-      min_score_ratio=generator_evaluation.min_score_ratio,
+      max_distance=(_runtime('generator-max-distance', generator_evaluation.max_distance, float)
+                    if kubeflow else generator_evaluation.max_distance),
+      min_score_ratio=(_runtime('generator-min-score-ratio', generator_evaluation.min_score_ratio,
+                                float) if kubeflow else generator_evaluation.min_score_ratio),
       max_distance_increase=generator_evaluation.max_distance_increase,
       seed=config.seed,
   ).with_id('generator_evaluator')
 
-  generator_pusher = _pusher(config, GENERATOR, gan_trainer.outputs['model'],
-                             generator_evaluator.outputs['blessing'])
+  generator_infra_validator, generator_pusher = _validate_and_push(
+      config, GENERATOR, gan_trainer.outputs['model'], generator_evaluator.outputs['blessing'],
+      example_gen.outputs['examples'])
+
+  publish = config.publish
+  hub_publisher = HubPublisher(
+      model=gan_trainer.outputs['model'],
+      blessing=generator_evaluator.outputs['blessing'],
+      evaluation=generator_evaluator.outputs['evaluation'],
+      infra_blessing=generator_infra_validator.outputs['blessing'],
+      hub_root=_local_or_uri(config.paths.hub_root),
+      publisher=publish.hub_publisher,
+      module_name=publish.hub_module,
+      dataset=data.dataset,
+      architecture=gan_model.resolve_architecture(config.gan.architecture, image_shape),
+      license=publish.hub_license,
+      make_archive=int(publish.hub_archive),
+  ).with_id('hub_publisher')
+
+  if kubeflow:
+    for trainer in (classifier_trainer, gan_trainer):
+      trainer.with_platform_config(_trainer_resources(config.kubeflow))
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
@@ -206,11 +294,15 @@ def create_pipeline(config: config_lib.PipelineConfig,
       components=[
           example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
           transform,
-          classifier_trainer, classifier_baseline, classifier_evaluator, classifier_pusher,
-          gan_trainer, generator_baseline, generator_evaluator, generator_pusher,
+          classifier_trainer, classifier_baseline, classifier_evaluator,
+          classifier_infra_validator, classifier_pusher,
+          gan_trainer, generator_baseline, generator_evaluator,
+          generator_infra_validator, generator_pusher, hub_publisher,
       ],
       enable_cache=config.enable_cache,
-      metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+      # On Kubeflow the cluster's ML Metadata service is used.
+      metadata_connection_config=None if kubeflow else
+      tfx.orchestration.metadata.sqlite_metadata_connection_config(
           _local_or_uri(config.paths.metadata_path)),
       beam_pipeline_args=(beam_pipeline_args if beam_pipeline_args is not None
                           else config.beam.pipeline_args()),

@@ -35,7 +35,14 @@ class ModelResult:
   example_count: Optional[int] = None
   blessed: Optional[bool] = None
   reason: str = ''
+  # Infra validation in a sandboxed model server: passed or not, and why.
+  infra_validated: Optional[bool] = None
+  infra_reason: str = ''
   pushed_to: Optional[str] = None
+  not_pushed_reason: str = ''
+  # The TF Hub module published from this model, or why it was not.
+  published_to: Optional[str] = None
+  not_published_reason: str = ''
   # Further figures worth a line, e.g. the real-data reference of a generator's metrics.
   details: Dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -184,11 +191,26 @@ def _model_result(store: _Store, by_node, model_name: str, ids: Dict[str, str]) 
       _read_tfma(outputs['evaluation'].uri, result)
   if 'blessing' in outputs and _custom(outputs['blessing'], 'reason'):
     result.reason = _custom(outputs['blessing'], 'reason')
+  infra = by_node.get(ids.get('infra_validator', ''))
+  if infra is not None:
+    infra_blessing = store.outputs(infra.id).get('blessing')
+    if infra_blessing is not None:
+      result.infra_validated = _custom(infra_blessing, 'blessed') == 1
+      result.infra_reason = _custom(infra_blessing, 'reason') or ''
   pusher = by_node.get(ids['pusher'])
   if pusher is not None:
     pushed = store.outputs(pusher.id).get('pushed_model')
     if pushed is not None and _custom(pushed, 'pushed') == 1:
       result.pushed_to = _custom(pushed, 'pushed_destination')
+    elif pushed is not None:
+      result.not_pushed_reason = _custom(pushed, 'reason') or 'not blessed'
+  publisher = by_node.get(ids.get('publisher', ''))
+  if publisher is not None:
+    module = store.outputs(publisher.id).get('published_module')
+    if module is not None and _custom(module, 'published') == 1:
+      result.published_to = _custom(module, 'published_path')
+    elif module is not None:
+      result.not_published_reason = _custom(module, 'reason') or 'not blessed'
   return result
 
 
@@ -272,8 +294,16 @@ def _format_model(model: ModelResult) -> str:
     line += f' ({model.reason})'
   if model.details:
     line += '\n  ' + ', '.join(f'{key} {value:.4f}' for key, value in model.details.items())
+  if model.infra_validated is not None:
+    line += ('\n  infra validation: ' + ('passed' if model.infra_validated else 'FAILED') +
+             (f' ({model.infra_reason})' if model.infra_reason and not model.infra_validated
+              else ''))
   if model.pushed_to:
     line += f'\n  pushed to {model.pushed_to}'
-  elif model.blessed:
-    line += '\n  not pushed'
+  elif model.blessed or model.not_pushed_reason:
+    line += f'\n  not pushed ({model.not_pushed_reason or "not blessed"})'
+  if model.published_to:
+    line += f'\n  published as a TF Hub module to {model.published_to}'
+  elif model.not_published_reason:
+    line += f'\n  not published to TF Hub ({model.not_published_reason})'
   return line

@@ -60,7 +60,8 @@ def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
     return 1
   model_config = serving_config.single_model_config(models[0], os.path.join(root, models[0]))
   for name in models[1:]:
-    model_config.model_config_list.config.add(name=name, base_path=os.path.join(root, name),
+    model_config.model_config_list.config.add(name=name,
+                                              base_path=os.path.abspath(os.path.join(root, name)),
                                               model_platform='tensorflow')
   server = server_lib.ModelServer(serving_config.ServerOptions(
       model_config=model_config, port=0, file_system_poll_wait_seconds=0)).start()

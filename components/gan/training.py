@@ -130,21 +130,44 @@ def train(config: config_lib.GanConfig, image_shape: Tuple[int, int, int],
 
 
 class GeneratorExport(tf.Module):
-  """The exported generator. Its images are floats in [0, 1], NHWC."""
+  """The exported generator, a reusable SavedModel. Its images are floats in [0, 1], NHWC.
+
+  Besides the serving signatures it has the reusable SavedModel API that `hub.load` and
+  `hub.KerasLayer` use (https://www.tensorflow.org/hub/reusable_saved_models): `__call__(noise,
+  training=False)`, `variables`, `trainable_variables` and `regularization_losses`.
+  """
+
+  # tf.Module computes these as properties, which are not saved; the reusable SavedModel API
+  # needs them as saved attributes, so they are plain attributes here.
+  variables = None
+  trainable_variables = None
 
   def __init__(self, generator: keras.Model, latent_dim: int):
     super().__init__(name='generator')
     self.generator = generator
     self.latent_dim = latent_dim
-    self.serve = tf.function(
-        self._serve, input_signature=[tf.TensorSpec([None, latent_dim], tf.float32,
-                                                    name='noise')])
+    self.variables = list(generator.variables)
+    self.trainable_variables = list(generator.trainable_variables)
+    # Reads the regularised weights when called, so it follows fine-tuning after loading.
+    self.regularization_losses = [
+        tf.function(lambda: tf.add_n(generator.losses), input_signature=[])
+    ] if generator.losses else []
+    noise_spec = tf.TensorSpec([None, latent_dim], tf.float32, name='noise')
+    # The generator has batch normalisation, so both modes are saved: training=True normalises
+    # with the batch's statistics and updates the moving ones, as fine-tuning needs.
+    for training in (False, True):
+      self.__call__.get_concrete_function(noise_spec, training=training)
+    self.serve = tf.function(self._serve, input_signature=[noise_spec])
     self.generate = tf.function(
         self._generate, input_signature=[tf.TensorSpec([], tf.int32, name='num_images'),
                                          tf.TensorSpec([], tf.int64, name='seed')])
 
-  def _images(self, noise):
-    return tf.cast(to_unit_range(self.generator(noise, training=False)), tf.float32)
+  @tf.function
+  def __call__(self, noise, training=False):
+    return self._images(noise, training)
+
+  def _images(self, noise, training=False):
+    return tf.cast(to_unit_range(self.generator(noise, training=training)), tf.float32)
 
   def _serve(self, noise):
     return {'images': self._images(noise)}
@@ -159,7 +182,7 @@ class GeneratorExport(tf.Module):
 
 
 def export_generator(generator: keras.Model, latent_dim: int, export_dir: str) -> None:
-  """Saves the generator as a SavedModel.
+  """Saves the generator as a reusable SavedModel (see `GeneratorExport`).
 
   Signatures:
     serving_default: `noise` [batch, latent_dim] float32 -> `images` [batch, h, w, c] in [0, 1].

@@ -60,8 +60,13 @@ class GeneratorEvaluator(base_component.BaseComponent):
                seed: int = 0):
     super().__init__(spec=GeneratorEvaluatorSpec(
         model=model, classifier=classifier, examples=examples, baseline_model=baseline_model,
-        num_samples=num_samples, max_distance=float(max_distance),
-        min_score_ratio=float(min_score_ratio),
+        num_samples=num_samples, max_distance=_float(max_distance),
+        min_score_ratio=_float(min_score_ratio),
         max_distance_increase=float(max_distance_increase), seed=seed,
         evaluation=types.Channel(type=GeneratorEvaluation),
         blessing=types.Channel(type=standard_artifacts.ModelBlessing)))
+
+
+def _float(value):
+  """Floats stay floats; a RuntimeParameter (Kubeflow) passes through to be resolved at run time."""
+  return float(value) if isinstance(value, (int, float)) else value

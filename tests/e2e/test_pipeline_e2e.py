@@ -1,6 +1,7 @@
 """End to end: `ganpipe run` on the small configuration, a cached re-run, and a halt on anomalies."""
 
 import glob
+import json
 import os
 import re
 import subprocess
@@ -9,10 +10,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_hub as hub
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from serving import config as serving_config
 from tests import image_data
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +106,73 @@ def test_first_run_trains_evaluates_and_pushes_the_generator(two_runs):
   samples = glob.glob(str(root / 'pipeline' / 'generator_evaluator' / 'evaluation' / '*' /
                           'samples.png'))
   assert len(samples) == 1
+
+
+def test_pushes_are_infra_validated_with_warmup_and_listed_in_models_config(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  assert first.stdout.count('infra validation: passed') == 2, first.stdout
+  for model in ('classifier', 'generator'):
+    (version,) = glob.glob(str(root / 'serving' / model / '*'))
+    assert os.path.getsize(os.path.join(version, 'assets.extra', 'tf_serving_warmup_requests'))
+  config = serving_config.read_model_server_config(str(root / 'serving' / 'models.config'))
+  assert sorted(m.name for m in config.model_config_list.config) == ['classifier', 'generator']
+
+
+def test_the_generator_is_published_as_a_tf_hub_module(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  module = root / 'hub' / 'ganpipe' / 'generator' / '1'
+  assert f'published as a TF Hub module to {module}' in first.stdout, first.stdout
+  assert (root / 'hub' / 'ganpipe' / 'generator' / '1.tar.gz').exists()
+  readme = (module / 'README.md').read_text()
+  assert readme.startswith('# Module ganpipe/generator/1') and 'format: saved_model_2' in readme
+  hub_module = hub.load(str(module))
+  (pushed,) = glob.glob(str(root / 'serving' / 'generator' / '*'))
+  noise = tf.random.stateless_normal([3, 64], seed=[1, 2])
+  np.testing.assert_allclose(
+      hub_module(noise, training=False).numpy(),
+      tf.saved_model.load(pushed).signatures['serving_default'](noise=noise)['images'].numpy(),
+      atol=1e-6)
+
+
+def test_ganpipe_serve_classify_and_generate_on_the_pushed_models(two_runs, tmp_path):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  server = subprocess.Popen(
+      [GANPIPE, 'serve', '--port', '0', '--model_config_file', str(root / 'serving' /
+                                                                   'models.config')],
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+  try:
+    line = server.stdout.readline()
+    match = re.search(r'Running gRPC ModelServer at (\S+) ', line)
+    assert match, line + server.stderr.read()
+    target = match.group(1)
+    pngs = []
+    for i, record in enumerate(tf.data.TFRecordDataset(
+        glob.glob(str(root / 'pipeline' / 'image_example_gen' / 'examples' / '*' /
+                      'Split-eval' / '*.gz')), compression_type='GZIP').take(4)):
+      example = tf.train.Example.FromString(record.numpy())
+      path = tmp_path / f'{i}.png'
+      path.write_bytes(example.features.feature['image'].bytes_list.value[0])
+      pngs.append((str(path), example.features.feature['label_name'].bytes_list.value[0].decode()))
+    classify = subprocess.run([GANPIPE, 'classify', '--target', target, '--json',
+                               *[p for p, _ in pngs]], capture_output=True, text=True, check=False,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    assert classify.returncode == 0, classify.stderr
+    answers = json.loads(classify.stdout)
+    assert [a['path'] for a in answers] == [p for p, _ in pngs]
+    assert sum(a['class_name'] == label for a, (_, label) in zip(answers, pngs)) >= 3
+    grid_path = tmp_path / 'grid.png'
+    generate = subprocess.run([GANPIPE, 'generate', '--target', target, '-n', '9', '--seed', '7',
+                               '--out', str(grid_path)], capture_output=True, text=True,
+                              check=False, timeout=120, stdin=subprocess.DEVNULL)
+    assert generate.returncode == 0, generate.stderr
+    grid = tf.io.decode_png(tf.io.read_file(str(grid_path))).numpy()
+    assert grid.shape[:2] == (3 * 9 + 1, 3 * 9 + 1) and grid.std() > 0
+  finally:
+    server.terminate()
+    assert server.wait(timeout=60) == 0
 
 
 def test_pushed_model_classifies_held_out_pngs(two_runs):

@@ -107,3 +107,27 @@ def test_curated_schema_replaces_inference(built):
   schema_gen = _node(pipeline, 'schema_gen')
   assert type(schema_gen).__name__ == 'ImportSchemaGen'
   assert schema_gen.exec_properties['schema_file'] == os.path.abspath('/data/schema.pbtxt')
+
+
+@pytest.mark.parametrize('model', ['classifier', 'generator'])
+def test_each_model_is_infra_validated_before_its_pusher(built, model):
+  _, pipeline = built
+  validator = _node(pipeline, f'{model}_infra_validator')
+  pusher = _node(pipeline, f'{model}_pusher')
+  assert validator.exec_properties['model_kind'] == model
+  # The pusher pushes the infra validator's copy (with warmup requests), only when both blessings
+  # say yes: it takes both blessings and no `model` of its own.
+  assert set(pusher.inputs) == {'model_blessing', 'infra_blessing'}
+  assert pusher.inputs['infra_blessing'].producer_component_id == f'{model}_infra_validator'
+  evaluator = 'classifier_evaluator' if model == 'classifier' else 'generator_evaluator'
+  assert pusher.inputs['model_blessing'].producer_component_id == evaluator
+
+
+def test_hub_publisher_takes_the_blessed_generator_and_its_metrics(built):
+  config, pipeline = built
+  publisher = _node(pipeline, 'hub_publisher')
+  assert {k: v.producer_component_id for k, v in publisher.inputs.items()} == {
+      'model': 'gan_trainer', 'blessing': 'generator_evaluator',
+      'evaluation': 'generator_evaluator', 'infra_blessing': 'generator_infra_validator'}
+  assert publisher.exec_properties['hub_root'].endswith(config.paths.hub_root.lstrip('./'))
+  assert publisher.exec_properties['architecture'] in ('dense', 'dcgan')

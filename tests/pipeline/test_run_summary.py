@@ -38,3 +38,21 @@ def test_model_lines():
           '  pushed to /s/classifier/1') in run_summary.format_summary(_summary(models=[blessed]))
   assert 'NOT blessed (sparse_categorical_accuracy: below 0.9)' in run_summary.format_summary(
       _summary(models=[rejected]))
+
+
+def test_infra_validation_push_and_hub_lines():
+  published = run_summary.ModelResult(
+      'generator', 'frechet_classifier_distance', 5.0, None, True, infra_validated=True,
+      pushed_to='/s/generator/7', published_to='/h/ganpipe/generator/1')
+  text = run_summary.format_summary(_summary(models=[published]))
+  assert ('  infra validation: passed\n  pushed to /s/generator/7\n'
+          '  published as a TF Hub module to /h/ganpipe/generator/1') in text
+  broken = run_summary.ModelResult(
+      'generator', 'frechet_classifier_distance', 5.0, None, True, infra_validated=False,
+      infra_reason="signature 'generate' is missing",
+      not_pushed_reason='not passed: infra validation',
+      not_published_reason='infra validation failed')
+  text = run_summary.format_summary(_summary(models=[broken]))
+  assert ("  infra validation: FAILED (signature 'generate' is missing)\n"
+          '  not pushed (not passed: infra validation)\n'
+          '  not published to TF Hub (infra validation failed)') in text

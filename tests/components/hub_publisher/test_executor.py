@@ -1,0 +1,217 @@
+"""HubPublisher's executor on fake artifacts and a small real generator: what it publishes, that
+TF Hub can load and fine-tune it, and that blessings and crashes leave no version behind."""
+
+import json
+import os
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_hub as hub
+import tf_keras as keras
+from tfx.types import channel_utils
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+
+from components.gan import model as model_lib
+from components.gan import training as gan_training
+from components.generator_evaluator import component as evaluator_component
+from components.hub_publisher import component
+from components.hub_publisher import executor
+from components.hub_publisher import publishing
+
+SHAPE, LATENT = (8, 8, 1), 4
+METRICS = {'num_samples': 300, 'frechet_classifier_distance': 12.345,
+           'real_frechet_classifier_distance': 1.5, 'classifier_score': 7.25,
+           'real_classifier_score': 9.5, 'blessed': True, 'reasons': []}
+
+
+@pytest.fixture(scope='module')
+def pipeline_outputs(tmp_path_factory):
+  """A dense generator exported as Trainer[gan] writes it, and the evaluation's metrics.json."""
+  root = tmp_path_factory.mktemp('hub_publisher')
+  keras.utils.set_random_seed(0)
+  generator = model_lib.build_generator(model_lib.DENSE, LATENT, SHAPE)
+  generator(tf.random.normal([16, LATENT]), training=True)  # moves the batch-norm statistics
+  gan_training.export_generator(generator, LATENT,
+                                str(root / 'Trainer' / 'model' / '5' / 'Format-Serving'))
+  os.makedirs(root / 'GeneratorEvaluator' / 'evaluation' / '6')
+  with open(root / 'GeneratorEvaluator' / 'evaluation' / '6' / 'metrics.json', 'w') as f:
+    json.dump(METRICS, f)
+  return root
+
+
+def _publish(outputs, hub_root, blessed=1, infra_blessed=None, **params):
+  model = standard_artifacts.Model()
+  model.uri = str(outputs / 'Trainer' / 'model' / '5')
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(outputs / 'GeneratorEvaluator' / 'blessing' / '6')
+  blessing.set_int_custom_property('blessed', blessed)
+  blessing.set_string_custom_property('reason', '' if blessed else 'distance 80.00 is above 40.00')
+  evaluation = evaluator_component.GeneratorEvaluation()
+  evaluation.uri = str(outputs / 'GeneratorEvaluator' / 'evaluation' / '6')
+  inputs = {'model': [model], 'blessing': [blessing], 'evaluation': [evaluation]}
+  if infra_blessed is not None:
+    infra = standard_artifacts.InfraBlessing()
+    infra.uri = str(outputs / 'InfraValidator' / 'blessing' / '7')
+    infra.set_int_custom_property('blessed', infra_blessed)
+    infra.set_string_custom_property('reason', 'server never became AVAILABLE')
+    inputs['infra_blessing'] = [infra]
+  module = component.HubModule()
+  module.uri = str(outputs / 'HubPublisher' / 'published_module' / '8')
+  exec_properties = {'hub_root': str(hub_root), 'publisher': 'ganpipe',
+                     'module_name': 'generator', 'dataset': 'digits', 'architecture': 'dense',
+                     'license': 'Apache-2.0', 'make_archive': 1}
+  exec_properties.update(params)
+  executor.Executor().Do(inputs, {'published_module': [module]}, exec_properties)
+  return module
+
+
+def _images(model, noise):
+  return model.signatures['serving_default'](noise=noise)['images'].numpy()
+
+
+def test_publishes_versions_one_then_two_with_readme_and_archive(pipeline_outputs, tmp_path):
+  first = _publish(pipeline_outputs, tmp_path, infra_blessed=1)
+  second = _publish(pipeline_outputs, tmp_path)
+  root = tmp_path / 'ganpipe' / 'generator'
+  assert sorted(os.listdir(root)) == ['1', '1.tar.gz', '2', '2.tar.gz']  # no temporaries left
+  for module, version in ((first, 1), (second, 2)):
+    assert module.get_int_custom_property('published') == 1
+    assert module.get_int_custom_property('version') == version
+    assert module.get_string_custom_property('published_path') == str(root / str(version))
+    assert module.get_string_custom_property('archive_path') == str(root / f'{version}.tar.gz')
+  assert sorted(os.listdir(root / '2')) == [
+      'README.md', 'assets', 'fingerprint.pb', 'saved_model.pb', 'variables']
+
+  readme = (root / '2' / 'README.md').read_text()
+  assert readme.splitlines()[0] == '# Module ganpipe/generator/2'
+  assert f'<!-- asset-path: {root / "2.tar.gz"} -->' in readme
+  for comment in ('<!-- task: image-generator -->', '<!-- fine-tunable: true -->',
+                  '<!-- format: saved_model_2 -->', '<!-- license: Apache-2.0 -->'):
+    assert comment in readme
+  # The shapes are read from the SavedModel, the metrics from the evaluation artifact.
+  assert f'`[batch, {LATENT}]`' in readme and '`[batch, 8, 8, 1]`' in readme
+  assert '| Fréchet classifier distance (lower is better) | 12.35 | 1.50 |' in readme
+  assert f"hub.load('{root / '2'}')" in readme
+
+
+def test_without_archive_the_asset_is_the_folder(pipeline_outputs, tmp_path):
+  module = _publish(pipeline_outputs, tmp_path, make_archive=0)
+  root = tmp_path / 'ganpipe' / 'generator'
+  assert os.listdir(root) == ['1']
+  assert f'<!-- asset-path: {root / "1"} -->' in (root / '1' / 'README.md').read_text()
+  assert not module.has_custom_property('archive_path')
+
+
+@pytest.mark.parametrize('blessed, infra_blessed, reason', [
+    (0, None, 'generator not blessed: distance 80.00 is above 40.00'),
+    (0, 1, 'generator not blessed: distance 80.00 is above 40.00'),
+    (1, 0, 'generator not blessed by infra validation: server never became AVAILABLE'),
+])
+def test_not_blessed_is_not_published(pipeline_outputs, tmp_path, blessed, infra_blessed,
+                                      reason):
+  module = _publish(pipeline_outputs, tmp_path, blessed=blessed, infra_blessed=infra_blessed)
+  assert module.get_int_custom_property('published') == 0
+  assert module.get_string_custom_property('reason') == reason
+  assert not module.has_custom_property('version')
+  assert not os.path.exists(tmp_path / 'ganpipe')
+
+
+def test_hub_load_gives_the_exported_images(pipeline_outputs, tmp_path):
+  path = _publish(pipeline_outputs, tmp_path).get_string_custom_property('published_path')
+  exported = tf.saved_model.load(
+      str(pipeline_outputs / 'Trainer' / 'model' / '5' / 'Format-Serving'))
+  module = hub.load(path)
+  noise = tf.random.normal([6, LATENT], seed=1)
+  np.testing.assert_allclose(module(noise).numpy(), _images(exported, noise), atol=1e-6)
+  np.testing.assert_allclose(_images(module, noise), _images(exported, noise), atol=1e-6)
+  assert module.trainable_variables
+  assert len(module.variables) > len(module.trainable_variables)  # + batch-norm statistics
+
+
+def test_keras_layer_fine_tunes(pipeline_outputs, tmp_path):
+  path = _publish(pipeline_outputs, tmp_path).get_string_custom_property('published_path')
+  keras.utils.set_random_seed(2)
+  layer = hub.KerasLayer(path, trainable=True)
+  noise = keras.Input([LATENT])
+  model = keras.Model(noise, layer(noise))
+  assert model.output_shape == (None, *SHAPE)
+  assert layer.trainable_weights and layer.non_trainable_weights
+  trainable = [w.numpy() for w in layer.trainable_weights]
+  statistics = [w.numpy() for w in layer.non_trainable_weights]
+  model.compile(optimizer=keras.optimizers.SGD(0.1), loss='mse')
+  model.train_on_batch(np.random.default_rng(0).normal(size=(16, LATENT)).astype(np.float32),
+                       np.zeros((16, *SHAPE), np.float32))
+  for before, after in zip(trainable, layer.trainable_weights):
+    assert not np.allclose(before, after.numpy())
+  # Fine-tuning ran the training=True path, which updates the batch-norm statistics.
+  for before, after in zip(statistics, layer.non_trainable_weights):
+    assert not np.allclose(before, after.numpy())
+
+
+def test_archive_extracts_to_the_module(pipeline_outputs, tmp_path):
+  module = _publish(pipeline_outputs, tmp_path / 'hub')
+  with tarfile.open(module.get_string_custom_property('archive_path')) as archive:
+    names = archive.getnames()
+    archive.extractall(tmp_path / 'extracted', filter='data')
+  assert {'saved_model.pb', 'README.md', 'variables'} <= set(names)  # at the archive's root
+  extracted = hub.load(str(tmp_path / 'extracted'))
+  published = hub.load(module.get_string_custom_property('published_path'))
+  noise = tf.random.normal([3, LATENT], seed=4)
+  np.testing.assert_array_equal(extracted(noise).numpy(), published(noise).numpy())
+  assert ((tmp_path / 'extracted' / 'README.md').read_text() ==
+          (tmp_path / 'hub' / 'ganpipe' / 'generator' / '1' / 'README.md').read_text())
+
+
+def test_a_crash_while_copying_leaves_no_version(pipeline_outputs, tmp_path, monkeypatch):
+  copy_dir = io_utils.copy_dir
+
+  def copy_then_fail(source, destination):
+    copy_dir(source, destination)  # a partial module is on disk when it fails
+    raise OSError('disk full')
+
+  monkeypatch.setattr(io_utils, 'copy_dir', copy_then_fail)
+  with pytest.raises(OSError, match='disk full'):
+    _publish(pipeline_outputs, tmp_path)
+  assert os.listdir(tmp_path / 'ganpipe' / 'generator') == []
+  monkeypatch.undo()
+  module = _publish(pipeline_outputs, tmp_path)
+  assert module.get_int_custom_property('version') == 1
+
+
+def test_a_crash_at_the_final_rename_removes_the_placed_archive(pipeline_outputs, tmp_path,
+                                                                monkeypatch):
+  rename = os.rename
+
+  def rename_archive_only(source, destination):
+    if not destination.endswith(publishing.ARCHIVE_SUFFIX):
+      raise OSError('killed')
+    rename(source, destination)
+
+  monkeypatch.setattr(os, 'rename', rename_archive_only)
+  with pytest.raises(OSError, match='killed'):
+    _publish(pipeline_outputs, tmp_path)
+  assert os.listdir(tmp_path / 'ganpipe' / 'generator') == []
+
+
+def test_component_wiring():
+  def channel(artifact_type):
+    return channel_utils.as_channel([artifact_type()])
+
+  publisher = component.HubPublisher(
+      model=channel(standard_artifacts.Model), blessing=channel(standard_artifacts.ModelBlessing),
+      evaluation=channel(evaluator_component.GeneratorEvaluation),
+      infra_blessing=channel(standard_artifacts.InfraBlessing), hub_root='/hub',
+      dataset='digits', architecture='dense')
+  assert publisher.exec_properties == {
+      'hub_root': '/hub', 'publisher': 'ganpipe', 'module_name': 'generator',
+      'dataset': 'digits', 'architecture': 'dense', 'license': 'Apache-2.0', 'make_archive': 1}
+  assert publisher.outputs['published_module'].type_name == 'ganpipe.HubModule'
+  with pytest.raises(ValueError, match='module_name must be letters, digits'):
+    component.HubPublisher(
+        model=channel(standard_artifacts.Model),
+        blessing=channel(standard_artifacts.ModelBlessing),
+        evaluation=channel(evaluator_component.GeneratorEvaluation), hub_root='/hub',
+        dataset='digits', architecture='dense', module_name='../escape')

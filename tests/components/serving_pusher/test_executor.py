@@ -1,0 +1,86 @@
+"""ServingPusher's executor on fake artifacts: blessings decide, the infra-validated model goes."""
+
+import json
+import os
+import re
+
+import pytest
+from tfx.types import standard_artifacts
+from tfx.types import standard_component_specs as specs
+
+from components.serving_pusher import executor as executor_lib
+from components.serving_pusher import publishing
+
+
+def _model(tmp_path):
+  model = standard_artifacts.Model()
+  model.uri = str(tmp_path / 'trainer' / 'model')
+  serving = os.path.join(model.uri, 'Format-Serving')
+  os.makedirs(serving)
+  with open(os.path.join(serving, 'saved_model.pb'), 'w') as f:
+    f.write('trainer')
+  return model
+
+
+def _model_blessing(tmp_path, blessed):
+  blessing = standard_artifacts.ModelBlessing()
+  blessing.uri = str(tmp_path / 'evaluator')
+  blessing.set_int_custom_property('blessed', int(blessed))
+  if not blessed:
+    blessing.set_string_custom_property('reason', 'distance 80 > 40')
+  return blessing
+
+
+def _infra_blessing(tmp_path, blessed):
+  """Laid out as the InfraValidator writes it: the model with its warmup under stamped_model/."""
+  blessing = standard_artifacts.InfraBlessing()
+  blessing.uri = str(tmp_path / 'infra')
+  stamped = os.path.join(blessing.uri, 'stamped_model')
+  os.makedirs(os.path.join(stamped, 'assets.extra'))
+  with open(os.path.join(stamped, 'saved_model.pb'), 'w') as f:
+    f.write('stamped')
+  with open(os.path.join(stamped, 'assets.extra', 'tf_serving_warmup_requests'), 'w') as f:
+    f.write('warmup')
+  blessing.set_int_custom_property('blessed', int(blessed))
+  blessing.set_int_custom_property('has_model', 1)
+  return blessing
+
+
+def _push(tmp_path, model_blessing, infra_blessing, keep=3):
+  pushed = standard_artifacts.PushedModel()
+  pushed.uri = str(tmp_path / 'pusher' / str(len(os.listdir(tmp_path))))
+  inputs = {specs.MODEL_BLESSING_KEY: [model_blessing], specs.INFRA_BLESSING_KEY: [infra_blessing]}
+  config = {'model_name': 'generator', 'serving_root': str(tmp_path / 'serving'),
+            'keep_versions': keep}
+  executor_lib.Executor().Do(inputs, {specs.PUSHED_MODEL_KEY: [pushed]},
+                             {specs.PUSH_DESTINATION_KEY: '{}',
+                              specs.CUSTOM_CONFIG_KEY: json.dumps(config)})
+  return pushed
+
+
+def test_blessed_model_is_pushed_with_its_warmup_requests(tmp_path):
+  pushed = _push(tmp_path, _model_blessing(tmp_path, True), _infra_blessing(tmp_path, True))
+  assert pushed.get_int_custom_property('pushed') == 1
+  destination = pushed.get_string_custom_property('pushed_destination')
+  assert os.path.dirname(destination) == str(tmp_path / 'serving' / 'generator')
+  assert os.path.exists(os.path.join(destination, 'assets.extra', 'tf_serving_warmup_requests'))
+  assert os.path.exists(tmp_path / 'serving' / 'models.config')
+
+
+@pytest.mark.parametrize('model_ok, infra_ok, reason', [
+    (False, True, r'model blessing \(distance 80 > 40\)'),
+    (True, False, 'infra validation'),
+])
+def test_unblessed_model_is_not_pushed(tmp_path, model_ok, infra_ok, reason):
+  pushed = _push(tmp_path, _model_blessing(tmp_path, model_ok), _infra_blessing(tmp_path, infra_ok))
+  assert pushed.get_int_custom_property('pushed') == 0
+  assert pushed.get_string_custom_property('reason').startswith('not passed: ')
+  assert re.search(reason, pushed.get_string_custom_property('reason'))
+  assert not os.path.exists(tmp_path / 'serving' / 'generator')
+
+
+def test_retention_applies_after_each_push(tmp_path):
+  model_blessing, infra_blessing = _model_blessing(tmp_path, True), _infra_blessing(tmp_path, True)
+  for _ in range(4):
+    _push(tmp_path, model_blessing, infra_blessing, keep=2)
+  assert len(publishing.versions(str(tmp_path / 'serving' / 'generator'))) == 2
