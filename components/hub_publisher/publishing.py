@@ -220,7 +220,8 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
   The module (the SavedModel and README.md) and its archive are assembled in a temporary folder
   beside the versions, then renamed into place: the archive first, then the module folder, whose
   appearance completes the version. A publish that fails leaves no version behind; a crashed one
-  leaves leftovers that the next publish deletes. Local paths only: the renames must be atomic.
+  leaves leftovers that the next publish deletes. On object stores (gs://, s3://), where renames
+  are copies, `saved_model.pb` is copied last instead.
 
   Args:
     saved_model_dir: a SavedModel written by `components.gan.training.export_generator`.
@@ -236,6 +237,9 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
     FileExistsError: the version appeared meanwhile (another publisher).
   """
   shapes = read_shapes(saved_model_dir)  # before touching hub_root: a bad model leaves nothing
+  if '://' in hub_root:
+    return _publish_to_object_store(saved_model_dir, hub_root, card, metrics, make_archive,
+                                    shapes)
   root = os.path.abspath(module_root(hub_root, card))  # the README's snippets use it
   tf.io.gfile.makedirs(root)
   remove_stale_leftovers(root)
@@ -266,4 +270,37 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
     if archive_placed and not committed:
       tf.io.gfile.remove(archive)
     tf.io.gfile.rmtree(staging)
+  return Publication(version, final, archive)
+
+
+def _publish_to_object_store(saved_model_dir: str, hub_root: str, card: ModuleCard,
+                             metrics: Mapping[str, float], make_archive: bool,
+                             shapes) -> Publication:
+  """`publish` for gs:// or s3:// roots (Kubeflow), where a folder cannot be renamed atomically.
+
+  The version is assembled locally, then copied with `saved_model.pb` last, the file that
+  loaders (hub.load, TF Serving) require: until it lands, the version is not a loadable module.
+  """
+  root = module_root(hub_root, card)
+  tf.io.gfile.makedirs(root)
+  version = next_version(root)
+  final = f'{root.rstrip("/")}/{version}'
+  archive = final + ARCHIVE_SUFFIX if make_archive else None
+  readme = render_readme(card, version, archive or final, shapes, metrics, final)
+  with tempfile.TemporaryDirectory() as staging:
+    staged_module = os.path.join(staging, str(version))
+    io_utils.copy_dir(saved_model_dir, staged_module)
+    with open(os.path.join(staged_module, README_FILE), 'w', encoding='utf-8') as f:
+      f.write(readme)
+    if archive:
+      write_archive(staged_module, staged_module + ARCHIVE_SUFFIX)
+      tf.io.gfile.copy(staged_module + ARCHIVE_SUFFIX, archive)
+    for directory, _, files in tf.io.gfile.walk(staged_module):
+      target = f'{final}/{os.path.relpath(directory, staged_module)}'.replace('/./', '/')
+      target = target[:-2] if target.endswith('/.') else target
+      tf.io.gfile.makedirs(target)
+      for name in files:
+        if not (directory == staged_module and name == 'saved_model.pb'):
+          tf.io.gfile.copy(os.path.join(directory, name), f'{target}/{name}')
+    tf.io.gfile.copy(os.path.join(staged_module, 'saved_model.pb'), f'{final}/saved_model.pb')
   return Publication(version, final, archive)

@@ -215,3 +215,18 @@ def test_component_wiring():
         blessing=channel(standard_artifacts.ModelBlessing),
         evaluation=channel(evaluator_component.GeneratorEvaluation), hub_root='/hub',
         dataset='digits', architecture='dense', module_name='../escape')
+
+
+def test_publishes_to_an_object_store(pipeline_outputs, tmp_path):
+  # TF's in-memory file system stands in for gs:// or s3:// (Kubeflow): no atomic folder renames.
+  root = f'ram://hub-{tmp_path.name}'
+  module = _publish(pipeline_outputs, root)
+  assert module.get_int_custom_property('published') == 1
+  final = f'{root}/ganpipe/generator/1'
+  assert module.get_string_custom_property('published_path') == final
+  for name in ('saved_model.pb', 'README.md', 'variables/variables.index'):
+    assert tf.io.gfile.exists(f'{final}/{name}'), name
+  assert tf.io.gfile.exists(f'{final}.tar.gz')
+  assert tf.io.gfile.GFile(f'{final}/README.md').read().startswith('# Module ganpipe/generator/1')
+  assert _publish(pipeline_outputs, root).get_string_custom_property(
+      'published_path').endswith('/generator/2')
