@@ -76,6 +76,7 @@ def main() -> int:
       'paths.pipeline_root': os.path.join(workdir, 'pipeline'),
       'paths.metadata_path': os.path.join(workdir, 'metadata.sqlite'),
       'paths.serving_root': os.path.join(workdir, 'serving'),
+      'paths.hub_root': os.path.join(workdir, 'hub'),
       'data.dataset': args.dataset,
   })
   started = time.monotonic()

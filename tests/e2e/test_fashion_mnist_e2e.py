@@ -52,7 +52,7 @@ def test_fashion_mnist_subset_end_to_end(tmp_path):
       [GANPIPE, 'run', '--small', '--data.dataset', 'fashion-mnist', '--data.data_dir', str(data),
        '--paths.pipeline_root', str(tmp_path / 'pipeline'),
        '--paths.metadata_path', str(tmp_path / 'metadata.sqlite'),
-       '--paths.serving_root', str(tmp_path / 'serving'),
+       '--paths.serving_root', str(tmp_path / 'serving'), '--paths.hub_root', str(tmp_path / 'hub'),
        # The GAN has its own e2e test on digits; here it only needs to run through on 28x28.
        '--gan.epochs', '1', '--gan.steps_per_epoch', '50',
        '--generator_evaluation.num_samples', '100'],

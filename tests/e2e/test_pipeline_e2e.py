@@ -26,7 +26,7 @@ GANPIPE = os.path.join(os.path.dirname(sys.executable), 'ganpipe')
 def _ganpipe(root, *flags, timeout=1200, command='run'):
   paths = ['--paths.pipeline_root', str(root / 'pipeline'),
            '--paths.metadata_path', str(root / 'metadata.sqlite'),
-           '--paths.serving_root', str(root / 'serving')]
+           '--paths.serving_root', str(root / 'serving'), '--paths.hub_root', str(root / 'hub')]
   return subprocess.run([GANPIPE, command, '--small', *paths, *flags], capture_output=True,
                         text=True, check=False, timeout=timeout, stdin=subprocess.DEVNULL)
 
