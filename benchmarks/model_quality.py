@@ -64,10 +64,24 @@ def _svc_on_sklearn_half_split() -> float:
                .score(data[half:], digits.target[half:]))
 
 
+def _overrides(assignments):
+  hints = dict(config_lib.field_paths())
+  overrides = {}
+  for assignment in assignments:
+    name, _, text = assignment.partition('=')
+    if name not in hints:
+      raise SystemExit(f'--set {assignment}: unknown field {name!r}')
+    overrides[name] = config_lib.parse_value(text, hints[name], name)
+  return overrides
+
+
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--dataset', choices=sorted(TARGETS), default='digits')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
+  parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
+                      help='override a config field, e.g. --set gan.epochs=30 (for experiments; '
+                           'the figures then no longer describe the default configuration)')
   args = parser.parse_args()
   target = TARGETS[args.dataset]
 
@@ -78,6 +92,7 @@ def main() -> int:
       'paths.serving_root': os.path.join(workdir, 'serving'),
       'paths.hub_root': os.path.join(workdir, 'hub'),
       'data.dataset': args.dataset,
+      **_overrides(args.set),
   })
   started = time.monotonic()
   summary, error = runner.run(config)

@@ -90,20 +90,15 @@ def _runtime(name: str, default, ptype):
 
 
 def _baseline_resolver(kubeflow: bool, trainer, trainer_id: str, evaluator_id: str):
-  """The latest blessed model other than the candidate, or on Kubeflow TFX's stock strategy.
+  """The latest blessed model other than the candidate; none on Kubeflow.
 
-  The KFP v2 compiler only expresses TFX's own resolver strategies. With the stock strategy a
-  re-run whose Trainer is cached compares the candidate with itself; runs on Kubeflow retrain.
+  Kubeflow Pipelines' v2 backend does not run resolver tasks ("resolver executors not
+  implemented"), so there the evaluators judge the candidate on its own thresholds.
   """
-  if not kubeflow:
-    return baseline_resolver.latest_blessed_baseline(
-        candidate=trainer.outputs['model'], trainer_id=trainer_id, evaluator_id=evaluator_id)
-  return tfx.dsl.Resolver(
-      strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-      model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model,
-                            producer_component_id=trainer_id),
-      model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
-                                     producer_component_id=evaluator_id))
+  if kubeflow:
+    return None
+  return baseline_resolver.latest_blessed_baseline(
+      candidate=trainer.outputs['model'], trainer_id=trainer_id, evaluator_id=evaluator_id)
 
 
 def _trainer_resources(kubeflow: config_lib.KubeflowConfig):
@@ -153,8 +148,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
     beam_pipeline_args: Beam args for the data components; defaults to `config.beam`'s.
     target: `local` (Beam or local DAG runner) or `kubeflow` (compiled by KubeflowV2DagRunner).
       For Kubeflow the Trainers request accelerators, epochs and the generator's thresholds
-      become runtime parameters, and the baseline resolvers use TFX's LatestBlessedModelStrategy,
-      the one the KFP v2 compiler can express.
+      become runtime parameters, and there are no baseline resolvers: the KFP v2 backend does
+      not run resolver tasks.
 
   Returns:
     A tfx.dsl.Pipeline for that runner.
@@ -217,13 +212,14 @@ def create_pipeline(config: config_lib.PipelineConfig,
   classifier_trainer.add_upstream_node(validation_gate)
 
   classifier_baseline = _baseline_resolver(
-      kubeflow, classifier_trainer, 'classifier_trainer', 'classifier_evaluator'
-  ).with_id('latest_blessed_classifier_resolver')
+      kubeflow, classifier_trainer, 'classifier_trainer', 'classifier_evaluator')
+  if classifier_baseline:
+    classifier_baseline.with_id('latest_blessed_classifier_resolver')
 
   classifier_evaluator = tfx.components.Evaluator(
       examples=example_gen.outputs['examples'],
       model=classifier_trainer.outputs['model'],
-      baseline_model=classifier_baseline.outputs['model'],
+      baseline_model=classifier_baseline.outputs['model'] if classifier_baseline else None,
       eval_config=classifier_eval_config(config.evaluation),
   ).with_id('classifier_evaluator')
 
@@ -247,15 +243,16 @@ def create_pipeline(config: config_lib.PipelineConfig,
   gan_trainer.add_upstream_node(validation_gate)
 
   generator_baseline = _baseline_resolver(
-      kubeflow, gan_trainer, 'gan_trainer', 'generator_evaluator'
-  ).with_id('latest_blessed_generator_resolver')
+      kubeflow, gan_trainer, 'gan_trainer', 'generator_evaluator')
+  if generator_baseline:
+    generator_baseline.with_id('latest_blessed_generator_resolver')
 
   generator_evaluation = config.generator_evaluation
   generator_evaluator = GeneratorEvaluator(
       model=gan_trainer.outputs['model'],
       classifier=classifier_trainer.outputs['model'],
       examples=example_gen.outputs['examples'],
-      baseline_model=generator_baseline.outputs['model'],
+      baseline_model=generator_baseline.outputs['model'] if generator_baseline else None,
       num_samples=generator_evaluation.num_samples,
       max_distance=(_runtime('generator-max-distance', generator_evaluation.max_distance, float)
                     if kubeflow else generator_evaluation.max_distance),
@@ -291,14 +288,14 @@ def create_pipeline(config: config_lib.PipelineConfig,
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=_local_or_uri(config.paths.pipeline_root),
-      components=[
+      components=[c for c in [
           example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
           transform,
           classifier_trainer, classifier_baseline, classifier_evaluator,
           classifier_infra_validator, classifier_pusher,
           gan_trainer, generator_baseline, generator_evaluator,
           generator_infra_validator, generator_pusher, hub_publisher,
-      ],
+      ] if c is not None],
       enable_cache=config.enable_cache,
       # On Kubeflow the cluster's ML Metadata service is used.
       metadata_connection_config=None if kubeflow else

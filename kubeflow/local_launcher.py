@@ -1,0 +1,487 @@
+"""Runs a compiled KFP v2 PipelineJob on this machine, task by task, as the KFP launcher would."""
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from google.protobuf import json_format
+from google.protobuf import struct_pb2
+from kfp.pipeline_spec import pipeline_spec_pb2
+import yaml
+
+from kubeflow import compile as kubeflow_compile
+from pipeline import config as config_lib
+
+EXECUTOR_OUTPUT_FILE = 'executor_output.json'
+# What kubeflow/Dockerfile's ENV gives every task's container (its venv aside).
+IMAGE_ENV = {'PYTHONUNBUFFERED': '1', 'TF_USE_LEGACY_KERAS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+# The image's WORKDIR holds a copy of this repository; locally the repository is the workdir.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONTAINER, RESOLVER = 'container', 'resolver'
+SUCCEEDED, FAILED, NOT_RUN = 'succeeded', 'failed', 'not_run'
+
+_PLACEHOLDER = re.compile(r'\{\{\$(.*?)\}\}')
+_INPUT_ARTIFACT = re.compile(r"^\.inputs\.artifacts\['([^']+)'\]\.(uri|metadata\['([^']+)'\])$")
+_OUTPUT_ARTIFACT = re.compile(r"^\.outputs\.artifacts\['([^']+)'\]\.uri$")
+_INPUT_PARAMETER = re.compile(r"^\.inputs\.parameters\['([^']+)'\]$")
+_FILTER_CLAUSES = (
+    ('schema_title', re.compile(r'^schema_title="([^"]*)"$')),
+    ('state', re.compile(r'^state=(\w+)$')),
+    ('name', re.compile(r'^name="([^"]*)"$')),
+    ('number', re.compile(r'^metadata\.(\w+)\.number_value=(-?[0-9.eE+-]+)$')),
+    ('string', re.compile(r'^metadata\.(\w+)\.string_value="([^"]*)"$')),
+)
+
+
+class SpecError(ValueError):
+  """The compiled spec asks for something the KFP launcher could not do."""
+
+
+class TaskFailed(RuntimeError):
+  """A task's subprocess failed; the message ends with the tail of its log."""
+
+  def __init__(self, task: str, step: str, problem: str, log_path: str, tail_lines: int = 40):
+    with open(log_path, errors='replace') as f:
+      tail = ''.join(f.readlines()[-tail_lines:])
+    super().__init__(f'{task} ({step}) failed: {problem}; log {log_path}:\n{tail}')
+
+
+@dataclasses.dataclass
+class TaskResult:
+  """How one task of the DAG went."""
+  task: str
+  kind: str
+  status: str = NOT_RUN
+  # Wall time of the whole task: the preCacheCheck driver (if any) and the executor.
+  seconds: float = 0.0
+  driver_seconds: Optional[float] = None
+  log_path: str = ''
+  error: str = ''
+
+
+@dataclasses.dataclass
+class LauncherResult:
+  """A local run of a PipelineJob: tasks in the order they ran, and the artifacts they made."""
+  job_id: str
+  job_root: str
+  tasks: List[TaskResult]
+  # (producer task, output key) -> the artifacts as downstream tasks receive them.
+  outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]]
+  # Every artifact the containers made, oldest first: the `history` of a next run.
+  artifacts: List[pipeline_spec_pb2.RuntimeArtifact]
+
+  @property
+  def succeeded(self) -> bool:
+    return all(t.status == SUCCEEDED for t in self.tasks)
+
+  def output(self, task: str, key: str) -> List[pipeline_spec_pb2.RuntimeArtifact]:
+    return self.outputs[(task, key)]
+
+
+def local_roots(paths: config_lib.PathsConfig, local_dir: str) -> Dict[str, str]:
+  """Remote root -> `<local_dir>/{pipeline,serving,hub}`, for the roots of a config."""
+  return {getattr(paths, name): os.path.join(local_dir, name.split('_')[0])
+          for name in ('pipeline_root', 'serving_root', 'hub_root')}
+
+
+def load_job(path: str, roots: Mapping[str, str]) -> dict:
+  """Reads a PipelineJob JSON with each remote root replaced by a local folder.
+
+  Args:
+    path: the compiled spec (`ganpipe compile-kubeflow` output).
+    roots: remote prefix (e.g. `gs://bucket/ganpipe/serving`) -> local folder.
+
+  Raises:
+    SpecError: if a remote URI is left that no root covers.
+  """
+  with open(path) as f:
+    text = f.read()
+  # Longest first, so that a root nested in another is replaced by its own folder.
+  for remote in sorted(roots, key=len, reverse=True):
+    text = text.replace(remote.rstrip('/'), os.path.abspath(roots[remote]).rstrip('/'))
+  left = re.findall(r'(?:%s)[^"\\\s]*' % '|'.join(map(re.escape, kubeflow_compile.REMOTE_SCHEMES)),
+                    text)
+  if left:
+    raise SpecError(f'no local root given for {sorted(set(left))}')
+  return json.loads(text)
+
+
+def task_order(tasks: Mapping[str, pipeline_spec_pb2.PipelineTaskSpec]) -> List[str]:
+  """The tasks in an order where each runs after all the tasks it depends on.
+
+  Dependencies are `dependentTasks` plus the producers of the task's input artifacts and
+  parameters, which KFP adds implicitly. Ties run in name order, so the order is stable.
+
+  Raises:
+    SpecError: on an unknown producer or a cycle.
+  """
+  needs = {name: set(upstream_tasks(task)) for name, task in tasks.items()}
+  for name, upstream in needs.items():
+    unknown = upstream - set(tasks)
+    if unknown:
+      raise SpecError(f'task {name} depends on unknown tasks {sorted(unknown)}')
+  order: List[str] = []
+  while len(order) < len(tasks):
+    ready = sorted(n for n, up in needs.items() if n not in order and up <= set(order))
+    if not ready:
+      raise SpecError(f'dependency cycle among {sorted(set(tasks) - set(order))}')
+    order.append(ready[0])
+  return order
+
+
+def upstream_tasks(task: pipeline_spec_pb2.PipelineTaskSpec) -> List[str]:
+  """The tasks a task waits for: declared, and implied by its inputs."""
+  upstream = list(task.dependent_tasks)
+  upstream += [a.task_output_artifact.producer_task for a in task.inputs.artifacts.values()
+               if a.WhichOneof('kind') == 'task_output_artifact']
+  upstream += [p.task_output_parameter.producer_task for p in task.inputs.parameters.values()
+               if p.WhichOneof('kind') == 'task_output_parameter']
+  return list(dict.fromkeys(upstream))
+
+
+def schema_title(artifact_type: pipeline_spec_pb2.ArtifactTypeSchema) -> str:
+  if artifact_type.WhichOneof('kind') == 'schema_title':
+    return artifact_type.schema_title
+  return yaml.safe_load(artifact_type.instance_schema).get('title', '')
+
+
+def substitute(text: str, executor_input: pipeline_spec_pb2.ExecutorInput) -> str:
+  """Replaces KFP placeholders (`{{$}}`, `{{$.inputs.artifacts['x'].uri}}`, ...) in `text`.
+
+  Raises:
+    SpecError: for a placeholder this launcher does not know, or a missing input.
+  """
+  def replace(match):
+    path = match.group(1)
+    if not path:
+      return json_format.MessageToJson(executor_input, indent=None)
+    found = _INPUT_ARTIFACT.match(path)
+    if found:
+      artifacts = executor_input.inputs.artifacts[found.group(1)].artifacts
+      if not artifacts:
+        raise SpecError(f'{match.group(0)}: input {found.group(1)!r} has no artifact')
+      if found.group(2) == 'uri':
+        return artifacts[0].uri
+      value = json_format.MessageToDict(artifacts[0].metadata).get(found.group(3))
+      if value is None:
+        raise SpecError(f'{match.group(0)}: no such metadata on {artifacts[0].name}')
+      return _as_text(value)
+    found = _OUTPUT_ARTIFACT.match(path)
+    if found:
+      return executor_input.outputs.artifacts[found.group(1)].artifacts[0].uri
+    found = _INPUT_PARAMETER.match(path)
+    if found:
+      return _as_text(json_format.MessageToDict(
+          executor_input.inputs.parameter_values[found.group(1)]))
+    raise SpecError(f'unsupported placeholder {match.group(0)}')
+  return _PLACEHOLDER.sub(replace, text)
+
+
+def _as_text(value) -> str:
+  """A JSON value as a placeholder's text: strings as they are, whole numbers without `.0`."""
+  if isinstance(value, str):
+    return value
+  if isinstance(value, float) and value.is_integer():
+    value = int(value)
+  return json.dumps(value)
+
+
+def _to_struct_value(value: pipeline_spec_pb2.Value) -> struct_pb2.Value:
+  kind = value.WhichOneof('value')
+  if kind is None:
+    raise SpecError(f'a parameter value is empty: {value}')
+  if kind == 'string_value':
+    return struct_pb2.Value(string_value=value.string_value)
+  return struct_pb2.Value(number_value=float(getattr(value, kind)))
+
+
+def _declared_type(component: pipeline_spec_pb2.ComponentSpec, name: str) -> int:
+  """The parameter's PrimitiveType (INT, DOUBLE, STRING), or 0 when it is not declared."""
+  declared = component.input_definitions.parameters.get(name)
+  if declared is None:
+    return 0
+  if declared.type:
+    return declared.type
+  return {pipeline_spec_pb2.ParameterType.NUMBER_INTEGER: pipeline_spec_pb2.PrimitiveType.INT,
+          pipeline_spec_pb2.ParameterType.NUMBER_DOUBLE: pipeline_spec_pb2.PrimitiveType.DOUBLE,
+          }.get(declared.parameter_type, 0)
+
+
+def _to_legacy_value(value: struct_pb2.Value, declared: int) -> pipeline_spec_pb2.Value:
+  """A struct Value as the deprecated typed Value, which TFX reads from 2.0.0 specs."""
+  kind = value.WhichOneof('kind')
+  if kind == 'string_value':
+    return pipeline_spec_pb2.Value(string_value=value.string_value)
+  if kind != 'number_value':
+    return pipeline_spec_pb2.Value(string_value=json_format.MessageToJson(value, indent=None))
+  number = value.number_value
+  if declared == pipeline_spec_pb2.PrimitiveType.DOUBLE or (
+      declared != pipeline_spec_pb2.PrimitiveType.INT and not number.is_integer()):
+    return pipeline_spec_pb2.Value(double_value=number)
+  return pipeline_spec_pb2.Value(int_value=int(number))
+
+
+def _matches(query: str, artifact: pipeline_spec_pb2.RuntimeArtifact) -> bool:
+  """Evaluates a resolver's MLMD filter (clauses joined by AND) on one live artifact."""
+  metadata = json_format.MessageToDict(artifact.metadata)
+  for clause in query.split(' AND '):
+    clause = clause.strip()
+    for kind, pattern in _FILTER_CLAUSES:
+      found = pattern.match(clause)
+      if found:
+        break
+    else:
+      raise SpecError(f'unsupported resolver filter clause {clause!r} in {query!r}')
+    if kind == 'schema_title' and schema_title(artifact.type) != found.group(1):
+      return False
+    if kind == 'state' and found.group(1) != 'LIVE':
+      return False  # Every artifact this launcher knows of is live.
+    if kind == 'name' and artifact.name != found.group(1):
+      return False
+    if kind == 'number' and metadata.get(found.group(1)) != float(found.group(2)):
+      return False
+    if kind == 'string' and metadata.get(found.group(1)) != found.group(2):
+      return False
+  return True
+
+
+class LocalLauncher:
+  """Runs each task of a PipelineJob's root DAG as a local subprocess, in dependency order.
+
+  Containers run their `command + args` with `{{$}}` replaced by the ExecutorInput JSON, the
+  way the KFP launcher starts them, with `python` as this interpreter. A container's
+  `lifecycle.preCacheCheck` (TFX's FileBasedExampleGen driver) runs first and its output feeds
+  the executor's input. RESOLVER tasks query the artifacts of this run (and `history`).
+  Every task runs: there is no execution cache, as on a first run. The first failed task
+  stops the run.
+  """
+
+  def __init__(self, job: dict, log_dir: str, job_id: str = '',
+               parameter_values: Optional[Mapping[str, object]] = None,
+               history: Sequence[pipeline_spec_pb2.RuntimeArtifact] = (),
+               python: str = sys.executable, cwd: str = REPO_ROOT,
+               timeout_seconds: Optional[float] = None):
+    """Prepares a run.
+
+    Args:
+      job: a PipelineJob dict from `load_job`, its roots already local.
+      log_dir: where each task's stdout and stderr go (`<task>.log`).
+      job_id: names the run's folder under the pipeline root; defaults to `<name>-<time>`.
+      parameter_values: runtime parameters overriding the spec's runtimeConfig.
+      history: artifacts of earlier runs that resolvers may find.
+      python: the interpreter that stands in for the image's `python`.
+      cwd: the tasks' working directory, as the image's WORKDIR.
+      timeout_seconds: per task; None waits for ever.
+    """
+    self._spec = json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+    self._deployment = json_format.ParseDict(
+        json_format.MessageToDict(self._spec.deployment_spec),
+        pipeline_spec_pb2.PipelineDeploymentConfig())
+    self._runtime = json_format.ParseDict(job.get('runtimeConfig', {}),
+                                          pipeline_spec_pb2.PipelineJob.RuntimeConfig())
+    if not self._runtime.gcs_output_directory:
+      raise SpecError('runtimeConfig.gcsOutputDirectory (the pipeline root) is not set')
+    self._job_id = job_id or f'{self._spec.pipeline_info.name}-{time.strftime("%Y%m%d%H%M%S")}'
+    self._job_root = os.path.join(self._runtime.gcs_output_directory, self._job_id)
+    self._log_dir = log_dir
+    self._overrides = dict(parameter_values or {})
+    self._python = python
+    self._cwd = cwd
+    self._timeout = timeout_seconds
+    self._history = list(history)
+    self._made: List[pipeline_spec_pb2.RuntimeArtifact] = []
+    self._outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]] = {}
+
+  @property
+  def order(self) -> List[str]:
+    return task_order(self._spec.root.dag.tasks)
+
+  def run(self) -> LauncherResult:
+    """Runs every task once, in dependency order, and returns how each went."""
+    os.makedirs(self._log_dir, exist_ok=True)
+    results = [TaskResult(name, self._kind(name)) for name in self.order]
+    failed = False
+    for result in results:
+      if failed:
+        continue
+      started = time.monotonic()
+      try:
+        if result.kind == RESOLVER:
+          self._resolve(result.task)
+        else:
+          self._launch(result)
+        result.status = SUCCEEDED
+      except (SpecError, TaskFailed) as e:
+        result.status, result.error, failed = FAILED, str(e), True
+      result.seconds = round(time.monotonic() - started, 1)
+    return LauncherResult(self._job_id, self._job_root, results, dict(self._outputs),
+                          list(self._made))
+
+  def _kind(self, task: str) -> str:
+    executor = self._executor(task)
+    kind = executor.WhichOneof('spec')
+    if kind not in (CONTAINER, RESOLVER):
+      raise SpecError(f'task {task}: {kind} executors are not supported')
+    return kind
+
+  def _component(self, task: str) -> pipeline_spec_pb2.ComponentSpec:
+    return self._spec.components[self._spec.root.dag.tasks[task].component_ref.name]
+
+  def _executor(self, task: str) -> pipeline_spec_pb2.PipelineDeploymentConfig.ExecutorSpec:
+    return self._deployment.executors[self._component(task).executor_label]
+
+  # Inputs ------------------------------------------------------------------------------------
+
+  def _root_parameter(self, name: str) -> struct_pb2.Value:
+    if name in self._overrides:
+      return json_format.ParseDict(self._overrides[name], struct_pb2.Value())
+    if name in self._runtime.parameter_values:
+      return self._runtime.parameter_values[name]
+    if name in self._runtime.parameters:
+      return _to_struct_value(self._runtime.parameters[name])
+    definition = self._spec.root.input_definitions.parameters.get(name)
+    if definition is not None and definition.HasField('default_value'):
+      return definition.default_value
+    raise SpecError(f'pipeline parameter {name!r} has no value')
+
+  def executor_input(self, task: str) -> pipeline_spec_pb2.ExecutorInput:
+    """The ExecutorInput the launcher substitutes for `{{$}}` in the task's container."""
+    spec = self._spec.root.dag.tasks[task]
+    component = self._component(task)
+    result = pipeline_spec_pb2.ExecutorInput()
+    for name, source in spec.inputs.parameters.items():
+      kind = source.WhichOneof('kind')
+      if kind == 'runtime_value':
+        constant = source.runtime_value
+        value = (_to_struct_value(constant.constant_value)
+                 if constant.HasField('constant_value') else constant.constant)
+      elif kind == 'component_input_parameter':
+        value = self._root_parameter(source.component_input_parameter)
+      else:
+        raise SpecError(f'task {task}: parameter {name} comes from {kind}, not supported')
+      self._set_parameter(result, component, name, value)
+    for name, source in spec.inputs.artifacts.items():
+      if source.WhichOneof('kind') != 'task_output_artifact':
+        raise SpecError(f'task {task}: artifact {name} is not a task output')
+      upstream = source.task_output_artifact
+      produced = self._outputs.get((upstream.producer_task, upstream.output_artifact_key))
+      if produced is None:
+        raise SpecError(f'task {task}: {upstream.producer_task}.{upstream.output_artifact_key} '
+                        'has not been produced')
+      # An empty list is a resolver that found nothing: the input is there, with no artifact.
+      result.inputs.artifacts[name].artifacts.extend(produced)
+    task_root = os.path.join(self._job_root, task)
+    for name, definition in component.output_definitions.artifacts.items():
+      artifact = result.outputs.artifacts[name].artifacts.add()
+      artifact.name = f'{self._job_id}/{task}/{name}'
+      artifact.type.CopyFrom(definition.artifact_type)
+      artifact.uri = os.path.join(task_root, name)
+    if component.output_definitions.parameters:
+      raise SpecError(f'task {task}: output parameters are not supported')
+    result.outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT_FILE)
+    return result
+
+  @staticmethod
+  def _set_parameter(executor_input, component, name, value: struct_pb2.Value):
+    # A 2.0.0 spec's executors read the typed `parameters`; 2.1.0's read `parameterValues`.
+    executor_input.inputs.parameter_values[name].CopyFrom(value)
+    executor_input.inputs.parameters[name].CopyFrom(
+        _to_legacy_value(value, _declared_type(component, name)))
+
+  # Containers --------------------------------------------------------------------------------
+
+  def _launch(self, result: TaskResult) -> None:
+    task = result.task
+    container = self._executor(task).container
+    executor_input = self.executor_input(task)
+    os.makedirs(os.path.dirname(executor_input.outputs.output_file), exist_ok=True)
+    result.log_path = os.path.join(self._log_dir, f'{task}.log')
+    if container.lifecycle.HasField('pre_cache_check'):
+      check = container.lifecycle.pre_cache_check
+      started = time.monotonic()
+      self._subprocess(task, 'driver', list(check.command) + list(check.args), executor_input,
+                       container, result.log_path)
+      result.driver_seconds = round(time.monotonic() - started, 1)
+      self._apply_driver_output(task, executor_input)
+    self._subprocess(task, 'executor', list(container.command) + list(container.args),
+                     executor_input, container, result.log_path)
+    self._collect_outputs(task, executor_input)
+
+  def _subprocess(self, task, step, argv, executor_input, container, log_path) -> None:
+    argv = [substitute(arg, executor_input) for arg in argv]
+    if argv and argv[0] in ('python', 'python3'):
+      argv[0] = self._python
+    env = dict(os.environ, **IMAGE_ENV)
+    env.update({e.name: e.value for e in container.env})
+    with open(log_path, 'a') as log:
+      log.write(f'==== {task} {step}: {" ".join(argv[:3])} ...\n')
+      log.flush()
+      try:
+        completed = subprocess.run(argv, cwd=self._cwd, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   timeout=self._timeout, check=False)
+      except subprocess.TimeoutExpired:
+        raise TaskFailed(task, step, f'timed out after {self._timeout} s', log_path) from None
+    if completed.returncode != 0:
+      raise TaskFailed(task, step, f'exit code {completed.returncode}', log_path)
+
+  def _apply_driver_output(self, task: str, executor_input) -> None:
+    """Feeds the driver's ExecutorOutput (span, fingerprint, input config) to the executor."""
+    driver_output = self._read_output(executor_input.outputs.output_file)
+    if driver_output is None:
+      raise SpecError(f'task {task}: the preCacheCheck driver wrote no output')
+    component = self._component(task)
+    for name, value in driver_output.parameter_values.items():
+      self._set_parameter(executor_input, component, name, value)
+    for name, value in driver_output.parameters.items():
+      executor_input.inputs.parameters[name].CopyFrom(value)
+      executor_input.inputs.parameter_values[name].CopyFrom(_to_struct_value(value))
+    for key, produced in driver_output.artifacts.items():
+      for target, update in zip(executor_input.outputs.artifacts[key].artifacts,
+                                produced.artifacts):
+        target.metadata.update(json_format.MessageToDict(update.metadata))
+
+  @staticmethod
+  def _read_output(path: str) -> Optional[pipeline_spec_pb2.ExecutorOutput]:
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json_format.Parse(f.read(), pipeline_spec_pb2.ExecutorOutput(),
+                               ignore_unknown_fields=True)
+
+  def _collect_outputs(self, task: str, executor_input) -> None:
+    """Records the output artifacts, with the uri and metadata the executor reported."""
+    reported = self._read_output(executor_input.outputs.output_file)
+    for key, given in executor_input.outputs.artifacts.items():
+      artifacts = []
+      updates = reported.artifacts[key].artifacts if reported and key in reported.artifacts else []
+      for index, original in enumerate(given.artifacts):
+        artifact = pipeline_spec_pb2.RuntimeArtifact()
+        artifact.CopyFrom(original)
+        if index < len(updates):
+          artifact.uri = updates[index].uri or artifact.uri
+          artifact.metadata.update(json_format.MessageToDict(updates[index].metadata))
+        artifacts.append(artifact)
+      self._outputs[(task, key)] = artifacts
+      self._made.extend(artifacts)
+
+  # Resolvers ---------------------------------------------------------------------------------
+
+  def _resolve(self, task: str) -> None:
+    """Runs a RESOLVER task: each output is the latest live artifacts its filter matches."""
+    queries = self._executor(task).resolver.output_artifact_queries
+    executor_input = self.executor_input(task)
+    for key, query in queries.items():
+      read = re.findall(r"\.inputs\.artifacts\['([^']+)'\]", query.filter)
+      if any(not executor_input.inputs.artifacts[name].artifacts for name in read):
+        # The query reads an input that resolved to nothing, so nothing can match.
+        self._outputs[(task, key)] = []
+        continue
+      text = substitute(query.filter, executor_input)
+      matches = [a for a in self._history + self._made if _matches(text, a)]
+      self._outputs[(task, key)] = matches[-(query.limit or 1):][::-1]

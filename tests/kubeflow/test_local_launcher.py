@@ -1,0 +1,304 @@
+"""The compiled Kubeflow spec runs: every task, as the KFP launcher would run it, locally."""
+
+import glob
+import json
+import os
+import re
+import sys
+
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+import pytest
+
+from kubeflow import compile as kubeflow_compile
+from kubeflow import local_launcher
+from pipeline import config as config_lib
+
+# A stand-in for TFX's container entry points: `python -c TASK {{$}} ROLE`. It records what it
+# received in its output folder and reports its outputs in the ExecutorOutput, like TFX's.
+TASK = r'''
+import json, os, sys
+executor_input, role = json.loads(sys.argv[1]), sys.argv[2]
+inputs, outputs = executor_input['inputs'], executor_input['outputs']
+
+def report(key, **metadata):
+  artifact = outputs['artifacts'][key]['artifacts'][0]
+  os.makedirs(artifact['uri'], exist_ok=True)
+  with open(os.path.join(artifact['uri'], 'received.json'), 'w') as f:
+    json.dump({'executor_input': executor_input, 'python': sys.executable}, f)
+  with open(outputs['outputFile'], 'w') as f:
+    json.dump({'artifacts': {key: {'artifacts': [{'uri': artifact['uri'],
+                                                  'metadata': metadata}]}},
+               'parameterValues': {'span': 7} if role == 'driver' else {}}, f)
+
+if role == 'driver':
+  report('model', span=7)
+elif role == 'train':
+  if inputs['parameterValues']['mode'] == 'diverge':
+    sys.exit('training diverged')
+  values = inputs['parameterValues']
+  report('model', greeting=values['greeting'], span=values['span'])
+else:
+  model = inputs['artifacts']['model']['artifacts'][0]
+  report('blessing', blessed=1, current_model_id=model['name'])
+'''
+MODEL = {'instanceSchema': 'title: tfx.Model\ntype: object\n'}
+BLESSING = {'instanceSchema': 'title: tfx.ModelBlessing\ntype: object\n'}
+
+
+def _container(role, pre_cache_check=False):
+  container = {'image': 'ganpipe:test', 'command': ['python', '-c', TASK],
+               'args': ['{{$}}', role]}
+  if pre_cache_check:
+    container['lifecycle'] = {'preCacheCheck': {'command': ['python', '-c', TASK],
+                                                'args': ['{{$}}', 'driver']}}
+  return {'container': container}
+
+
+def _job(root):
+  """Trainer -> evaluator, with TFX's two-part latest-blessed-model resolver as the baseline."""
+  blessed = 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
+  of_blessing = ('schema_title="tfx.Model" AND state=LIVE AND '
+                 'name="{{$.inputs.artifacts[\'input\'].metadata[\'current_model_id\']}}"')
+  components = {
+      'trainer': {'executorLabel': 'trainer_executor',
+                  'inputDefinitions': {'parameters': {'greeting': {'type': 'STRING'},
+                                                      'mode': {'type': 'STRING'}}},
+                  'outputDefinitions': {'artifacts': {'model': {'artifactType': MODEL}}}},
+      'evaluator': {'executorLabel': 'evaluator_executor',
+                    'inputDefinitions': {'artifacts': {'model': {'artifactType': MODEL},
+                                                       'baseline': {'artifactType': MODEL}}},
+                    'outputDefinitions': {'artifacts': {'blessing': {'artifactType': BLESSING}}}},
+      'blessing-resolver': {'executorLabel': 'blessing_resolver',
+                            'outputDefinitions': {'artifacts': {
+                                'model_blessing': {'artifactType': BLESSING}}}},
+      'model-resolver': {'executorLabel': 'model_resolver',
+                         'inputDefinitions': {'artifacts': {'input': {'artifactType': BLESSING}}},
+                         'outputDefinitions': {'artifacts': {'model': {'artifactType': MODEL}}}},
+  }
+  executors = {
+      'trainer_executor': _container('train', pre_cache_check=True),
+      'evaluator_executor': _container('evaluate'),
+      'blessing_resolver': {'resolver': {'outputArtifactQueries': {
+          'model_blessing': {'filter': blessed}}}},
+      'model_resolver': {'resolver': {'outputArtifactQueries': {'model': {'filter': of_blessing}}}},
+  }
+  tasks = {
+      'trainer': {'componentRef': {'name': 'trainer'}, 'taskInfo': {'name': 'trainer'},
+                  'inputs': {'parameters': {
+                      'greeting': {'runtimeValue': {'constantValue': {'stringValue': 'hi'}}},
+                      'mode': {'componentInputParameter': 'mode'}}}},
+      'evaluator': {'componentRef': {'name': 'evaluator'}, 'taskInfo': {'name': 'evaluator'},
+                    'dependentTasks': ['model-resolver', 'trainer'],
+                    'inputs': {'artifacts': {
+                        'model': {'taskOutputArtifact': {'producerTask': 'trainer',
+                                                         'outputArtifactKey': 'model'}},
+                        'baseline': {'taskOutputArtifact': {'producerTask': 'model-resolver',
+                                                            'outputArtifactKey': 'model'}}}}},
+      'blessing-resolver': {'componentRef': {'name': 'blessing-resolver'},
+                            'taskInfo': {'name': 'blessing-resolver'}},
+      # Like TFX's compiled resolvers: the dependency is only implied by the input.
+      'model-resolver': {'componentRef': {'name': 'model-resolver'},
+                         'taskInfo': {'name': 'model-resolver'},
+                         'inputs': {'artifacts': {'input': {'taskOutputArtifact': {
+                             'producerTask': 'blessing-resolver',
+                             'outputArtifactKey': 'model_blessing'}}}}},
+  }
+  job = {'displayName': 'tiny',
+         'pipelineSpec': {'pipelineInfo': {'name': 'tiny'}, 'schemaVersion': '2.0.0',
+                          'components': components,
+                          'deploymentSpec': {'executors': executors},
+                          'root': {'dag': {'tasks': tasks}, 'inputDefinitions': {
+                              'parameters': {'mode': {'type': 'STRING'}}}}},
+         'runtimeConfig': {'gcsOutputDirectory': 'gs://bucket/tiny',
+                           'parameters': {'mode': {'stringValue': 'converge'}}}}
+  path = os.path.join(root, 'tiny.json')
+  with open(path, 'w') as f:
+    json.dump(job, f)
+  return local_launcher.load_job(path, {'gs://bucket/tiny': os.path.join(root, 'pipeline')})
+
+
+def _received(result, task, key):
+  with open(os.path.join(result.output(task, key)[0].uri, 'received.json')) as f:
+    return json.load(f)
+
+
+def test_tasks_run_in_dependency_order_including_dependencies_implied_by_inputs(tmp_path):
+  launcher = local_launcher.LocalLauncher(_job(str(tmp_path)), str(tmp_path / 'logs'))
+  assert launcher.order == ['blessing-resolver', 'model-resolver', 'trainer', 'evaluator']
+
+
+def test_a_dependency_cycle_is_refused():
+  spec = pipeline_spec_pb2.PipelineSpec()
+  json_format.ParseDict({'root': {'dag': {'tasks': {
+      'a': {'dependentTasks': ['b']}, 'b': {'dependentTasks': ['a']}}}}}, spec)
+  with pytest.raises(local_launcher.SpecError, match=r"cycle among \['a', 'b'\]"):
+    local_launcher.task_order(spec.root.dag.tasks)
+
+
+def test_a_remote_path_without_a_local_root_is_refused(tmp_path):
+  path = tmp_path / 'job.json'
+  path.write_text(json.dumps({'runtimeConfig': {'gcsOutputDirectory': 'gs://bucket/root'},
+                              'x': 'gs://other/serving'}))
+  with pytest.raises(local_launcher.SpecError, match='gs://other/serving'):
+    local_launcher.load_job(str(path), {'gs://bucket/root': str(tmp_path)})
+
+
+def test_executor_input_carries_parameters_artifacts_and_output_locations(tmp_path):
+  result = local_launcher.LocalLauncher(_job(str(tmp_path)), str(tmp_path / 'logs'),
+                                        job_id='job-1').run()
+  assert result.succeeded, [t.error for t in result.tasks]
+  trainer = _received(result, 'trainer', 'model')
+  assert trainer['python'] == sys.executable
+  inputs = trainer['executor_input']['inputs']
+  # Both maps: 2.0.0 specs' executors read the typed `parameters`.
+  assert inputs['parameterValues']['greeting'] == 'hi'
+  assert inputs['parameters']['mode'] == {'stringValue': 'converge'}
+  # The preCacheCheck driver's output feeds the executor's input.
+  assert inputs['parameters']['span'] == {'intValue': '7'}
+  outputs = trainer['executor_input']['outputs']
+  task_root = str(tmp_path / 'pipeline' / 'job-1' / 'trainer')
+  assert outputs['outputFile'] == os.path.join(task_root, 'executor_output.json')
+  assert outputs['artifacts']['model']['artifacts'][0]['uri'] == os.path.join(task_root, 'model')
+  # The evaluator gets the model with the metadata the trainer reported, the driver's too.
+  model = _received(result, 'evaluator', 'blessing')['executor_input']['inputs']['artifacts'][
+      'model']['artifacts'][0]
+  assert model['metadata'] == {'greeting': 'hi', 'span': 7.0}
+  assert model['name'] == 'job-1/trainer/model'
+  assert model['type'] == MODEL
+
+
+def test_resolvers_find_nothing_on_a_first_run_and_the_blessed_model_on_the_next(tmp_path):
+  first = local_launcher.LocalLauncher(_job(str(tmp_path)), str(tmp_path / 'logs'),
+                                       job_id='run-1').run()
+  assert first.succeeded
+  assert first.output('model-resolver', 'model') == []
+  baseline = _received(first, 'evaluator', 'blessing')['executor_input']['inputs']['artifacts']
+  assert 'artifacts' not in baseline['baseline']
+
+  second = local_launcher.LocalLauncher(_job(str(tmp_path)), str(tmp_path / 'logs'),
+                                        job_id='run-2', history=first.artifacts).run()
+  assert second.succeeded
+  assert [a.name for a in second.output('model-resolver', 'model')] == ['run-1/trainer/model']
+  inputs = _received(second, 'evaluator', 'blessing')['executor_input']['inputs']['artifacts']
+  assert inputs['baseline']['artifacts'][0]['uri'] == first.output('trainer', 'model')[0].uri
+
+
+def test_a_failed_task_stops_the_run_and_shows_its_log(tmp_path):
+  launcher = local_launcher.LocalLauncher(_job(str(tmp_path)), str(tmp_path / 'logs'),
+                                          parameter_values={'mode': 'diverge'})
+  result = launcher.run()
+  statuses = {t.task: t.status for t in result.tasks}
+  assert statuses == {'blessing-resolver': 'succeeded', 'model-resolver': 'succeeded',
+                      'trainer': 'failed', 'evaluator': 'not_run'}
+  failed = next(t for t in result.tasks if t.status == 'failed')
+  assert 'trainer (executor) failed: exit code 1' in failed.error
+  assert 'training diverged' in failed.error
+
+
+def test_tasks_get_the_environment_the_image_sets():
+  with open(os.path.join(local_launcher.REPO_ROOT, 'kubeflow', 'Dockerfile')) as f:
+    dockerfile = f.read()
+  for name, value in local_launcher.IMAGE_ENV.items():
+    assert re.search(rf'\b{name}={value}\b', dockerfile), name
+
+
+def test_custom_artifact_types_load_from_their_schema_titles_in_the_container():
+  # pylint: disable=import-outside-toplevel
+  from tfx.orchestration.kubeflow.v2 import compiler_utils
+  from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+  from pipeline import pipeline as pipeline_lib
+  # pylint: enable=import-outside-toplevel
+  config = config_lib.get_config(small=True)
+  pipeline = pipeline_lib.create_pipeline(config, target=pipeline_lib.KUBEFLOW)
+  types = {channel.type for node in pipeline.components
+           for channel in node.outputs.values()}
+  custom = [t for t in types if t.TYPE_NAME.startswith('ganpipe.')]
+  assert len(custom) == 4
+  for artifact_type in custom:
+    artifact = pipeline_spec_pb2.RuntimeArtifact(uri='/x', type={
+        'instance_schema': compiler_utils.get_artifact_schema(artifact_type)})
+    parsed = kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(
+        {'a': pipeline_spec_pb2.ArtifactList(artifacts=[artifact])})
+    assert type(parsed['a'][0]) is artifact_type
+
+
+# ----------------------------------------------------------------------------------------------
+# End to end: the compiled small pipeline.
+
+REMOTE = 'gs://bucket/ganpipe'
+
+
+def small_kubeflow_config() -> config_lib.PipelineConfig:
+  """The small config, one GAN epoch, on gs:// roots as `compile-kubeflow` requires."""
+  return config_lib.with_overrides(config_lib.get_config(small=True), {
+      'paths.pipeline_root': f'{REMOTE}/pipeline',
+      'paths.serving_root': f'{REMOTE}/serving',
+      'paths.hub_root': f'{REMOTE}/hub',
+      'gan.epochs': 1,
+  })
+
+
+@pytest.fixture(scope='module')
+def launched(tmp_path_factory):
+  root = tmp_path_factory.mktemp('kfp-local')
+  config = small_kubeflow_config()
+  spec_path = kubeflow_compile.compile_pipeline(config, str(root / 'ganpipe.json'))
+  job = local_launcher.load_job(spec_path, local_launcher.local_roots(config.paths, str(root)))
+  launcher = local_launcher.LocalLauncher(job, str(root / 'logs'), timeout_seconds=1800)
+  return root, job, launcher.run()
+
+
+def _failures(result):
+  return '\n'.join(t.error for t in result.tasks if t.error)
+
+
+@pytest.mark.e2e
+def test_every_compiled_task_succeeds_in_dependency_order(launched):
+  _, job, result = launched
+  assert result.succeeded, _failures(result)
+  spec = json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+  tasks = spec.root.dag.tasks
+  ran = [t.task for t in result.tasks]
+  assert sorted(ran) == sorted(tasks)
+  for task in ran:
+    for upstream in local_launcher.upstream_tasks(tasks[task]):
+      assert ran.index(upstream) < ran.index(task), (upstream, task)
+  assert next(t for t in result.tasks if t.task == 'image_example_gen').driver_seconds > 0
+
+
+@pytest.mark.e2e
+def test_the_run_ends_with_pushed_models(launched):
+  root, _, result = launched
+  assert result.succeeded, _failures(result)
+  for model in ('classifier', 'generator'):
+    assert len(glob.glob(str(root / 'serving' / model / '*' / 'saved_model.pb'))) == 1, model
+    pushed = result.output(f'{model}_pusher', 'pushed_model')[0]
+    assert json_format.MessageToDict(pushed.metadata)['pushed'] == 1, model
+  assert (root / 'serving' / 'models.config').exists()
+  published = result.output('hub_publisher', 'published_module')[0]
+  assert json_format.MessageToDict(published.metadata)['published'] == 1
+
+
+@pytest.mark.e2e
+def test_artifacts_pass_between_tasks_with_their_metadata(launched):
+  _, _, result = launched
+  assert result.succeeded, _failures(result)
+  examples = json_format.MessageToDict(result.output('image_example_gen', 'examples')[0].metadata)
+  # The fingerprint comes from the preCacheCheck driver, the splits from the executor.
+  assert examples['input_fingerprint'].startswith('split:single_split,num_files:')
+  assert json.loads(examples['split_names']) == ['train', 'eval']
+  blessing = json_format.MessageToDict(
+      result.output('classifier_evaluator', 'blessing')[0].metadata)
+  assert blessing['blessed'] == 1
+  # TFX's Evaluator names the model it blessed by the artifact name the launcher passed it.
+  assert blessing['current_model_id'] == result.output('classifier_trainer', 'model')[0].name
+
+
+@pytest.mark.e2e
+def test_the_run_has_no_resolver_tasks(launched):
+  # Kubeflow Pipelines' v2 backend cannot run resolver tasks, so the spec must not hold any.
+  _, _, result = launched
+  assert result.succeeded, _failures(result)
+  names = [task.task for task in result.tasks]
+  assert len(names) >= 15 and not [n for n in names if 'resolver' in n], names
