@@ -14,7 +14,7 @@ help:
 	@echo "make demo        run the whole pipeline on the built-in digits"
 	@echo "make test        run every test, end-to-end ones included"
 	@echo "make test-unit   run the fast tests only"
-	@echo "make benchmarks  measure accuracy and wall times (writes benchmarks/results/)"
+	@echo "make benchmarks  measure quality, speed and wall times (writes benchmarks/results/)"
 	@echo "make clean       remove pipeline outputs (keeps .venv)"
 
 $(BIN)/python:
@@ -45,7 +45,11 @@ test-e2e: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/model_quality.py --dataset digits
 	$(BIN)/python benchmarks/model_quality.py --dataset fashion-mnist
+	$(BIN)/python benchmarks/gan_throughput.py
 	$(BIN)/python benchmarks/ingestion_throughput.py
+	$(BIN)/python benchmarks/serving_latency.py
+	$(BIN)/python benchmarks/multi_worker_agreement.py
+	$(BIN)/python benchmarks/kubeflow_local_run.py
 	$(BIN)/python benchmarks/wall_times.py
 
 clean:
