@@ -66,8 +66,8 @@ def judge(distance: float, score: float, real_score: float, baseline_distance: O
     reasons.append(f'Fréchet classifier distance {distance:.2f} is above {max_distance:.2f}')
   ratio = score / real_score if real_score > 0 else 0.0
   if ratio < min_score_ratio:
-    reasons.append(f'classifier score {score:.2f} is {ratio:.0%} of the real images\' '
-                   f'{real_score:.2f}, below {min_score_ratio:.0%}')
+    reasons.append(f'classifier score {score:.2f} is {ratio:.1%} of the real images\' '
+                   f'{real_score:.2f}, below {min_score_ratio:.1%}')
   if baseline_distance is not None and distance > baseline_distance * (1 + max_distance_increase):
     reasons.append(f'distance {distance:.2f} is more than {max_distance_increase:.0%} above the '
                    f'latest blessed generator\'s {baseline_distance:.2f}')

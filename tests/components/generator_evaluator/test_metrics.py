@@ -55,7 +55,7 @@ def test_shape_errors():
 @pytest.mark.parametrize('distance, score, baseline, blessed, reason', [
     (10.0, 8.0, None, True, None),
     (50.0, 8.0, None, False, 'distance 50.00 is above 40.00'),
-    (10.0, 2.0, None, False, "20% of the real images' 10.00, below 50%"),
+    (10.0, 2.0, None, False, "20.0% of the real images' 10.00, below 50.0%"),
     (10.0, 8.0, 9.0, True, None),
     (12.0, 8.0, 9.0, False, "more than 25% above the latest blessed generator's 9.00"),
 ])
