@@ -1,11 +1,13 @@
 """Runs a compiled KFP v2 PipelineJob on this machine, task by task, as the KFP launcher would."""
 
+from concurrent import futures
 import dataclasses
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
@@ -257,15 +259,16 @@ class LocalLauncher:
   way the KFP launcher starts them, with `python` as this interpreter. A container's
   `lifecycle.preCacheCheck` (TFX's FileBasedExampleGen driver) runs first and its output feeds
   the executor's input. RESOLVER tasks query the artifacts of this run (and `history`).
-  Every task runs: there is no execution cache, as on a first run. The first failed task
-  stops the run.
+  Every task runs: there is no execution cache, as on a first run. A task starts as soon as
+  every task it depends on has succeeded, and up to `max_parallel_tasks` run side by side, as
+  KFP runs independent tasks. After the first failure no task starts; running ones finish.
   """
 
   def __init__(self, job: dict, log_dir: str, job_id: str = '',
                parameter_values: Optional[Mapping[str, object]] = None,
                history: Sequence[pipeline_spec_pb2.RuntimeArtifact] = (),
                python: str = sys.executable, cwd: str = REPO_ROOT,
-               timeout_seconds: Optional[float] = None):
+               timeout_seconds: Optional[float] = None, max_parallel_tasks: int = 1):
     """Prepares a run.
 
     Args:
@@ -277,7 +280,10 @@ class LocalLauncher:
       python: the interpreter that stands in for the image's `python`.
       cwd: the tasks' working directory, as the image's WORKDIR.
       timeout_seconds: per task; None waits for ever.
+      max_parallel_tasks: how many tasks may run at once.
     """
+    if max_parallel_tasks < 1:
+      raise ValueError(f'max_parallel_tasks must be 1 or more, got {max_parallel_tasks}')
     self._spec = json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
     self._deployment = json_format.ParseDict(
         json_format.MessageToDict(self._spec.deployment_spec),
@@ -294,6 +300,9 @@ class LocalLauncher:
     self._cwd = cwd
     self._timeout = timeout_seconds
     self._history = list(history)
+    self._max_parallel = max_parallel_tasks
+    # Guards the outputs and artifacts that tasks running side by side record and read.
+    self._lock = threading.Lock()
     self._made: List[pipeline_spec_pb2.RuntimeArtifact] = []
     self._outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]] = {}
 
@@ -302,25 +311,51 @@ class LocalLauncher:
     return task_order(self._spec.root.dag.tasks)
 
   def run(self) -> LauncherResult:
-    """Runs every task once, in dependency order, and returns how each went."""
+    """Runs every task once, after its upstream tasks, and returns how each went.
+
+    The result lists the tasks in the order they started, then those that never ran.
+    """
     os.makedirs(self._log_dir, exist_ok=True)
-    results = [TaskResult(name, self._kind(name)) for name in self.order]
+    pending = self.order
+    tasks = self._spec.root.dag.tasks
+    needs = {name: set(upstream_tasks(tasks[name])) for name in pending}
+    results = {name: TaskResult(name, self._kind(name)) for name in pending}
+    started: List[str] = []
+    succeeded: set = set()
     failed = False
-    for result in results:
-      if failed:
-        continue
-      started = time.monotonic()
-      try:
-        if result.kind == RESOLVER:
-          self._resolve(result.task)
-        else:
-          self._launch(result)
-        result.status = SUCCEEDED
-      except (SpecError, TaskFailed) as e:
-        result.status, result.error, failed = FAILED, str(e), True
-      result.seconds = round(time.monotonic() - started, 1)
-    return LauncherResult(self._job_id, self._job_root, results, dict(self._outputs),
-                          list(self._made))
+    with futures.ThreadPoolExecutor(self._max_parallel, thread_name_prefix='task') as pool:
+      running: Dict[futures.Future, str] = {}
+      while True:
+        ready = [] if failed else [n for n in pending if needs[n] <= succeeded]
+        for name in ready[:self._max_parallel - len(running)]:
+          pending.remove(name)
+          started.append(name)
+          running[pool.submit(self._run_task, results[name])] = name
+        if not running:
+          break
+        finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+        for future in finished:
+          name = running.pop(future)
+          future.result()  # _run_task records task failures; anything else is a bug to raise.
+          if results[name].status == SUCCEEDED:
+            succeeded.add(name)
+          else:
+            failed = True
+    return LauncherResult(self._job_id, self._job_root,
+                          [results[name] for name in started + pending],
+                          dict(self._outputs), list(self._made))
+
+  def _run_task(self, result: TaskResult) -> None:
+    started = time.monotonic()
+    try:
+      if result.kind == RESOLVER:
+        self._resolve(result.task)
+      else:
+        self._launch(result)
+      result.status = SUCCEEDED
+    except (SpecError, TaskFailed) as e:
+      result.status, result.error = FAILED, str(e)
+    result.seconds = round(time.monotonic() - started, 1)
 
   def _kind(self, task: str) -> str:
     executor = self._executor(task)
@@ -369,7 +404,8 @@ class LocalLauncher:
       if source.WhichOneof('kind') != 'task_output_artifact':
         raise SpecError(f'task {task}: artifact {name} is not a task output')
       upstream = source.task_output_artifact
-      produced = self._outputs.get((upstream.producer_task, upstream.output_artifact_key))
+      with self._lock:
+        produced = self._outputs.get((upstream.producer_task, upstream.output_artifact_key))
       if produced is None:
         raise SpecError(f'task {task}: {upstream.producer_task}.{upstream.output_artifact_key} '
                         'has not been produced')
@@ -467,8 +503,9 @@ class LocalLauncher:
           artifact.uri = updates[index].uri or artifact.uri
           artifact.metadata.update(json_format.MessageToDict(updates[index].metadata))
         artifacts.append(artifact)
-      self._outputs[(task, key)] = artifacts
-      self._made.extend(artifacts)
+      with self._lock:
+        self._outputs[(task, key)] = artifacts
+        self._made.extend(artifacts)
 
   # Resolvers ---------------------------------------------------------------------------------
 
@@ -480,8 +517,11 @@ class LocalLauncher:
       read = re.findall(r"\.inputs\.artifacts\['([^']+)'\]", query.filter)
       if any(not executor_input.inputs.artifacts[name].artifacts for name in read):
         # The query reads an input that resolved to nothing, so nothing can match.
-        self._outputs[(task, key)] = []
-        continue
-      text = substitute(query.filter, executor_input)
-      matches = [a for a in self._history + self._made if _matches(text, a)]
-      self._outputs[(task, key)] = matches[-(query.limit or 1):][::-1]
+        matches = []
+      else:
+        text = substitute(query.filter, executor_input)
+        with self._lock:
+          known = self._history + self._made
+        matches = [a for a in known if _matches(text, a)][-(query.limit or 1):][::-1]
+      with self._lock:
+        self._outputs[(task, key)] = matches
