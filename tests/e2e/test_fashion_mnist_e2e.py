@@ -55,7 +55,9 @@ def test_fashion_mnist_subset_end_to_end(tmp_path):
        '--paths.serving_root', str(tmp_path / 'serving'), '--paths.hub_root', str(tmp_path / 'hub'),
        # The GAN has its own e2e test on digits; here it only needs to run through on 28x28.
        '--gan.epochs', '1', '--gan.steps_per_epoch', '50',
-       '--generator_evaluation.num_samples', '100'],
+       '--generator_evaluation.num_samples', '100',
+       # `--small` runs Beam in process; this run keeps the default's worker processes.
+       '--beam.direct_running_mode', 'multi_processing', '--beam.direct_num_workers', '2'],
       capture_output=True, text=True, check=False, timeout=1500, stdin=subprocess.DEVNULL)
   assert result.returncode == 0, result.stdout + result.stderr
   assert f'data: {TRAIN + TEST} images (train {TRAIN}, eval {TEST}); 0 rejected' in result.stdout

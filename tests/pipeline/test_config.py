@@ -50,6 +50,7 @@ def test_small_variant_trains_less():
     ('data', {'image_size': (0, 8)}, 'data.image_size', 'two positive integers'),
     ('data', {'train_buckets': 0}, 'data.train_buckets', 'positive integer'),
     ('beam', {'direct_num_workers': -1}, 'beam.direct_num_workers', 'must be 0 or more'),
+    ('beam', {'direct_running_mode': 'threads'}, 'beam.direct_running_mode', 'unknown mode'),
     ('paths', {'serving_root': ' '}, 'paths.serving_root', 'non-empty path'),
 ])
 def test_invalid_values_name_the_option_and_the_fix(section, values, option, match):

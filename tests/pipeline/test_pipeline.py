@@ -75,7 +75,13 @@ def test_pusher_destination_and_cache(built):
   destination = json.loads(pusher.exec_properties['push_destination'])
   assert destination['filesystem']['base_directory'] == '/tmp/ganpipe-test/serving/classifier'
   assert pipeline.enable_cache
-  assert '--direct_running_mode=multi_processing' in pipeline.beam_pipeline_args
+  assert '--direct_running_mode=in_memory' in pipeline.beam_pipeline_args
+
+
+def test_default_beam_args_use_a_worker_process_per_core():
+  args = config_lib.get_config().beam.pipeline_args()
+  assert '--direct_running_mode=multi_processing' in args
+  assert '--direct_num_workers=0' in args
 
 
 def test_eval_config_thresholds():
