@@ -37,6 +37,7 @@ class BatchScheduler:
     self._params = parameters
     self._timeout = parameters.batch_timeout_micros / 1e6
     self._queues: Dict[Tuple, List[_Task]] = {}
+    self._rows: Dict[Tuple, int] = {}
     self._signatures: Dict[Tuple, servable_lib.Signature] = {}
     self._cond = threading.Condition()
     self._stopping = False
@@ -63,8 +64,12 @@ class BatchScheduler:
                                   'The batch scheduling queue to which this task was submitted '
                                   'is full; retry later')
       queue.append(task)
+      rows = self._rows[key] = self._rows.get(key, 0) + task.size
       self._signatures[key] = signature
-      self._cond.notify()
+      # A batch thread needs waking only to start the new batch's timer or to run a full
+      # batch; waking one for every request costs more than the model call saves.
+      if len(queue) == 1 or rows >= self._params.max_batch_size:
+        self._cond.notify()
     return task.future.result()
 
   def stop(self) -> None:
@@ -99,13 +104,15 @@ class BatchScheduler:
     for key, queue in self._queues.items():
       if not queue:
         continue
-      rows = sum(task.size for task in queue)
-      if (rows >= self._params.max_batch_size or now - queue[0].enqueued >= self._timeout or
-          self._stopping):
+      if (self._rows[key] >= self._params.max_batch_size or
+          now - queue[0].enqueued >= self._timeout or self._stopping):
         tasks, total = [], 0
         while queue and total + queue[0].size <= self._params.max_batch_size:
           total += queue[0].size
           tasks.append(queue.pop(0))
+        self._rows[key] -= total
+        if queue:
+          self._cond.notify()  # What is left starts a new batch, with its own timer.
         return self._signatures[key], tasks
     return None
 

@@ -1,0 +1,124 @@
+"""The batch scheduler on its own: who runs together, when, and what each request gets back."""
+
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from serving import batching
+from serving import config as config_lib
+from serving import errors
+
+
+class RecordingSignature:
+  """Doubles its input and records the batch sizes it was called with."""
+
+  name = 'double'
+  batchable = True
+
+  def __init__(self, hold: threading.Event = None):
+    self.calls = []
+    self._hold = hold
+
+  def __call__(self, inputs):
+    if self._hold is not None:
+      self._hold.wait(10)
+    self.calls.append(len(inputs['x']))
+    return {'y': inputs['x'] * 2}
+
+
+def _scheduler(**parameters):
+  return batching.BatchScheduler(config_lib.BatchingParameters(**parameters))
+
+
+def _concurrently(scheduler, signature, values):
+  answers = [None] * len(values)
+
+  def call(i):
+    answers[i] = scheduler.run(signature, {'x': np.array([[values[i]]], dtype=np.float32)})
+
+  threads = [threading.Thread(target=call, args=(i,)) for i in range(len(values))]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join(10)
+  return answers
+
+
+def test_concurrent_requests_share_a_call_and_each_gets_its_own_rows():
+  scheduler = _scheduler(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1)
+  signature = RecordingSignature()
+  try:
+    answers = _concurrently(scheduler, signature, list(range(8)))
+  finally:
+    scheduler.stop()
+  assert [float(a['y'][0, 0]) for a in answers] == [2.0 * i for i in range(8)]
+  # Eight rows fill a batch of 8 at once: one call, well before the 200 ms timeout.
+  assert signature.calls == [8]
+
+
+def test_a_lone_request_runs_when_its_timeout_passes():
+  scheduler = _scheduler(max_batch_size=32, batch_timeout_micros=50_000, num_batch_threads=1)
+  signature = RecordingSignature()
+  try:
+    started = time.monotonic()
+    answer = scheduler.run(signature, {'x': np.array([[3.0]], dtype=np.float32)})
+    waited = time.monotonic() - started
+  finally:
+    scheduler.stop()
+  assert float(answer['y'][0, 0]) == 6.0
+  assert signature.calls == [1]
+  assert 0.05 <= waited < 5
+
+
+def test_rows_beyond_a_full_batch_run_in_the_next_batch():
+  hold = threading.Event()
+  scheduler = _scheduler(max_batch_size=4, batch_timeout_micros=20_000, num_batch_threads=1)
+  signature = RecordingSignature(hold)
+  try:
+    releaser = threading.Timer(0.3, hold.set)
+    releaser.start()
+    # Ten requests while the one batch thread is held: batches of 4, 4, then the 2 left over.
+    answers = _concurrently(scheduler, signature, list(range(10)))
+  finally:
+    hold.set()
+    scheduler.stop()
+  assert sorted(float(a['y'][0, 0]) for a in answers) == [2.0 * i for i in range(10)]
+  assert sum(signature.calls) == 10 and max(signature.calls) <= 4
+
+
+def test_a_failed_batch_fails_every_request_in_it():
+
+  class Broken(RecordingSignature):
+
+    def __call__(self, inputs):
+      raise errors.ServingError(grpc.StatusCode.INTERNAL, 'the model broke')
+
+  scheduler = _scheduler(max_batch_size=2, batch_timeout_micros=200_000, num_batch_threads=1)
+  failures = []
+
+  def call():
+    try:
+      scheduler.run(Broken(), {'x': np.zeros((1, 1), np.float32)})
+    except errors.ServingError as e:
+      failures.append(e.message)
+
+  threads = [threading.Thread(target=call) for _ in range(2)]
+  try:
+    for thread in threads:
+      thread.start()
+    for thread in threads:
+      thread.join(10)
+  finally:
+    scheduler.stop()
+  assert failures == ['the model broke'] * 2
+
+
+def test_a_stopped_scheduler_refuses_new_requests():
+  scheduler = _scheduler(num_batch_threads=1)
+  scheduler.stop()
+  with pytest.raises(errors.ServingError, match='shutting down') as raised:
+    scheduler.run(RecordingSignature(), {'x': np.zeros((1, 1), np.float32)})
+  assert raised.value.code == grpc.StatusCode.UNAVAILABLE
