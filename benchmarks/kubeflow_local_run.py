@@ -46,7 +46,9 @@ def main() -> int:
   started = time.monotonic()
   spec_path = kubeflow_compile.compile_pipeline(config, os.path.join(workdir, 'ganpipe.json'))
   compile_seconds = round(time.monotonic() - started, 1)
-  job = local_launcher.load_job(spec_path, local_launcher.local_roots(config.paths, workdir))
+  # The package Kubeflow Pipelines runs.
+  job = local_launcher.load_job(kubeflow_compile.kfp_package_path(spec_path),
+                                local_launcher.local_roots(config.paths, workdir))
   started = time.monotonic()
   run = local_launcher.LocalLauncher(job, os.path.join(workdir, 'logs'),
                                     max_parallel_tasks=args.max_parallel_tasks).run()

@@ -1,7 +1,10 @@
 """`ganpipe compile-kubeflow`: the same `create_pipeline()`, compiled to a KFP v2 pipeline spec."""
 
+import json
 import os
 from typing import List
+
+import yaml
 
 from pipeline import config as config_lib
 
@@ -38,7 +41,7 @@ def beam_args_for_kubeflow(config: config_lib.PipelineConfig) -> List[str]:
 
 
 def compile_pipeline(config: config_lib.PipelineConfig, output_path: str = '') -> str:
-  """Writes the KFP v2 pipeline spec (JSON) and returns its path."""
+  """Writes the PipelineJob (JSON) and its KFP package (`kfp_package_path`); returns the JSON's."""
   # pylint: disable=import-outside-toplevel
   from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
   from pipeline import pipeline as pipeline_lib
@@ -55,7 +58,42 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str = '') -
   os.makedirs(os.path.dirname(os.path.abspath(output_path)), exist_ok=True)
   # TFX writes the parameters' types; their defaults go in the runtime config, from our config.
   runner.run(pipeline, parameter_values=runtime_defaults(config), write_out=True)
+  write_kfp_package(output_path)
   return output_path
+
+
+def kfp_package_path(job_path: str) -> str:
+  return os.path.splitext(job_path)[0] + '.yaml'
+
+
+def write_kfp_package(job_path: str) -> str:
+  """Writes the pipeline package (IR YAML) that Kubeflow Pipelines' client and UI take.
+
+  TFX writes a PipelineJob: the spec plus a runtime config, which Vertex AI Pipelines runs.
+  Kubeflow Pipelines' open-source backend takes the bare PipelineSpec (its client refuses the
+  JSON), so the runtime config's pipeline root and parameter values move into the spec as its
+  default pipeline root and the parameters' defaults.
+
+  Returns:
+    The package's path: the JSON's, ending in `.yaml`.
+  """
+  with open(job_path) as f:
+    job = json.load(f)
+  spec = job['pipelineSpec']
+  runtime = job.get('runtimeConfig', {})
+  spec['defaultPipelineRoot'] = runtime['gcsOutputDirectory']
+  parameters = spec['root'].get('inputDefinitions', {}).get('parameters', {})
+  # TFX writes the deprecated typed values (`{"intValue": "8"}`); a default is a plain value.
+  for name, typed in runtime.get('parameters', {}).items():
+    (kind, value), = typed.items()
+    parameters[name]['defaultValue'] = {'intValue': int, 'doubleValue': float,
+                                        'stringValue': str}[kind](value)
+  for name, value in runtime.get('parameterValues', {}).items():
+    parameters[name]['defaultValue'] = value
+  path = kfp_package_path(job_path)
+  with open(path, 'w') as f:
+    yaml.safe_dump(spec, f, sort_keys=False)
+  return path
 
 
 def runtime_defaults(config: config_lib.PipelineConfig):

@@ -92,10 +92,11 @@ def local_roots(paths: config_lib.PathsConfig, local_dir: str) -> Dict[str, str]
 
 
 def load_job(path: str, roots: Mapping[str, str]) -> dict:
-  """Reads a PipelineJob JSON with each remote root replaced by a local folder.
+  """Reads a PipelineJob JSON, or a KFP package, with each remote root replaced by a local folder.
 
   Args:
-    path: the compiled spec (`ganpipe compile-kubeflow` output).
+    path: `ganpipe compile-kubeflow` output: the PipelineJob JSON, or the KFP package (IR YAML),
+      which becomes a PipelineJob with its default pipeline root, as Kubeflow Pipelines runs it.
     roots: remote prefix (e.g. `gs://bucket/ganpipe/serving`) -> local folder.
 
   Raises:
@@ -110,7 +111,15 @@ def load_job(path: str, roots: Mapping[str, str]) -> dict:
                     text)
   if left:
     raise SpecError(f'no local root given for {sorted(set(left))}')
-  return json.loads(text)
+  if not path.endswith(('.yaml', '.yml')):
+    return json.loads(text)
+  spec, *platform = list(yaml.safe_load_all(text))
+  if any(platform):
+    raise SpecError('platform specs (kfp-kubernetes) are not supported')
+  if not spec.get('defaultPipelineRoot'):
+    raise SpecError(f'{path} has no defaultPipelineRoot; pass a pipeline root')
+  return {'displayName': spec['pipelineInfo']['name'], 'pipelineSpec': spec,
+          'runtimeConfig': {'gcsOutputDirectory': spec['defaultPipelineRoot']}}
 
 
 def task_order(tasks: Mapping[str, pipeline_spec_pb2.PipelineTaskSpec]) -> List[str]:

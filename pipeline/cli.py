@@ -193,8 +193,10 @@ def _compile_kubeflow(args: argparse.Namespace) -> int:
   config = _config_from_args(args)
   from kubeflow import compile as kubeflow_compile  # pylint: disable=import-outside-toplevel
   path = kubeflow_compile.compile_pipeline(config, args.output)
-  print(f'Wrote the KFP v2 pipeline spec to {path} (image {config.kubeflow.image}); runtime '
-        f'parameters: {", ".join(kubeflow_compile.RUNTIME_PARAMETERS)}')
+  print(f'Wrote the KFP v2 pipeline package {kubeflow_compile.kfp_package_path(path)} (for '
+        f'Kubeflow Pipelines) and PipelineJob {path} (for Vertex AI Pipelines); image '
+        f'{config.kubeflow.image}; runtime parameters: '
+        f'{", ".join(kubeflow_compile.RUNTIME_PARAMETERS)}')
   return 0
 
 

@@ -3,6 +3,8 @@
 import json
 import os
 
+from google.protobuf import json_format
+from kfp.client import client as kfp_client
 import pytest
 
 from kubeflow import compile as kubeflow_compile
@@ -22,12 +24,23 @@ def _config(**overrides):
 
 
 @pytest.fixture(scope='module')
-def compiled(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp('kfp') / 'ganpipe.json')
-  kubeflow_compile.compile_pipeline(_config(), path)
-  with open(path) as f:
+def compiled_path(tmp_path_factory):
+  return kubeflow_compile.compile_pipeline(_config(),
+                                           str(tmp_path_factory.mktemp('kfp') / 'ganpipe.json'))
+
+
+@pytest.fixture(scope='module')
+def compiled(compiled_path):
+  with open(compiled_path) as f:
     text = f.read()
   return json.loads(text), text
+
+
+@pytest.fixture(scope='module')
+def package(compiled_path):
+  """The KFP package, read by the KFP client's own loader, which uploads it to Kubeflow."""
+  path = kubeflow_compile.kfp_package_path(compiled_path)
+  return kfp_client._extract_pipeline_yaml(path)  # pylint: disable=protected-access
 
 
 def _executors(spec):
@@ -90,6 +103,19 @@ def test_runtime_parameters_are_declared_with_defaults(compiled):
   assert int(defaults['classifier-epochs']['intValue']) == config.classifier.epochs
   assert (defaults['generator-max-distance']['doubleValue'] ==
           config.generator_evaluation.max_distance)
+
+
+def test_the_kfp_package_is_the_same_spec_with_its_root_and_defaults(compiled, package):
+  job, _ = compiled
+  spec = json_format.MessageToDict(package.pipeline_spec)
+  assert spec['defaultPipelineRoot'] == job['runtimeConfig']['gcsOutputDirectory']
+  parameters = spec['root']['inputDefinitions']['parameters']
+  for name, typed in job['runtimeConfig']['parameters'].items():
+    assert parameters[name]['defaultValue'] == float(next(iter(typed.values()))), name
+    del parameters[name]['defaultValue']
+  del spec['defaultPipelineRoot']
+  assert spec == job['pipelineSpec']
+  assert package.platform_spec == type(package.platform_spec)()
 
 
 def test_no_local_path_leaks_into_the_spec(compiled):

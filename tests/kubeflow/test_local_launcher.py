@@ -9,6 +9,7 @@ import sys
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
+import yaml
 
 from kubeflow import compile as kubeflow_compile
 from kubeflow import local_launcher
@@ -228,6 +229,20 @@ def test_resolvers_find_nothing_on_a_first_run_and_the_blessed_model_on_the_next
   assert inputs['baseline']['artifacts'][0]['uri'] == first.output('trainer', 'model')[0].uri
 
 
+def test_a_kfp_package_runs_with_its_default_root_and_parameter_defaults(tmp_path):
+  spec = _job(str(tmp_path))['pipelineSpec']
+  spec['defaultPipelineRoot'] = 'gs://bucket/tiny'
+  spec['root']['inputDefinitions']['parameters']['mode']['defaultValue'] = 'converge'
+  package = tmp_path / 'tiny.yaml'
+  package.write_text(yaml.safe_dump(spec))
+  job = local_launcher.load_job(str(package), {'gs://bucket/tiny': str(tmp_path / 'package')})
+  result = local_launcher.LocalLauncher(job, str(tmp_path / 'logs'), job_id='run-1').run()
+  assert result.succeeded, [t.error for t in result.tasks]
+  trainer = _received(result, 'trainer', 'model')['executor_input']
+  assert trainer['inputs']['parameters']['mode'] == {'stringValue': 'converge'}
+  assert trainer['outputs']['outputFile'].startswith(str(tmp_path / 'package' / 'run-1'))
+
+
 def test_a_failed_task_stops_the_run_and_shows_its_log(tmp_path):
   launcher = local_launcher.LocalLauncher(_job(str(tmp_path)), str(tmp_path / 'logs'),
                                           parameter_values={'mode': 'diverge'})
@@ -293,8 +308,10 @@ def small_kubeflow_config() -> config_lib.PipelineConfig:
 def launched(tmp_path_factory):
   root = tmp_path_factory.mktemp('kfp-local')
   config = small_kubeflow_config()
-  spec_path = kubeflow_compile.compile_pipeline(config, str(root / 'ganpipe.json'))
-  job = local_launcher.load_job(spec_path, local_launcher.local_roots(config.paths, str(root)))
+  # The package Kubeflow Pipelines runs; the PipelineJob JSON holds the same spec.
+  package = kubeflow_compile.kfp_package_path(
+      kubeflow_compile.compile_pipeline(config, str(root / 'ganpipe.json')))
+  job = local_launcher.load_job(package, local_launcher.local_roots(config.paths, str(root)))
   launcher = local_launcher.LocalLauncher(job, str(root / 'logs'), timeout_seconds=1800,
                                           max_parallel_tasks=2)
   return root, job, launcher.run()
