@@ -10,6 +10,7 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from components.infra_validator import predict_requests
 from components.infra_validator import validation
 
 MODEL_KEY = 'model'
@@ -56,5 +57,5 @@ class Executor(base_executor.BaseExecutor):
       stamped = path_utils.stamped_model_path(blessing.uri)
       io_utils.copy_dir(src=model_path, dst=stamped)
       io_utils.write_tfrecord_file(path_utils.warmup_file_path(stamped),
-                                   *validation.prediction_logs(result.requests))
+                                   *predict_requests.prediction_logs(result.requests))
       blessing.set_int_custom_property(HAS_MODEL_PROPERTY, 1)
