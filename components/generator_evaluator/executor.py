@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import artifact_properties
 from components.gan import grid as grid_lib
 from components.generator_evaluator import evaluation
 from components.generator_evaluator import metrics
@@ -29,7 +30,6 @@ MAX_DISTANCE_INCREASE_KEY = 'max_distance_increase'
 SEED_KEY = 'seed'
 METRICS_FILE = 'metrics.json'
 SAMPLES_FILE = 'samples.png'
-REASON_PROPERTY = 'reason'
 
 
 class Executor(base_executor.BaseExecutor):
@@ -79,7 +79,8 @@ class Executor(base_executor.BaseExecutor):
                                           baseline.uri)
       blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY,
                                        baseline.id)
-    blessing.set_string_custom_property(REASON_PROPERTY, '; '.join(verdict.reasons))
+    blessing.set_string_custom_property(artifact_properties.REASON_PROPERTY,
+                                        '; '.join(verdict.reasons))
     name = constants.BLESSED_FILE_NAME if verdict.blessed else constants.NOT_BLESSED_FILE_NAME
     tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, name), 'w') as f:

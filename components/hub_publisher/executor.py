@@ -12,6 +12,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import artifact_properties
 from components.generator_evaluator import executor as evaluator_executor
 from components.hub_publisher import publishing
 
@@ -31,7 +32,6 @@ PUBLISHED_PROPERTY = 'published'
 PUBLISHED_PATH_PROPERTY = 'published_path'
 ARCHIVE_PATH_PROPERTY = 'archive_path'
 VERSION_PROPERTY = 'version'
-REASON_PROPERTY = 'reason'
 
 
 class Executor(base_executor.BaseExecutor):
@@ -52,7 +52,7 @@ class Executor(base_executor.BaseExecutor):
       # Like TFX's Pusher: a model that is not blessed is not an error, just not published.
       logging.info('Not publishing %s: %s', model.uri, reason)
       module.set_int_custom_property(PUBLISHED_PROPERTY, 0)
-      module.set_string_custom_property(REASON_PROPERTY, reason)
+      module.set_string_custom_property(artifact_properties.REASON_PROPERTY, reason)
       return
 
     with tf.io.gfile.GFile(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
@@ -78,8 +78,10 @@ def not_blessed_reason(blessing: types.Artifact,
   """Why the generator must not be published, by TFX's blessing checks; None when it may."""
   if not model_utils.is_model_blessed(blessing):
     return ('generator not blessed: ' +
-            (blessing.get_string_custom_property(REASON_PROPERTY) or 'no reason given'))
+            (blessing.get_string_custom_property(artifact_properties.REASON_PROPERTY) or
+             'no reason given'))
   if infra_blessing is not None and not model_utils.is_infra_validated(infra_blessing):
     return ('generator not blessed by infra validation: ' +
-            (infra_blessing.get_string_custom_property(REASON_PROPERTY) or 'no reason given'))
+            (infra_blessing.get_string_custom_property(artifact_properties.REASON_PROPERTY) or
+             'no reason given'))
   return None

@@ -10,6 +10,8 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 from tfx.utils import path_utils
 
+from components import artifact_properties
+from components.infra_validator import predict_requests
 from components.infra_validator import validation
 
 MODEL_KEY = 'model'
@@ -25,7 +27,6 @@ BLESSED_PROPERTY = 'blessed'
 HAS_MODEL_PROPERTY = 'has_model'
 BLESSED_FILE = 'INFRA_BLESSED'
 NOT_BLESSED_FILE = 'INFRA_NOT_BLESSED'
-REASON_PROPERTY = 'reason'
 
 
 class Executor(base_executor.BaseExecutor):
@@ -50,11 +51,11 @@ class Executor(base_executor.BaseExecutor):
     io_utils.write_string_file(
         os.path.join(blessing.uri, BLESSED_FILE if result.blessed else NOT_BLESSED_FILE), '')
     blessing.set_int_custom_property(BLESSED_PROPERTY, int(result.blessed))
-    blessing.set_string_custom_property(REASON_PROPERTY, result.reason)
+    blessing.set_string_custom_property(artifact_properties.REASON_PROPERTY, result.reason)
     if result.blessed and result.requests:
       # As TFX's _CreateWarmupModel: Pusher pushes this copy when given no `model`.
       stamped = path_utils.stamped_model_path(blessing.uri)
       io_utils.copy_dir(src=model_path, dst=stamped)
       io_utils.write_tfrecord_file(path_utils.warmup_file_path(stamped),
-                                   *validation.prediction_logs(result.requests))
+                                   *predict_requests.prediction_logs(result.requests))
       blessing.set_int_custom_property(HAS_MODEL_PROPERTY, 1)

@@ -11,13 +11,13 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 
+from components import artifact_properties
 from components.serving_pusher import publishing
 
 MODEL_NAME_KEY = 'model_name'
 SERVING_ROOT_KEY = 'serving_root'
 KEEP_VERSIONS_KEY = 'keep_versions'
 MODELS_CONFIG_BASE_KEY = 'models_config_base_path'
-REASON_PROPERTY = 'reason'
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -38,7 +38,8 @@ class Executor(tfx_pusher_executor.Executor):
     # TFX's check: the model blessing and the infra blessing must both be present and blessed.
     if not self.CheckBlessing(input_dict):
       self._MarkNotPushed(model_push)
-      model_push.set_string_custom_property(REASON_PROPERTY, _not_blessed_reason(input_dict))
+      model_push.set_string_custom_property(artifact_properties.REASON_PROPERTY,
+                                            _not_blessed_reason(input_dict))
       return
     model_path = self.GetModelPath(input_dict)
     base_path = os.path.join(root, name)
@@ -58,6 +59,6 @@ def _not_blessed_reason(input_dict: Dict[str, List[types.Artifact]]) -> str:
                     (standard_component_specs.INFRA_BLESSING_KEY, 'infra validation')):
     for blessing in input_dict.get(key) or []:
       if blessing.get_int_custom_property('blessed') != 1:
-        detail = blessing.get_string_custom_property(REASON_PROPERTY)
+        detail = blessing.get_string_custom_property(artifact_properties.REASON_PROPERTY)
         reasons.append(f'not passed: {what}' + (f' ({detail})' if detail else ''))
   return '; '.join(reasons) or 'not blessed'

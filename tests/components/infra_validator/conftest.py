@@ -1,6 +1,7 @@
-"""Small SavedModels and examples laid out like pipeline output, for the InfraValidator tests."""
+"""Small SavedModels, examples laid out like pipeline output and fake servers, for the tests."""
 
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -68,7 +69,15 @@ def save_classifier(export_dir: str, scale: float = 1.0) -> None:
       'serving_default': module.serve_images, 'serving_examples': module.serve_examples})
 
 
-# Package-scoped: both test modules share one build (exporting the Keras generator is slow).
+def executable(path, script):
+  """Writes `script` as an executable shell script, to stand in for a model server binary."""
+  with open(path, 'w') as f:
+    f.write('#!/bin/sh\n' + script)
+  os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+  return str(path)
+
+
+# Package-scoped: the test modules share one build (exporting the Keras generator is slow).
 @pytest.fixture(scope='package')
 def pipeline_output(tmp_path_factory):
   """`examples/Split-{train,eval}/data.gz` and models `<name>/Format-Serving/`:
