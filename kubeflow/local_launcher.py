@@ -14,6 +14,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from google.protobuf import json_format
 from google.protobuf import struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
+import yaml
 
 from kubeflow import compile as kubeflow_compile
 from kubeflow import spec_utils
