@@ -1,9 +1,10 @@
 """Benchmark: GAN training throughput of our Trainer's step against a hand-written loop.
 
-Both train the same generator and discriminator (same architecture, batch and optimizers) on
-the same in-memory batches, in the same process:
-  - ours: `components.gan.model.GAN.fit()`, exactly as the Trainer's run_fn calls it;
-  - baseline: a plain `tf.function` step with two GradientTapes, called in a Python loop.
+Both train the same generator and discriminator (same architecture, initial weights and batch)
+on the same in-memory batches, in the same process:
+  - ours: the GAN the Trainer builds and compiles (`components.gan.training.build_gan`, default
+    GanConfig: Adam with its learning-rate schedules, steps_per_execution), then `fit()`;
+  - baseline: a plain `tf.function` step with two GradientTapes and Adam, called in a Python loop.
 Each is warmed up (tracing) before it is timed; the order alternates over repeats.
 
   .venv/bin/python benchmarks/gan_throughput.py [--steps 300] [--repeats 3]
@@ -27,6 +28,9 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from components.gan import model as model_lib  # noqa: E402
+from components.gan import training  # noqa: E402
+from components.trainer import strategy as strategy_lib  # noqa: E402
+from pipeline import config as config_lib  # noqa: E402
 
 CASES = {'dense-8x8x1': ('dense', (8, 8, 1)), 'dcgan-28x28x1': ('dcgan', (28, 28, 1)),
          'dcgan-32x32x3': ('dcgan', (32, 32, 3))}
@@ -45,10 +49,9 @@ def _networks(architecture, shape):
 
 
 def ours(architecture, shape, steps):
-  generator, discriminator = _networks(architecture, shape)
-  gan = model_lib.GAN(generator, discriminator, LATENT, label_smoothing=0.1)
-  gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
-              g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
+  config = config_lib.GanConfig(architecture=architecture, latent_dim=LATENT, batch_size=BATCH)
+  keras.utils.set_random_seed(0)  # the same initial weights as the baseline's
+  gan = training.build_gan(config, shape, strategy_lib.choose_training_setup())
   dataset = _dataset(shape)
   gan.fit(dataset, epochs=1, steps_per_epoch=20, verbose=0)  # warm-up: tracing
   started = time.perf_counter()
@@ -101,6 +104,7 @@ def main() -> int:
   args = parser.parse_args()
 
   results = {'benchmark': 'gan_throughput', 'batch': BATCH, 'latent_dim': LATENT,
+             'steps_per_execution': config_lib.GanConfig().steps_per_execution,
              'steps': args.steps, 'repeats': args.repeats, 'cpus': os.cpu_count(), 'cases': {}}
   for name in args.cases.split(','):
     architecture, shape = CASES[name]
@@ -122,7 +126,8 @@ def main() -> int:
   with open(os.path.join(args.out, 'gan_throughput.json'), 'w') as f:
     json.dump(results, f, indent=2)
   with open(os.path.join(args.out, 'gan_throughput.md'), 'w') as f:
-    f.write(f'# GAN training throughput (batch {BATCH}, {os.cpu_count()} CPUs, median of '
+    f.write(f'# GAN training throughput (batch {BATCH}, steps_per_execution '
+            f'{config_lib.GanConfig().steps_per_execution}, {os.cpu_count()} CPUs, median of '
             f'{args.repeats})\n\n| case | ours (img/s) | hand-written (img/s) | ratio |\n'
             '|---|---|---|---|\n')
     for name, case in results['cases'].items():

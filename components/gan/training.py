@@ -82,7 +82,8 @@ def build_gan(config: config_lib.GanConfig, image_shape: Tuple[int, int, int],
     return setup.wrap_optimizer(keras.optimizers.Adam(schedule, beta_1=config.beta_1))
 
   gan.compile(d_optimizer=optimizer(config.discriminator_learning_rate),
-              g_optimizer=optimizer(config.generator_learning_rate))
+              g_optimizer=optimizer(config.generator_learning_rate),
+              steps_per_execution=config.steps_per_execution)
   return gan
 
 
