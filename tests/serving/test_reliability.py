@@ -427,14 +427,18 @@ def test_batching_gives_each_request_its_own_answer(batching_server):
 
 
 def _refused_at(target: str, timeout_s: float) -> Optional[float]:
-  """When a new connection's GetModelStatus is first refused (UNAVAILABLE), polling each 50 ms."""
+  """When a new connection's GetModelStatus is first refused, polling each 50 ms.
+
+  A server that is shutting down refuses a new connection with UNAVAILABLE, and cancels an RPC
+  whose connection it accepted just before it stopped listening (CANCELLED; seen in CI).
+  """
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
     probe = Client(target)
     try:
       _status(probe.models, 'sleepy')
     except grpc.RpcError as error:
-      if error.code() == grpc.StatusCode.UNAVAILABLE:
+      if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
         return time.monotonic()
       raise
     finally:
