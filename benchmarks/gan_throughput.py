@@ -7,7 +7,8 @@ on the same in-memory batches, in the same process:
   - baseline: a plain `tf.function` step with two GradientTapes and Adam, called in a Python loop.
 Each is warmed up (tracing) before it is timed; the order alternates over repeats.
 
-  .venv/bin/python benchmarks/gan_throughput.py [--steps 300] [--repeats 3]
+  .venv/bin/python benchmarks/gan_throughput.py [--steps 300] [--repeats 3] [--cases dense-8x8x1]
+      [--steps-per-execution N]  (default: the Trainer's GanConfig value)
 
 Writes gan_throughput.json and gan_throughput.md. Goal: ours / baseline >= 0.9.
 """
@@ -48,8 +49,9 @@ def _networks(architecture, shape):
           model_lib.build_discriminator(architecture, shape))
 
 
-def ours(architecture, shape, steps):
-  config = config_lib.GanConfig(architecture=architecture, latent_dim=LATENT, batch_size=BATCH)
+def ours(architecture, shape, steps, steps_per_execution):
+  config = config_lib.GanConfig(architecture=architecture, latent_dim=LATENT, batch_size=BATCH,
+                                steps_per_execution=steps_per_execution)
   keras.utils.set_random_seed(0)  # the same initial weights as the baseline's
   gan = training.build_gan(config, shape, strategy_lib.choose_training_setup())
   dataset = _dataset(shape)
@@ -59,7 +61,8 @@ def ours(architecture, shape, steps):
   return steps * BATCH / (time.perf_counter() - started)
 
 
-def hand_written(architecture, shape, steps):
+def hand_written(architecture, shape, steps, steps_per_execution):
+  del steps_per_execution  # one step per call: the plain loop the goal compares against
   generator, discriminator = _networks(architecture, shape)
   d_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
   g_optimizer = keras.optimizers.Adam(2e-4, beta_1=0.5)
@@ -100,11 +103,14 @@ def main() -> int:
   parser.add_argument('--steps', type=int, default=300)
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--cases', default=','.join(CASES))
+  parser.add_argument('--steps-per-execution', type=int,
+                      default=config_lib.GanConfig().steps_per_execution,
+                      help="ours' steps per train-function call (default: the Trainer's)")
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
 
   results = {'benchmark': 'gan_throughput', 'batch': BATCH, 'latent_dim': LATENT,
-             'steps_per_execution': config_lib.GanConfig().steps_per_execution,
+             'steps_per_execution': args.steps_per_execution,
              'steps': args.steps, 'repeats': args.repeats, 'cpus': os.cpu_count(), 'cases': {}}
   for name in args.cases.split(','):
     architecture, shape = CASES[name]
@@ -112,7 +118,7 @@ def main() -> int:
     for repeat in range(args.repeats):
       order = [(ours, ours_runs), (hand_written, baseline_runs)]
       for measure, runs in (order if repeat % 2 == 0 else order[::-1]):
-        runs.append(measure(architecture, shape, args.steps))
+        runs.append(measure(architecture, shape, args.steps, args.steps_per_execution))
     case = {'ours_images_per_second': round(statistics.median(ours_runs), 1),
             'hand_written_images_per_second': round(statistics.median(baseline_runs), 1),
             'ours_runs': [round(r, 1) for r in ours_runs],
@@ -127,7 +133,7 @@ def main() -> int:
     json.dump(results, f, indent=2)
   with open(os.path.join(args.out, 'gan_throughput.md'), 'w') as f:
     f.write(f'# GAN training throughput (batch {BATCH}, steps_per_execution '
-            f'{config_lib.GanConfig().steps_per_execution}, {os.cpu_count()} CPUs, median of '
+            f'{args.steps_per_execution}, {os.cpu_count()} CPUs, median of '
             f'{args.repeats})\n\n| case | ours (img/s) | hand-written (img/s) | ratio |\n'
             '|---|---|---|---|\n')
     for name, case in results['cases'].items():

@@ -184,7 +184,7 @@ class GanConfig:
   steps_per_epoch: int = 200
   # Training steps per call of the compiled train function. Keras pays a per-call cost in
   # Python (callbacks, logs) that a small GAN's step does not hide: on 2 CPUs the dense GAN ran
-  # at 0.74 of a hand-written loop's speed with 1, and 1.33 with 10 (benchmarks/gan_throughput.py).
+  # at 0.74-0.92 of a hand-written loop's speed with 1, 1.15-1.33 with 10 (gan_throughput.py).
   # Progress and batch-level callbacks then see every 10th step; epochs are unchanged.
   steps_per_execution: int = 10
   # A faster generator keeps pace with the discriminator (measured on digits: distance 5.0 and
