@@ -1,7 +1,8 @@
 """Benchmark: per-task wall times of the compiled Kubeflow spec, run by the local KFP launcher.
 
-Compiles the small configuration (one GAN epoch) on gs:// placeholder roots, as
-`ganpipe compile-kubeflow` would, then runs every task of the spec as a local subprocess in
+Compiles the small configuration (one GAN epoch) as `ganpipe compile-kubeflow` would, with the
+pipeline root on a volume claim mounted in every pod and the serving and hub roots on gs://
+placeholders, then runs every task of the spec as a local subprocess in
 dependency order (kubeflow/local_launcher.py), the way the KFP launcher starts them in pods.
 Up to --max-parallel-tasks independent tasks run at once (default: one per CPU); the times
 include each subprocess's start-up (TensorFlow and TFX imports), which a pod pays too.
@@ -28,6 +29,7 @@ from kubeflow import local_launcher  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 
 REMOTE = 'gs://bucket/ganpipe'
+VOLUME_CLAIM, MOUNT = 'ganpipe-data', '/mnt/ganpipe'
 
 
 def main() -> int:
@@ -38,7 +40,8 @@ def main() -> int:
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
 
-  overrides = {'paths.pipeline_root': f'{REMOTE}/pipeline',
+  overrides = {'paths.pipeline_root': f'{MOUNT}/pipeline', 'kubeflow.volume_claim': VOLUME_CLAIM,
+               'kubeflow.volume_mount_path': MOUNT,
                'paths.serving_root': f'{REMOTE}/serving', 'paths.hub_root': f'{REMOTE}/hub',
                'gan.epochs': args.gan_epochs}
   config = config_lib.with_overrides(config_lib.get_config(small=True), overrides)
@@ -48,7 +51,8 @@ def main() -> int:
   compile_seconds = round(time.monotonic() - started, 1)
   # The package Kubeflow Pipelines runs.
   job = local_launcher.load_job(kubeflow_compile.kfp_package_path(spec_path),
-                                local_launcher.local_roots(config.paths, workdir))
+                                local_launcher.local_roots(config.paths, workdir),
+                                local_launcher.local_volumes(config.kubeflow, workdir))
   started = time.monotonic()
   run = local_launcher.LocalLauncher(job, os.path.join(workdir, 'logs'),
                                     max_parallel_tasks=args.max_parallel_tasks).run()

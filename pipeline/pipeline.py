@@ -254,8 +254,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
       examples=example_gen.outputs['examples'],
       baseline_model=generator_baseline.outputs['model'] if generator_baseline else None,
       num_samples=generator_evaluation.num_samples,
-      max_distance=(_runtime('generator-max-distance', generator_evaluation.max_distance, float)
-                    if kubeflow else generator_evaluation.max_distance),
+      max_distance_ratio=(_runtime('generator-max-distance-ratio',
+                                   generator_evaluation.max_distance_ratio, float)
+                          if kubeflow else generator_evaluation.max_distance_ratio),
       min_score_ratio=(_runtime('generator-min-score-ratio', generator_evaluation.min_score_ratio,
                                 float) if kubeflow else generator_evaluation.min_score_ratio),
       max_distance_increase=generator_evaluation.max_distance_increase,

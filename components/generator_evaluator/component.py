@@ -20,7 +20,7 @@ class GeneratorEvaluation(artifact.Artifact):
 class GeneratorEvaluatorSpec(component_spec.ComponentSpec):
   PARAMETERS = {
       executor.NUM_SAMPLES_KEY: component_spec.ExecutionParameter(type=int),
-      executor.MAX_DISTANCE_KEY: component_spec.ExecutionParameter(type=float),
+      executor.MAX_DISTANCE_RATIO_KEY: component_spec.ExecutionParameter(type=float),
       executor.MIN_SCORE_RATIO_KEY: component_spec.ExecutionParameter(type=float),
       executor.MAX_DISTANCE_INCREASE_KEY: component_spec.ExecutionParameter(type=float),
       executor.SEED_KEY: component_spec.ExecutionParameter(type=int),
@@ -42,9 +42,10 @@ class GeneratorEvaluatorSpec(component_spec.ComponentSpec):
 class GeneratorEvaluator(base_component.BaseComponent):
   """Fréchet classifier distance and classifier score of generated vs real eval images.
 
-  Blesses the generator when the distance is at most `max_distance`, its classifier score is at
-  least `min_score_ratio` of the real images', and its distance is at most
-  `max_distance_increase` above the baseline's (re-measured now, with this run's classifier).
+  Blesses the generator when the distance is at most `max_distance_ratio` times the real train
+  images' distance, its classifier score is at least `min_score_ratio` of the real images', and
+  its distance is at most `max_distance_increase` above the baseline's (re-measured now, with
+  this run's classifier).
 
   Outputs:
     evaluation: GeneratorEvaluation, `metrics.json` and `samples.png`.
@@ -55,12 +56,12 @@ class GeneratorEvaluator(base_component.BaseComponent):
 
   def __init__(self, model: types.BaseChannel, classifier: types.BaseChannel,
                examples: types.BaseChannel, baseline_model: Optional[types.BaseChannel] = None,
-               num_samples: int = 1000, max_distance: float = 40.0,
+               num_samples: int = 1000, max_distance_ratio: float = 20.0,
                min_score_ratio: float = 0.6, max_distance_increase: float = 0.25,
                seed: int = 0):
     super().__init__(spec=GeneratorEvaluatorSpec(
         model=model, classifier=classifier, examples=examples, baseline_model=baseline_model,
-        num_samples=num_samples, max_distance=_float(max_distance),
+        num_samples=num_samples, max_distance_ratio=_float(max_distance_ratio),
         min_score_ratio=_float(min_score_ratio),
         max_distance_increase=float(max_distance_increase), seed=seed,
         evaluation=types.Channel(type=GeneratorEvaluation),

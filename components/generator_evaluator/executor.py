@@ -24,7 +24,7 @@ BASELINE_MODEL_KEY = 'baseline_model'
 EVALUATION_KEY = 'evaluation'
 BLESSING_KEY = 'blessing'
 NUM_SAMPLES_KEY = 'num_samples'
-MAX_DISTANCE_KEY = 'max_distance'
+MAX_DISTANCE_RATIO_KEY = 'max_distance_ratio'
 MIN_SCORE_RATIO_KEY = 'min_score_ratio'
 MAX_DISTANCE_INCREASE_KEY = 'max_distance_increase'
 SEED_KEY = 'seed'
@@ -54,8 +54,9 @@ class Executor(base_executor.BaseExecutor):
         path_utils.serving_model_path(baseline.uri) if baseline else None)
     verdict = metrics.judge(
         result['frechet_classifier_distance'], result['classifier_score'],
-        result['real_classifier_score'], result.get('baseline_frechet_classifier_distance'),
-        float(exec_properties[MAX_DISTANCE_KEY]), float(exec_properties[MIN_SCORE_RATIO_KEY]),
+        result['real_frechet_classifier_distance'], result['real_classifier_score'],
+        result.get('baseline_frechet_classifier_distance'),
+        float(exec_properties[MAX_DISTANCE_RATIO_KEY]), float(exec_properties[MIN_SCORE_RATIO_KEY]),
         float(exec_properties[MAX_DISTANCE_INCREASE_KEY]))
     result.update(blessed=verdict.blessed, reasons=verdict.reasons)
 

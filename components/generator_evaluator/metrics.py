@@ -57,13 +57,20 @@ class Judgement:
   reasons: List[str]
 
 
-def judge(distance: float, score: float, real_score: float, baseline_distance: Optional[float],
-          max_distance: float, min_score_ratio: float,
+def judge(distance: float, score: float, real_distance: float, real_score: float,
+          baseline_distance: Optional[float], max_distance_ratio: float, min_score_ratio: float,
           max_distance_increase: float) -> Judgement:
-  """Blesses a generator close enough to real data, diverse enough, and no worse than before."""
+  """Blesses a generator close enough to real data, diverse enough, and no worse than before.
+
+  The distance is judged against the real images' own (train vs eval): the scale of the
+  classifier's features differs from one dataset and classifier to the next, and so does the
+  distance between two samples of the same real data.
+  """
   reasons = []
-  if not np.isfinite(distance) or distance > max_distance:
-    reasons.append(f'Fréchet classifier distance {distance:.2f} is above {max_distance:.2f}')
+  relative = distance / real_distance if real_distance > 0 else np.inf
+  if not np.isfinite(distance) or relative > max_distance_ratio:
+    reasons.append(f'Fréchet classifier distance {distance:.2f} is {relative:.1f} times the real '
+                   f'images\' {real_distance:.2f}, above {max_distance_ratio:.1f} times')
   ratio = score / real_score if real_score > 0 else 0.0
   if ratio < min_score_ratio:
     reasons.append(f'classifier score {score:.2f} is {ratio:.1%} of the real images\' '

@@ -101,8 +101,8 @@ def test_runtime_parameters_are_declared_with_defaults(compiled):
   config = config_lib.get_config()
   assert int(defaults['gan-epochs']['intValue']) == config.gan.epochs
   assert int(defaults['classifier-epochs']['intValue']) == config.classifier.epochs
-  assert (defaults['generator-max-distance']['doubleValue'] ==
-          config.generator_evaluation.max_distance)
+  assert (defaults['generator-max-distance-ratio']['doubleValue'] ==
+          config.generator_evaluation.max_distance_ratio)
 
 
 def test_the_kfp_package_is_the_same_spec_with_its_root_and_defaults(compiled, package):
@@ -129,3 +129,34 @@ def test_local_paths_are_refused_with_the_flag_to_fix(tmp_path):
   config = config_lib.with_overrides(_config(), {'paths.serving_root': 'outputs/serving'})
   with pytest.raises(config_lib.ConfigError, match='paths.serving_root.*gs://BUCKET'):
     kubeflow_compile.compile_pipeline(config, str(tmp_path / 'x.json'))
+
+
+def test_roots_on_the_mounted_volume_claim_are_accepted_and_mounted_in_every_container(
+    tmp_path):
+  config = _config(**{'paths.pipeline_root': '/mnt/ganpipe/pipeline',
+                      'paths.serving_root': '/mnt/ganpipe/serving',
+                      'kubeflow.volume_claim': 'ganpipe-data'})
+  path = kubeflow_compile.kfp_package_path(
+      kubeflow_compile.compile_pipeline(config, str(tmp_path / 'ganpipe.json')))
+  package = kfp_client._extract_pipeline_yaml(path)  # pylint: disable=protected-access
+  assert package.pipeline_spec.default_pipeline_root == '/mnt/ganpipe/pipeline'
+  executors = json_format.MessageToDict(package.platform_spec)['platforms']['kubernetes'][
+      'deploymentSpec']['executors']
+  containers = [label for label, executor in json_format.MessageToDict(
+      package.pipeline_spec)['deploymentSpec']['executors'].items() if 'container' in executor]
+  assert len(containers) >= 12 and sorted(executors) == sorted(containers)
+  for mounts in executors.values():
+    assert mounts == {'pvcMount': [{'constant': 'ganpipe-data', 'mountPath': '/mnt/ganpipe'}]}
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'paths.pipeline_root': '/mnt/ganpipe/pipeline'},
+     "paths.pipeline_root: '/mnt/ganpipe/pipeline' is on this machine"),
+    ({'paths.pipeline_root': '/mnt/ganpipe2/pipeline', 'kubeflow.volume_claim': 'data'},
+     'is outside the volume mounted at /mnt/ganpipe'),
+    ({'kubeflow.volume_claim': 'Data_Claim'}, 'is not a Kubernetes object name'),
+    ({'kubeflow.volume_mount_path': 'mnt/ganpipe'}, 'must be an absolute path'),
+], ids=['no claim', 'outside the mount', 'bad claim name', 'relative mount path'])
+def test_volume_paths_need_the_claim_and_a_path_under_its_mount(tmp_path, overrides, message):
+  with pytest.raises(config_lib.ConfigError, match=message):
+    kubeflow_compile.compile_pipeline(_config(**overrides), str(tmp_path / 'x.json'))

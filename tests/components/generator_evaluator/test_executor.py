@@ -76,7 +76,7 @@ def _evaluate(root, out, generator, baseline=None, **params):
   blessing.uri = str(out / 'blessing')
   defaults = config_lib.GeneratorEvaluationConfig()
   exec_properties = {
-      executor.NUM_SAMPLES_KEY: 300, executor.MAX_DISTANCE_KEY: defaults.max_distance,
+      executor.NUM_SAMPLES_KEY: 300, executor.MAX_DISTANCE_RATIO_KEY: defaults.max_distance_ratio,
       executor.MIN_SCORE_RATIO_KEY: defaults.min_score_ratio,
       executor.MAX_DISTANCE_INCREASE_KEY: defaults.max_distance_increase,
       executor.SEED_KEY: 3}
@@ -116,7 +116,7 @@ def test_random_generator_is_rejected_with_reasons(fixtures, tmp_path):
 
 def test_worse_than_the_baseline_is_rejected(fixtures, tmp_path):
   figures, blessing = _evaluate(fixtures, tmp_path, 'random', baseline='trained',
-                                max_distance=1e9, min_score_ratio=0.0)
+                                max_distance_ratio=1e9, min_score_ratio=0.0)
   assert figures['baseline_frechet_classifier_distance'] < figures['frechet_classifier_distance']
   assert not figures['blessed']
   assert "latest blessed generator's" in blessing.get_string_custom_property('reason')

@@ -54,13 +54,14 @@ def test_shape_errors():
 
 @pytest.mark.parametrize('distance, score, baseline, blessed, reason', [
     (10.0, 8.0, None, True, None),
-    (50.0, 8.0, None, False, 'distance 50.00 is above 40.00'),
+    (50.0, 8.0, None, False, "distance 50.00 is 25.0 times the real images' 2.00, above 20.0"),
+    (float('nan'), 8.0, None, False, 'distance nan'),
     (10.0, 2.0, None, False, "20.0% of the real images' 10.00, below 50.0%"),
     (10.0, 8.0, 9.0, True, None),
     (12.0, 8.0, 9.0, False, "more than 25% above the latest blessed generator's 9.00"),
 ])
 def test_judge(distance, score, baseline, blessed, reason):
-  verdict = metrics.judge(distance, score, 10.0, baseline, max_distance=40.0,
+  verdict = metrics.judge(distance, score, 2.0, 10.0, baseline, max_distance_ratio=20.0,
                           min_score_ratio=0.5, max_distance_increase=0.25)
   assert verdict.blessed is blessed
   if reason:
