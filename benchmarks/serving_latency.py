@@ -396,7 +396,10 @@ def goals(results: Dict) -> Dict:
   cpu_share = round(efficiency[0] / efficiency[1], 3) if all(efficiency) else None
   return {
       'p50_over_floor': {'goal': f'gRPC p50 - floor p50 <= {MAX_P50_OVER_FLOOR_MS} ms',
-                         'value_ms': over_floor, 'met': over_floor <= MAX_P50_OVER_FLOOR_MS},
+                         'value_ms': over_floor, 'met': over_floor <= MAX_P50_OVER_FLOOR_MS,
+                         # Context: a server that ran exactly the floor's call would still be
+                         # over the floor by the protocol's own round trip, the no-op's p50.
+                         'noop_round_trip_ms': latency['grpc_noop_server']['p50_ms']},
       'p99': {'goal': f'gRPC p99 < {MAX_P99_MS} ms', 'value_ms': ours['p99_ms'],
               'met': ours['p99_ms'] < MAX_P99_MS},
       'batched_vs_noop': {
@@ -445,7 +448,10 @@ def markdown(results: Dict) -> str:
                    f'{row["other_cpu_cores"]} | {row["requests_per_server_cpu_second"]} |')
   lines += ['', '## Goals', '', '| goal | value | met |', '|---|---|---|']
   for goal in results['goals'].values():
-    if 'value_ms' in goal:
+    if 'noop_round_trip_ms' in goal:
+      value = (f'{goal["value_ms"]} ms (the no-op server\'s round trip alone: '
+               f'{goal["noop_round_trip_ms"]} ms)')
+    elif 'value_ms' in goal:
       value = f'{goal["value_ms"]} ms'
     else:
       value = (f'{goal["value_ratio"]} (per server CPU-second: '
