@@ -108,6 +108,7 @@ def main() -> int:
       'dataset': args.dataset,
       'classifier_config': config_lib.to_dict(config.classifier),
       'gan_config': config_lib.to_dict(config.gan),
+      'overrides': list(args.set),
       'eval_examples': classifier.example_count,
       'classifier_eval_accuracy': classifier.metric,
       'classifier_blessed': classifier.blessed,
@@ -138,7 +139,9 @@ def main() -> int:
   with open(os.path.join(args.out, f'{name}.json'), 'w') as f:
     json.dump(result, f, indent=2)
   with open(os.path.join(args.out, f'{name}.md'), 'w') as f:
-    f.write(f'# Model quality on {args.dataset} (default configuration)\n\n'
+    setting = ('default configuration' if not args.set else
+               'default configuration with ' + ', '.join(args.set))
+    f.write(f'# Model quality on {args.dataset} ({setting})\n\n'
             '## Classifier\n\n| model | split | eval accuracy |\n|---|---|---|\n')
     for model, split, accuracy in rows:
       f.write(f'| {model} | {split} | {accuracy:.4f} |\n')
