@@ -109,6 +109,8 @@ def main() -> int:
       'classifier_config': config_lib.to_dict(config.classifier),
       'gan_config': config_lib.to_dict(config.gan),
       'overrides': list(args.set),
+      # Kept, for benchmarks/generator_thresholds.py to judge other generators against the run.
+      'pipeline_root': config.paths.pipeline_root,
       'eval_examples': classifier.example_count,
       'classifier_eval_accuracy': classifier.metric,
       'classifier_blessed': classifier.blessed,
