@@ -134,7 +134,11 @@ class ClassifierConfig:
   # Dropout rate after each hidden layer; 0 disables it.
   dropout: float = 0.3
   # Standard deviation of Gaussian noise added to the [0, 1] pixels while training; 0 disables.
-  input_noise: float = 0.3
+  # Off by default. At 0.3 (100 epochs) Fashion-MNIST eval accuracy was 0.877-0.886, under its
+  # 0.89 goal; without, 0.893-0.896 (digits 0.975-0.983). The noisy classifier is also less sure
+  # of generated images than of real ones: the same generators scored 70-75% of the real
+  # classifier score on Fashion-MNIST (digits 77%) with it, 80-82% (digits 84%) without.
+  input_noise: float = 0.0
   optimizer: str = 'adam'
   learning_rate: float = 1e-3
   batch_size: int = 32
