@@ -1,0 +1,139 @@
+"""Benchmark: how the classifier's input noise changes its accuracy and the generator's figures.
+
+The GeneratorEvaluator judges the generator with the classifier trained in the same run, so the
+classifier's training decides what the Fréchet classifier distance and classifier score say.
+This takes a finished run, trains the default classifier again on the run's train split with
+each input noise level and seed (the pipeline's model code and configuration, fitted in memory
+rather than through the Trainer), and reports for each: the eval accuracy, and the run's
+generator's classifier score and distance relative to the real images', as the evaluator
+computes them (the same sample count and seed).
+
+  .venv/bin/python benchmarks/classifier_input_noise.py RUN [--noise 0 0.3] [--seeds 1 2]
+      [--out benchmarks/results]
+
+RUN is the pipeline root of a finished `ganpipe run`, or a model_quality_<dataset>.json.
+Writes classifier_input_noise_<height>x<width>x<channels>.json and .md.
+"""
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+from components.classifier import model as classifier_model  # noqa: E402
+from components.generator_evaluator import evaluation  # noqa: E402
+from components.generator_evaluator import metrics  # noqa: E402
+from components.image_example_gen import images as images_lib  # noqa: E402
+from pipeline import config as config_lib  # noqa: E402
+
+
+def _newest(pattern: str) -> str:
+  found = sorted(glob.glob(pattern), key=os.path.getmtime)
+  if not found:
+    raise SystemExit(f'classifier_input_noise: error: nothing matches {pattern}; pass the '
+                     'pipeline root of a finished `ganpipe run`')
+  return found[-1]
+
+
+def _labelled_split(examples_dir: str, split: str):
+  """All images of a split as [0, 1] floats, and their labels."""
+  files = sorted(glob.glob(os.path.join(examples_dir, f'Split-{split}', '*')))
+  pixels, labels = [], []
+  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    pixels.append(tf.io.decode_png(feature[images_lib.IMAGE_KEY].bytes_list.value[0]).numpy())
+    labels.append(feature[images_lib.LABEL_KEY].int64_list.value[0])
+  return np.stack(pixels).astype(np.float32) / 255.0, np.array(labels)
+
+
+def _train(config: config_lib.ClassifierConfig, noise: float, seed: int, x_train, y_train,
+           num_classes: int) -> keras.Model:
+  keras.utils.set_random_seed(seed)
+  model = classifier_model.build_classifier(x_train.shape[1:], num_classes, config.hidden_units,
+                                            config.activation, config.dropout, noise)
+  classifier_model.compile_classifier(model, config.optimizer, config.learning_rate)
+  model.compile(optimizer=model.optimizer, loss=model.loss, metrics=['accuracy'],
+                steps_per_execution=100)
+  data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+          .shuffle(len(x_train), seed=seed).batch(config.batch_size).prefetch(4))
+  model.fit(data, epochs=config.epochs, verbose=0)
+  return model
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('run', help='a pipeline root, or a model_quality_<dataset>.json')
+  parser.add_argument('--noise', type=float, nargs='+', default=[0.0, 0.3])
+  parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2])
+  parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
+  args = parser.parse_args()
+  root = args.run
+  if root.endswith('.json'):
+    with open(root) as f:
+      root = json.load(f)['pipeline_root']
+  config = config_lib.ClassifierConfig()
+  examples_dir = _newest(os.path.join(root, 'image_example_gen', 'examples', '*'))
+  generator_dir = _newest(os.path.join(root, 'gan_trainer', 'model', '*', 'Format-Serving'))
+  with open(_newest(os.path.join(root, 'generator_evaluator', 'evaluation', '*',
+                                 'metrics.json'))) as f:
+    count = int(json.load(f)['num_samples'])
+  x_train, y_train = _labelled_split(examples_dir, 'train')
+  x_eval, y_eval = _labelled_split(examples_dir, 'eval')
+  num_classes = int(max(y_train.max(), y_eval.max())) + 1
+  # What GeneratorEvaluator compares: the first `count` eval and train images, and `count`
+  # generated images from the `generate` signature with seed 0.
+  generated = evaluation.generate(generator_dir, count, seed=0)
+
+  rows = []
+  for noise in args.noise:
+    for seed in args.seeds:
+      started = time.monotonic()
+      model = _train(config, noise, seed, x_train, y_train, num_classes)
+      embed = keras.Model(model.input, [model.get_layer(classifier_model.FEATURES_LAYER).output,
+                                        model.output])
+      real_eval, real_train, fake = (embed.predict(x, batch_size=500, verbose=0)
+                                     for x in (x_eval[:count], x_train[:count], generated))
+      real_distance = metrics.frechet_classifier_distance(real_train[0], real_eval[0])
+      rows.append({
+          'input_noise': noise, 'seed': seed,
+          'eval_accuracy': float(model.evaluate(x_eval, y_eval, verbose=0)[1]),
+          'score_ratio': (metrics.classifier_score(fake[1]) /
+                          metrics.classifier_score(real_train[1])),
+          'distance_ratio': metrics.frechet_classifier_distance(fake[0], real_eval[0]) /
+                            real_distance,
+          'seconds': round(time.monotonic() - started, 1)})
+      print(json.dumps(rows[-1]), flush=True)
+
+  shape = 'x'.join(str(size) for size in x_train.shape[1:])
+  result = {'benchmark': 'classifier_input_noise', 'pipeline_root': root,
+            'generator': generator_dir, 'samples': count, 'classifier_config':
+            config_lib.to_dict(config), 'rows': rows}
+  name = f'classifier_input_noise_{shape}'
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, f'{name}.json'), 'w') as f:
+    json.dump(result, f, indent=2)
+  lines = [f'# Classifier input noise, {shape} images', '',
+           f'Default classifier ({config.epochs} epochs) retrained on the run\'s train split; the '
+           f'run\'s generator judged by each ({count} samples).', '',
+           '| input noise | seed | eval accuracy | generated score / real | distance / real |',
+           '|---|---|---|---|---|']
+  for row in rows:
+    lines.append(f'| {row["input_noise"]} | {row["seed"]} | {row["eval_accuracy"]:.4f} | '
+                 f'{row["score_ratio"]:.1%} | {row["distance_ratio"]:.1f} |')
+  with open(os.path.join(args.out, f'{name}.md'), 'w') as f:
+    f.write('\n'.join(lines) + '\n')
+  print('\n'.join(lines))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
