@@ -16,7 +16,6 @@ Writes classifier_input_noise_<height>x<width>x<channels>.json and .md.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -32,27 +31,9 @@ import tf_keras as keras  # noqa: E402
 from components.classifier import model as classifier_model  # noqa: E402
 from components.generator_evaluator import evaluation  # noqa: E402
 from components.generator_evaluator import metrics  # noqa: E402
-from components.image_example_gen import images as images_lib  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 
-
-def _newest(pattern: str) -> str:
-  found = sorted(glob.glob(pattern), key=os.path.getmtime)
-  if not found:
-    raise SystemExit(f'classifier_input_noise: error: nothing matches {pattern}; pass the '
-                     'pipeline root of a finished `ganpipe run`')
-  return found[-1]
-
-
-def _labelled_split(examples_dir: str, split: str):
-  """All images of a split as [0, 1] floats, and their labels."""
-  files = sorted(glob.glob(os.path.join(examples_dir, f'Split-{split}', '*')))
-  pixels, labels = [], []
-  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-    feature = tf.train.Example.FromString(record.numpy()).features.feature
-    pixels.append(tf.io.decode_png(feature[images_lib.IMAGE_KEY].bytes_list.value[0]).numpy())
-    labels.append(feature[images_lib.LABEL_KEY].int64_list.value[0])
-  return np.stack(pixels).astype(np.float32) / 255.0, np.array(labels)
+from benchmarks import finished_run  # noqa: E402
 
 
 def _train(config: config_lib.ClassifierConfig, noise: float, seed: int, x_train, y_train,
@@ -76,18 +57,12 @@ def main() -> int:
   parser.add_argument('--seeds', type=int, nargs='+', default=[1, 2])
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
-  root = args.run
-  if root.endswith('.json'):
-    with open(root) as f:
-      root = json.load(f)['pipeline_root']
+  run = finished_run.FinishedRun(args.run, 'classifier_input_noise')
   config = config_lib.ClassifierConfig()
-  examples_dir = _newest(os.path.join(root, 'image_example_gen', 'examples', '*'))
-  generator_dir = _newest(os.path.join(root, 'gan_trainer', 'model', '*', 'Format-Serving'))
-  with open(_newest(os.path.join(root, 'generator_evaluator', 'evaluation', '*',
-                                 'metrics.json'))) as f:
-    count = int(json.load(f)['num_samples'])
-  x_train, y_train = _labelled_split(examples_dir, 'train')
-  x_eval, y_eval = _labelled_split(examples_dir, 'eval')
+  generator_dir = run.generator_dir
+  count = int(run.generator_metrics()['num_samples'])
+  x_train, y_train = finished_run.labelled_split(run.examples_dir, 'train')
+  x_eval, y_eval = finished_run.labelled_split(run.examples_dir, 'eval')
   num_classes = int(max(y_train.max(), y_eval.max())) + 1
   # What GeneratorEvaluator compares: the first `count` eval and train images, and `count`
   # generated images from the `generate` signature with seed 0.
@@ -114,7 +89,7 @@ def main() -> int:
       print(json.dumps(rows[-1]), flush=True)
 
   shape = 'x'.join(str(size) for size in x_train.shape[1:])
-  result = {'benchmark': 'classifier_input_noise', 'pipeline_root': root,
+  result = {'benchmark': 'classifier_input_noise', 'pipeline_root': run.root,
             'generator': generator_dir, 'samples': count, 'classifier_config':
             config_lib.to_dict(config), 'rows': rows}
   name = f'classifier_input_noise_{shape}'

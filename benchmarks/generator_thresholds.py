@@ -13,7 +13,6 @@ Writes generator_thresholds_<height>x<width>x<channels>.json and .md.
 """
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -32,13 +31,7 @@ from components.generator_evaluator import evaluation  # noqa: E402
 from components.generator_evaluator import metrics  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
 
-
-def _newest(pattern: str) -> str:
-  found = sorted(glob.glob(pattern), key=os.path.getmtime)
-  if not found:
-    raise SystemExit(f'generator_thresholds: error: nothing matches {pattern}; pass the pipeline '
-                     'root of a finished `ganpipe run`')
-  return found[-1]
+from benchmarks import finished_run  # noqa: E402
 
 
 def _collapsed_generator(image: np.ndarray, latent_dim: int) -> keras.Model:
@@ -55,17 +48,12 @@ def main() -> int:
   parser.add_argument('run', help='a pipeline root, or a model_quality_<dataset>.json')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
-  root = args.run
-  if root.endswith('.json'):
-    with open(root) as f:
-      root = json.load(f)['pipeline_root']
+  run = finished_run.FinishedRun(args.run, 'generator_thresholds')
+  root = run.root
   defaults = config_lib.GeneratorEvaluationConfig()
-  classifier_dir = _newest(os.path.join(root, 'classifier_trainer', 'model', '*', 'Format-Serving'))
-  trained_dir = _newest(os.path.join(root, 'gan_trainer', 'model', '*', 'Format-Serving'))
-  examples_dir = _newest(os.path.join(root, 'image_example_gen', 'examples', '*'))
-  with open(_newest(os.path.join(root, 'generator_evaluator', 'evaluation', '*',
-                                 'metrics.json'))) as f:
-    run_metrics = json.load(f)
+  classifier_dir, trained_dir, examples_dir = (run.classifier_dir, run.generator_dir,
+                                               run.examples_dir)
+  run_metrics = run.generator_metrics()
   count = int(run_metrics['num_samples'])
   real_eval = evaluation.read_real_images(examples_dir, 'eval', count)
   real_train = evaluation.read_real_images(examples_dir, 'train', len(real_eval))

@@ -15,7 +15,6 @@ reached 0.90); a generated classifier score of at least 80% of the real data's.
 """
 
 import argparse
-import glob
 import json
 import os
 import platform
@@ -23,36 +22,25 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
-import tensorflow as tf  # noqa: E402
 from sklearn import datasets, svm  # noqa: E402
 
 from pipeline import config as config_lib  # noqa: E402
 from pipeline import run_summary, runner  # noqa: E402
 
+from benchmarks import finished_run  # noqa: E402
+
 TARGETS = {'digits': 0.97, 'fashion-mnist': 0.89}
 
 
-def _split_pixels(pipeline_root: str, split: str):
-  files = glob.glob(os.path.join(pipeline_root, 'image_example_gen', 'examples', '*',
-                                 f'Split-{split}', '*.gz'))
-  pixels, labels = [], []
-  for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
-    example = tf.train.Example.FromString(record.numpy())
-    png = example.features.feature['image'].bytes_list.value[0]
-    pixels.append(tf.io.decode_png(png).numpy().reshape(-1) / 255.0)
-    labels.append(example.features.feature['label'].int64_list.value[0])
-  return np.array(pixels), np.array(labels)
-
-
 def _svc_on_pipeline_split(pipeline_root: str) -> float:
-  x_train, y_train = _split_pixels(pipeline_root, 'train')
-  x_eval, y_eval = _split_pixels(pipeline_root, 'eval')
-  return float(svm.SVC().fit(x_train, y_train).score(x_eval, y_eval))
+  examples_dir = finished_run.FinishedRun(pipeline_root, 'model_quality').examples_dir
+  x_train, y_train = finished_run.labelled_split(examples_dir, 'train')
+  x_eval, y_eval = finished_run.labelled_split(examples_dir, 'eval')
+  return float(svm.SVC().fit(x_train.reshape(len(x_train), -1), y_train)
+               .score(x_eval.reshape(len(x_eval), -1), y_eval))
 
 
 def _svc_on_sklearn_half_split() -> float:
