@@ -1,9 +1,10 @@
 """Server-side batching of concurrent requests, with TF Serving's batching parameters."""
 
+import asyncio
 import concurrent.futures
 import threading
 import time
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import grpc
 import numpy as np
@@ -16,12 +17,14 @@ Inputs = Mapping[str, np.ndarray]
 
 
 class _Task:
-  __slots__ = ('inputs', 'size', 'future', 'enqueued')
+  """One request's rows, and the future its caller waits on: a thread's, or an event loop's."""
+  __slots__ = ('inputs', 'size', 'future', 'loop', 'enqueued')
 
-  def __init__(self, inputs: Inputs):
+  def __init__(self, inputs: Inputs, loop: Optional[asyncio.AbstractEventLoop] = None):
     self.inputs = inputs
     self.size = next(iter(inputs.values())).shape[0]
-    self.future = concurrent.futures.Future()
+    self.loop = loop
+    self.future = loop.create_future() if loop is not None else concurrent.futures.Future()
     self.enqueued = time.monotonic()
 
 
@@ -46,15 +49,32 @@ class BatchScheduler:
     for thread in self._threads:
       thread.start()
 
+  def accepts(self, signature: servable_lib.Signature, inputs: Inputs) -> bool:
+    """Whether `inputs` can join a batch; other requests run on their own."""
+    sizes = {value.shape[0] for value in inputs.values()}
+    return (signature.batchable and len(sizes) == 1 and
+            next(iter(sizes)) <= self._params.max_batch_size)
+
   def run(self, signature: servable_lib.Signature, inputs: Inputs) -> Dict[str, np.ndarray]:
     """Runs `signature` on `inputs`, batched with concurrent requests where possible."""
-    sizes = {value.shape[0] for value in inputs.values()}
-    if not signature.batchable or len(sizes) != 1:
+    if not self.accepts(signature, inputs):
       return signature(inputs)
-    task = _Task(inputs)
-    if task.size > self._params.max_batch_size:
-      return signature(inputs)
-    key = (id(signature),) + tuple(sorted((k, v.shape[1:]) for k, v in inputs.items()))
+    return self._enqueue(signature, _Task(inputs)).future.result()
+
+  async def run_async(self, signature: servable_lib.Signature, inputs: Inputs,
+                      executor: concurrent.futures.Executor) -> Dict[str, np.ndarray]:
+    """`run` for a coroutine on the running loop; a request that cannot batch runs on `executor`.
+
+    The batch thread settles every request of a batch from one loop in one callback, so the loop
+    wakes once per batch, not once per request.
+    """
+    loop = asyncio.get_running_loop()
+    if not self.accepts(signature, inputs):
+      return await loop.run_in_executor(executor, signature, inputs)
+    return await self._enqueue(signature, _Task(inputs, loop)).future
+
+  def _enqueue(self, signature: servable_lib.Signature, task: _Task) -> _Task:
+    key = (id(signature),) + tuple(sorted((k, v.shape[1:]) for k, v in task.inputs.items()))
     with self._cond:
       if self._stopping:
         raise errors.ServingError(grpc.StatusCode.UNAVAILABLE, 'the server is shutting down')
@@ -70,7 +90,7 @@ class BatchScheduler:
       # batch; waking one for every request costs more than the model call saves.
       if len(queue) == 1 or rows >= self._params.max_batch_size:
         self._cond.notify()
-    return task.future.result()
+    return task
 
   def stop(self) -> None:
     """Runs what is queued, then stops the batch threads."""
@@ -120,24 +140,54 @@ class BatchScheduler:
   def _run(signature: servable_lib.Signature, tasks: List[_Task]) -> None:
     try:
       if len(tasks) == 1:
-        tasks[0].future.set_result(signature(tasks[0].inputs))
-        return
-      merged = {key: np.concatenate([task.inputs[key] for task in tasks])
-                for key in tasks[0].inputs}
-      outputs = signature(merged)
-      total = sum(task.size for task in tasks)
-      for key, value in outputs.items():
-        if value.ndim == 0 or value.shape[0] != total:
-          raise errors.ServingError(
-              grpc.StatusCode.INTERNAL, f'batched output {key!r} of signature {signature.name!r} '
-              f'has {value.shape[0] if value.ndim else 0} rows for {total} inputs')
-      start = 0
-      for task in tasks:
-        end = start + task.size
-        task.future.set_result({key: value[start:end] for key, value in outputs.items()})
-        start = end
+        outcomes = [(signature(tasks[0].inputs), None)]
+      else:
+        merged = {key: np.concatenate([task.inputs[key] for task in tasks])
+                  for key in tasks[0].inputs}
+        outputs = signature(merged)
+        total = sum(task.size for task in tasks)
+        for key, value in outputs.items():
+          if value.ndim == 0 or value.shape[0] != total:
+            raise errors.ServingError(
+                grpc.StatusCode.INTERNAL, f'batched output {key!r} of signature '
+                f'{signature.name!r} has {value.shape[0] if value.ndim else 0} rows for {total} '
+                'inputs')
+        outcomes, start = [], 0
+        for task in tasks:
+          end = start + task.size
+          outcomes.append(({key: value[start:end] for key, value in outputs.items()}, None))
+          start = end
     except Exception as e:  # pylint: disable=broad-except
       # Every waiting request must hear about the failure, whatever it was.
-      for task in tasks:
-        if not task.future.done():
-          task.future.set_exception(e)
+      outcomes = [(None, e)] * len(tasks)
+    _settle(tasks, outcomes)
+
+
+def _settle(tasks: List[_Task], outcomes: List[Tuple]) -> None:
+  """Hands each task its outcome: directly to threads, one callback per event loop."""
+  by_loop: Dict[asyncio.AbstractEventLoop, List] = {}
+  for task, outcome in zip(tasks, outcomes):
+    if task.loop is None:
+      _set(task.future, outcome)
+    else:
+      by_loop.setdefault(task.loop, []).append((task.future, outcome))
+  for loop, settled in by_loop.items():
+    try:
+      loop.call_soon_threadsafe(_set_all, settled)
+    except RuntimeError:  # The loop closed: its server stopped, and nobody waits any more.
+      pass
+
+
+def _set_all(settled: List[Tuple]) -> None:
+  for future, outcome in settled:
+    _set(future, outcome)
+
+
+def _set(future, outcome: Tuple) -> None:
+  if future.done():  # An event loop's caller may have been cancelled meanwhile.
+    return
+  result, error = outcome
+  if error is not None:
+    future.set_exception(error)
+  else:
+    future.set_result(result)

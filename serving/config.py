@@ -134,6 +134,11 @@ class ServerOptions:
   batching: BatchingParameters = BatchingParameters()
   max_message_size_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
   grpc_max_threads: int = 32
+  # tensorflow_model_server's session threads. Intra-op: threads one op may use, 0 = one per
+  # CPU. Inter-op: 0 = a pool with one thread per CPU; negative = each Session::Run runs its ops
+  # on the thread that called it, which this server does by default (see session_config).
+  tensorflow_intra_op_parallelism: int = 0
+  tensorflow_inter_op_parallelism: int = -1
   ssl_cert_file: Optional[str] = None
   ssl_key_file: Optional[str] = None
   shutdown_grace_seconds: float = 30.0
@@ -145,5 +150,21 @@ class ServerOptions:
       raise ConfigError('file_system_poll_wait_seconds must not be negative')
     if self.max_message_size_bytes < 1024:
       raise ConfigError('max_message_size_bytes must be at least 1024')
+    if self.tensorflow_intra_op_parallelism < 0:
+      raise ConfigError('tensorflow_intra_op_parallelism must not be negative')
     if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
       raise ConfigError('TLS needs both --ssl_cert_file and --ssl_key_file')
+
+
+def session_config(options: ServerOptions):
+  """The ConfigProto of every model version's Session.
+
+  Unlike tensorflow_model_server, which leaves inter-op threads to TensorFlow, the default here
+  runs a signature's ops on the calling thread: the caller is already a dedicated batch or model
+  thread, and the hand-off to a pool thread and back cost more than the classifier's whole
+  signature on the 2-CPU machines we measured (benchmarks/serving_latency.py).
+  """
+  from tensorflow.core.protobuf import config_pb2  # pylint: disable=import-outside-toplevel
+  return config_pb2.ConfigProto(
+      intra_op_parallelism_threads=options.tensorflow_intra_op_parallelism,
+      inter_op_parallelism_threads=options.tensorflow_inter_op_parallelism)

@@ -1,5 +1,13 @@
-"""gRPC servicers for tensorflow.serving.PredictionService and ModelService."""
+"""gRPC servicers for tensorflow.serving.PredictionService and ModelService, on grpc.aio.
 
+Predict and Classify are coroutines on the server's event loop: a request is parsed, checked and
+answered there, and only the model call leaves the loop, for a batch thread or the model
+executor. No thread is handed a request, which in Python's gRPC costs more than batching saves.
+GetModelMetadata, GetModelStatus and HandleReloadConfigRequest are plain functions that the
+server runs on its thread pool: a reload loads models, which must not stall the loop.
+"""
+
+import concurrent.futures
 import functools
 import logging
 
@@ -28,19 +36,35 @@ def _rpc(method):
   return wrapper
 
 
+def _async_rpc(method):
+  """`_rpc` for coroutines."""
+
+  @functools.wraps(method)
+  async def wrapper(self, request, context):
+    try:
+      return await method(self, request, context)
+    except errors.ServingError as e:
+      await context.abort(e.code, e.message)
+    except Exception as e:  # pylint: disable=broad-except
+      log.exception('%s failed', method.__name__)
+      await context.abort(grpc.StatusCode.INTERNAL, f'{type(e).__name__}: {e}')
+  return wrapper
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """Predict, Classify and GetModelMetadata."""
 
-  def __init__(self, service: handlers.ModelService):
+  def __init__(self, service: handlers.ModelService, executor: concurrent.futures.Executor):
     self._service = service
+    self._executor = executor  # Runs model calls that do not go to a batch.
 
-  @_rpc
-  def Predict(self, request, context):  # pylint: disable=invalid-name
-    return self._service.predict(request)
+  @_async_rpc
+  async def Predict(self, request, context):  # pylint: disable=invalid-name
+    return await self._service.predict_async(request, self._executor)
 
-  @_rpc
-  def Classify(self, request, context):  # pylint: disable=invalid-name
-    return self._service.classify(request)
+  @_async_rpc
+  async def Classify(self, request, context):  # pylint: disable=invalid-name
+    return await self._service.classify_async(request, self._executor)
 
   @_rpc
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name

@@ -1,5 +1,7 @@
 """The TF Serving API's semantics, independent of transport: gRPC, REST and warmup share them."""
 
+import asyncio
+import concurrent.futures
 import logging
 import os
 from typing import Dict, Mapping, Optional
@@ -32,10 +34,12 @@ class ModelService:
   """Predict, Classify, GetModelMetadata, GetModelStatus and HandleReloadConfigRequest."""
 
   def __init__(self, model_config, poll_wait_seconds: float = 1.0,
-               batching_parameters: Optional[config_lib.BatchingParameters] = None):
+               batching_parameters: Optional[config_lib.BatchingParameters] = None,
+               session_config=None):
     self.batcher = (batching.BatchScheduler(batching_parameters)
                     if batching_parameters is not None else None)
-    self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds)
+    self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds,
+                                            session_config)
 
   def start(self) -> None:
     self.manager.start()
@@ -54,69 +58,42 @@ class ModelService:
     return self.manager.resolve(spec.name, version, label)
 
   def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-    loaded = self.resolve(request.model_spec)
-    signature = loaded.signature(request.model_spec.signature_name)
-    if signature.method_name != servable_lib.PREDICT_METHOD:
-      raise errors.invalid_argument(
-          f'Expected prediction signature method_name to be {servable_lib.PREDICT_METHOD}. '
-          f'Was: {signature.method_name}')
-    inputs = {key: servable_lib.to_ndarray(proto, key) for key, proto in request.inputs.items()}
-    outputs = self.run(signature, inputs, request.output_filter)
-    response = predict_pb2.PredictResponse()
-    _fill_spec(response.model_spec, loaded, signature.name)
-    for key, value in outputs.items():
-      response.outputs[key].CopyFrom(servable_lib.to_tensor_proto(value))
-    return response
+    call = _PredictCall(self, request)
+    return call.respond(self.run(call.signature, call.inputs))
 
-  def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
-          output_filter=()) -> Dict[str, np.ndarray]:
-    """Checks and runs a signature, batched when batching is on; keeps the filtered outputs."""
-    unknown = [key for key in output_filter if key not in signature.outputs]
-    if unknown:
-      raise errors.invalid_argument(
-          f'output tensor alias not found in signature {signature.name!r}: {unknown[0]}; '
-          f'outputs are {sorted(signature.outputs)}')
+  async def predict_async(self, request: predict_pb2.PredictRequest,
+                          executor: concurrent.futures.Executor) -> predict_pb2.PredictResponse:
+    """`predict` for a coroutine: the model runs on a batch thread or on `executor`."""
+    call = _PredictCall(self, request)
+    return call.respond(await self.run_async(call.signature, call.inputs, executor))
+
+  def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray]
+          ) -> Dict[str, np.ndarray]:
+    """Checks and runs a signature, batched when batching is on."""
     signature.check_inputs(inputs)
     if self.batcher is not None:
-      outputs = self.batcher.run(signature, inputs)
-    else:
-      outputs = signature(inputs)
-    if output_filter:
-      outputs = {key: outputs[key] for key in output_filter}
-    return outputs
+      return self.batcher.run(signature, inputs)
+    return signature(inputs)
+
+  async def run_async(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
+                      executor: concurrent.futures.Executor) -> Dict[str, np.ndarray]:
+    """`run` for a coroutine; the model never runs on the event loop's thread."""
+    signature.check_inputs(inputs)
+    if self.batcher is not None:
+      return await self.batcher.run_async(signature, inputs, executor)
+    return await asyncio.get_running_loop().run_in_executor(executor, signature, inputs)
 
   # --- Classify --------------------------------------------------------------------------------
   def classify(self, request: classification_pb2.ClassificationRequest
                ) -> classification_pb2.ClassificationResponse:
-    loaded = self.resolve(request.model_spec)
-    signature = loaded.signature(request.model_spec.signature_name)
-    if signature.method_name != servable_lib.CLASSIFY_METHOD:
-      raise errors.invalid_argument(
-          f'Expected classification signature method_name to be {servable_lib.CLASSIFY_METHOD}. '
-          f'Was: {signature.method_name}')
-    if len(signature.inputs) != 1:
-      raise errors.invalid_argument(f'classification signature {signature.name!r} must have '
-                                    f'exactly one input, has {len(signature.inputs)}')
-    examples = _serialized_examples(request.input)
-    (input_key,) = signature.inputs
-    outputs = self.run(signature, {input_key: np.array(examples, dtype=object)})
-    classes, scores = outputs.get('classes'), outputs.get('scores')
-    if classes is None and scores is None:
-      raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                                f'classification signature {signature.name!r} has neither '
-                                '`classes` nor `scores` outputs')
-    response = classification_pb2.ClassificationResponse()
-    _fill_spec(response.model_spec, loaded, signature.name)
-    rows = (scores if scores is not None else classes).reshape(len(examples), -1)
-    for i in range(len(examples)):
-      result = response.result.classifications.add()
-      for j in range(rows.shape[1]):
-        item = result.classes.add()
-        if classes is not None:
-          item.label = classes.reshape(len(examples), -1)[i, j].decode('utf-8', 'replace')
-        if scores is not None:
-          item.score = float(scores.reshape(len(examples), -1)[i, j])
-    return response
+    call = _ClassifyCall(self, request)
+    return call.respond(self.run(call.signature, call.inputs))
+
+  async def classify_async(self, request: classification_pb2.ClassificationRequest,
+                           executor: concurrent.futures.Executor
+                           ) -> classification_pb2.ClassificationResponse:
+    call = _ClassifyCall(self, request)
+    return call.respond(await self.run_async(call.signature, call.inputs, executor))
 
   # --- Metadata and status -------------------------------------------------------------------
   def get_model_metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
@@ -206,6 +183,73 @@ class ModelService:
         raise ValueError(f'warmup request {count} failed: {e.message}') from e
       count += 1
     return count
+
+
+class _PredictCall:
+  """A Predict request resolved to its signature and inputs, and how to answer it."""
+
+  def __init__(self, service: ModelService, request: predict_pb2.PredictRequest):
+    self.loaded = service.resolve(request.model_spec)
+    self.signature = self.loaded.signature(request.model_spec.signature_name)
+    if self.signature.method_name != servable_lib.PREDICT_METHOD:
+      raise errors.invalid_argument(
+          f'Expected prediction signature method_name to be {servable_lib.PREDICT_METHOD}. '
+          f'Was: {self.signature.method_name}')
+    self.output_filter = list(request.output_filter)
+    unknown = [key for key in self.output_filter if key not in self.signature.outputs]
+    if unknown:
+      raise errors.invalid_argument(
+          f'output tensor alias not found in signature {self.signature.name!r}: {unknown[0]}; '
+          f'outputs are {sorted(self.signature.outputs)}')
+    self.inputs = {key: servable_lib.to_ndarray(proto, key)
+                   for key, proto in request.inputs.items()}
+
+  def respond(self, outputs: Mapping[str, np.ndarray]) -> predict_pb2.PredictResponse:
+    response = predict_pb2.PredictResponse()
+    _fill_spec(response.model_spec, self.loaded, self.signature.name)
+    for key in self.output_filter or outputs:
+      servable_lib.fill_tensor_proto(response.outputs[key], outputs[key])
+    return response
+
+
+class _ClassifyCall:
+  """A Classify request resolved to its signature and serialized examples, and its answer."""
+
+  def __init__(self, service: ModelService,
+               request: classification_pb2.ClassificationRequest):
+    self.loaded = service.resolve(request.model_spec)
+    self.signature = self.loaded.signature(request.model_spec.signature_name)
+    if self.signature.method_name != servable_lib.CLASSIFY_METHOD:
+      raise errors.invalid_argument(
+          f'Expected classification signature method_name to be {servable_lib.CLASSIFY_METHOD}. '
+          f'Was: {self.signature.method_name}')
+    if len(self.signature.inputs) != 1:
+      raise errors.invalid_argument(f'classification signature {self.signature.name!r} must '
+                                    f'have exactly one input, has {len(self.signature.inputs)}')
+    self.examples = _serialized_examples(request.input)
+    (input_key,) = self.signature.inputs
+    self.inputs = {input_key: np.array(self.examples, dtype=object)}
+
+  def respond(self, outputs: Mapping[str, np.ndarray]
+              ) -> classification_pb2.ClassificationResponse:
+    classes, scores = outputs.get('classes'), outputs.get('scores')
+    if classes is None and scores is None:
+      raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                                f'classification signature {self.signature.name!r} has neither '
+                                '`classes` nor `scores` outputs')
+    count = len(self.examples)
+    response = classification_pb2.ClassificationResponse()
+    _fill_spec(response.model_spec, self.loaded, self.signature.name)
+    rows = (scores if scores is not None else classes).reshape(count, -1)
+    for i in range(count):
+      result = response.result.classifications.add()
+      for j in range(rows.shape[1]):
+        item = result.classes.add()
+        if classes is not None:
+          item.label = classes.reshape(count, -1)[i, j].decode('utf-8', 'replace')
+        if scores is not None:
+          item.score = float(scores.reshape(count, -1)[i, j])
+    return response
 
 
 def _fill_spec(spec: model_pb2.ModelSpec, loaded: servable_lib.LoadedVersion,

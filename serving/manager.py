@@ -43,8 +43,9 @@ class ModelManager:
 
   def __init__(self, config: model_server_config_pb2.ModelServerConfig,
                warmup: Callable[[servable_lib.LoadedVersion], int],
-               poll_wait_seconds: float = 1.0):
+               poll_wait_seconds: float = 1.0, session_config=None):
     self._warmup = warmup
+    self._session_config = session_config
     self._poll_wait = poll_wait_seconds
     self._lock = threading.RLock()
     self._configs: Dict[str, model_server_config_pb2.ModelConfig] = {}
@@ -142,7 +143,7 @@ class ModelManager:
       self._versions[name][version] = status
     log.info('loading %s version %d from %s', name, version, path)
     try:
-      loaded = servable_lib.LoadedVersion(name, version, path)
+      loaded = servable_lib.LoadedVersion(name, version, path, self._session_config)
       replayed = self._warmup(loaded)
     except Exception as e:  # pylint: disable=broad-except
       # Whatever a broken SavedModel raises, the server reports it and keeps serving.

@@ -43,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='larger requests get RESOURCE_EXHAUSTED (default: %(default)s)')
   parser.add_argument('--grpc_max_threads', type=int, default=32,
                       help='concurrent gRPC requests handled (default: %(default)s)')
+  parser.add_argument('--tensorflow_intra_op_parallelism', type=int, default=0,
+                      help='threads a single TensorFlow op may use; 0 = one per CPU')
+  parser.add_argument('--tensorflow_inter_op_parallelism', type=int, default=-1,
+                      help='threads that run independent ops of a request; 0 = one per CPU, '
+                           'negative (the default) = the thread that runs the request')
   parser.add_argument('--ssl_cert_file', help='PEM certificate chain; enables TLS for gRPC')
   parser.add_argument('--ssl_key_file', help='PEM private key for --ssl_cert_file')
   parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
@@ -67,6 +72,8 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       enable_batching=args.enable_batching or bool(args.batching_parameters_file),
       batching=config_lib.read_batching_parameters(args.batching_parameters_file),
       max_message_size_bytes=args.max_message_size_bytes, grpc_max_threads=args.grpc_max_threads,
+      tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
+      tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
       ssl_cert_file=args.ssl_cert_file, ssl_key_file=args.ssl_key_file,
       shutdown_grace_seconds=args.shutdown_grace_seconds)
 

@@ -1,7 +1,9 @@
 """The model server: TF Serving's gRPC and REST endpoints over one ModelService."""
 
+import asyncio
 import concurrent.futures
 import logging
+import threading
 from typing import Optional
 
 import grpc
@@ -34,8 +36,12 @@ class ModelServer:
     self.options = options
     self.service = handlers.ModelService(
         options.model_config, options.file_system_poll_wait_seconds,
-        options.batching if options.enable_batching else None)
-    self._grpc: Optional[grpc.Server] = None
+        options.batching if options.enable_batching else None,
+        config_lib.session_config(options))
+    self._grpc: Optional[grpc.aio.Server] = None
+    self._loop: Optional[asyncio.AbstractEventLoop] = None
+    self._loop_thread: Optional[threading.Thread] = None
+    self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
     self._rest: Optional[rest.RestServer] = None
     self._health = health.HealthServicer()
     self.port: Optional[int] = None
@@ -43,14 +49,36 @@ class ModelServer:
 
   def start(self) -> 'ModelServer':
     self.service.start()
+    # gRPC runs on its own event loop thread; `grpc_max_threads` threads run what leaves it:
+    # unbatched model calls, and the RPCs that are plain functions (status, metadata, reloads).
+    self._executor = concurrent.futures.ThreadPoolExecutor(
+        max_workers=self.options.grpc_max_threads, thread_name_prefix='grpc')
+    self._loop = asyncio.new_event_loop()
+    self._loop_thread = threading.Thread(target=self._loop.run_forever, name='grpc-loop',
+                                         daemon=True)
+    self._loop_thread.start()
+    try:
+      self.port = self._on_loop(self._start_grpc())
+    except BaseException:
+      self._stop_loop()
+      raise
+    for service in ('',) + _SERVICES:
+      self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+    if self.options.rest_api_port is not None:
+      self._rest = rest.RestServer(self.service, self.options.host, self.options.rest_api_port,
+                                   self.options.max_message_size_bytes)
+      self._rest.start()
+      self.rest_port = self._rest.port
+    return self
+
+  async def _start_grpc(self) -> int:
     size = self.options.max_message_size_bytes
-    self._grpc = grpc.server(
-        concurrent.futures.ThreadPoolExecutor(max_workers=self.options.grpc_max_threads,
-                                              thread_name_prefix='grpc'),
+    self._grpc = grpc.aio.server(
+        migration_thread_pool=self._executor,
         options=[('grpc.max_receive_message_length', size),
                  ('grpc.max_send_message_length', size)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        grpc_services.PredictionServicer(self.service), self._grpc)
+        grpc_services.PredictionServicer(self.service, self._executor), self._grpc)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         grpc_services.ModelServicer(self.service), self._grpc)
     health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
@@ -63,20 +91,13 @@ class ModelServer:
       with open(self.options.ssl_key_file, 'rb') as key, \
            open(self.options.ssl_cert_file, 'rb') as cert:
         credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-      self.port = self._grpc.add_secure_port(address, credentials)
+      port = self._grpc.add_secure_port(address, credentials)
     else:
-      self.port = self._grpc.add_insecure_port(address)
-    if not self.port:
+      port = self._grpc.add_insecure_port(address)
+    if not port:
       raise OSError(f'cannot bind gRPC to {address}')
-    self._grpc.start()
-    for service in ('',) + _SERVICES:
-      self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-    if self.options.rest_api_port is not None:
-      self._rest = rest.RestServer(self.service, self.options.host, self.options.rest_api_port,
-                                   self.options.max_message_size_bytes)
-      self._rest.start()
-      self.rest_port = self._rest.port
-    return self
+    await self._grpc.start()
+    return port
 
   def stop(self, grace: Optional[float] = None) -> None:
     """Stops accepting requests, lets in-flight ones finish, then unloads the models."""
@@ -85,8 +106,22 @@ class ModelServer:
     if self._rest is not None:
       self._rest.stop()
     if self._grpc is not None:
-      self._grpc.stop(grace).wait()
+      self._on_loop(self._grpc.stop(grace))
+    self._stop_loop()
     self.service.stop()
+
+  def _on_loop(self, coroutine):
+    return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+  def _stop_loop(self) -> None:
+    if self._loop is not None and self._loop_thread is not None:
+      self._loop.call_soon_threadsafe(self._loop.stop)
+      self._loop_thread.join()
+      self._loop.close()
+      self._loop_thread = None
+    if self._executor is not None:
+      self._executor.shutdown(wait=True)
+      self._executor = None
 
 
 def _bracket(host: str) -> str:

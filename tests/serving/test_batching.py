@@ -1,5 +1,7 @@
 """The batch scheduler on its own: who runs together, when, and what each request gets back."""
 
+import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -122,3 +124,81 @@ def test_a_stopped_scheduler_refuses_new_requests():
   with pytest.raises(errors.ServingError, match='shutting down') as raised:
     scheduler.run(RecordingSignature(), {'x': np.zeros((1, 1), np.float32)})
   assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+# --- from an event loop, as the gRPC server calls it -------------------------------------------
+class Unbatchable(RecordingSignature):
+  batchable = False
+
+
+def test_coroutines_on_one_loop_share_a_call_and_each_gets_its_own_rows():
+  scheduler = _scheduler(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1)
+  signature = RecordingSignature()
+
+  async def main():
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+      return await asyncio.gather(*[
+          scheduler.run_async(signature, {'x': np.array([[float(i)]], np.float32)}, executor)
+          for i in range(8)])
+
+  try:
+    answers = asyncio.run(main())
+  finally:
+    scheduler.stop()
+  assert [float(a['y'][0, 0]) for a in answers] == [2.0 * i for i in range(8)]
+  assert signature.calls == [8]
+
+
+def test_a_coroutine_whose_request_cannot_batch_runs_on_the_executor():
+  scheduler = _scheduler(max_batch_size=2, num_batch_threads=1)
+  threads = []
+
+  class Recording(Unbatchable):
+
+    def __call__(self, inputs):
+      threads.append(threading.current_thread().name)
+      return super().__call__(inputs)
+
+  async def main():
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix='model') as executor:
+      # One unbatchable signature, and a request larger than a batch.
+      first = await scheduler.run_async(Recording(), {'x': np.ones((1, 1), np.float32)}, executor)
+      second = await scheduler.run_async(RecordingSignature(), {'x': np.ones((3, 1), np.float32)},
+                                         executor)
+      return first, second
+
+  try:
+    first, second = asyncio.run(main())
+  finally:
+    scheduler.stop()
+  assert float(first['y'][0, 0]) == 2.0 and second['y'].shape == (3, 1)
+  assert threads and threads[0].startswith('model')
+
+
+def test_a_failed_batch_fails_every_coroutine_in_it_and_a_cancelled_one_harms_none():
+
+  class Broken(RecordingSignature):
+
+    def __call__(self, inputs):
+      super().__call__(inputs)
+      raise errors.ServingError(grpc.StatusCode.INTERNAL, 'the model broke')
+
+  # Three requests in a batch of up to 4: it runs when its 200 ms timeout passes.
+  scheduler = _scheduler(max_batch_size=4, batch_timeout_micros=200_000, num_batch_threads=1)
+  signature = Broken()
+
+  async def main():
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+      calls = [asyncio.ensure_future(scheduler.run_async(
+          signature, {'x': np.zeros((1, 1), np.float32)}, executor)) for _ in range(3)]
+      await asyncio.sleep(0.01)
+      calls[0].cancel()  # Its caller went away while the batch waited to fill.
+      return await asyncio.gather(*calls, return_exceptions=True)
+
+  try:
+    outcomes = asyncio.run(main())
+  finally:
+    scheduler.stop()
+  assert isinstance(outcomes[0], asyncio.CancelledError)
+  assert [o.message for o in outcomes[1:]] == ['the model broke'] * 2
+  assert signature.calls == [3]

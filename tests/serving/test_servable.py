@@ -1,0 +1,101 @@
+"""A loaded version on its own: its Session's thread settings, and the tensor conversions."""
+
+import argparse
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
+
+from serving import config as config_lib
+from serving import errors
+from serving import serve_command
+from serving import servable
+from tests.serving import fixture_models
+
+VALUES = {
+    'float32 scalar': np.float32(1.5).reshape(()),
+    'one float32': np.array([2.5], np.float32),
+    'float32 rows': np.arange(30, dtype=np.float32).reshape(3, 10) / 7,
+    'float64': np.array([0.1, 0.2]),
+    'one int64': np.array([7], np.int64),
+    'int64 matrix': np.arange(6, dtype=np.int64).reshape(2, 3),
+    'int32': np.array([1, -2], np.int32),
+    'one uint8': np.array([[255]], np.uint8),
+    'uint8 image': np.arange(12, dtype=np.uint8).reshape(1, 2, 2, 3),
+    'bytes': np.array([b'a', b'\x00bc'], dtype=object),
+    'one bytes': np.array([b'x'], dtype=object),
+    'unicode objects': np.array(['uni', 'x'], dtype=object),
+    'bool': np.array([True, False]),
+    'empty float32': np.zeros((0, 3), np.float32),
+    'strided view': np.arange(6, dtype=np.float32).reshape(2, 3)[:, ::2],
+}
+
+
+@pytest.mark.parametrize('value', list(VALUES.values()), ids=list(VALUES))
+def test_response_tensors_are_exactly_what_make_tensor_proto_writes(value):
+  proto = tensor_pb2.TensorProto()
+  servable.fill_tensor_proto(proto, value)
+  # Equal as messages and byte for byte on the wire, so clients cannot tell the difference.
+  assert proto == tf.make_tensor_proto(value)
+  assert proto.SerializeToString() == tf.make_tensor_proto(value).SerializeToString()
+
+
+@pytest.mark.parametrize('value', list(VALUES.values()), ids=list(VALUES))
+def test_request_tensors_read_as_make_ndarray_reads_them(value):
+  proto = tf.make_tensor_proto(value)
+  ours, theirs = servable.to_ndarray(proto, 'x'), tf.make_ndarray(proto)
+  assert ours.dtype == theirs.dtype and ours.shape == theirs.shape
+  np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize('proto', [
+    tensor_pb2.TensorProto(dtype=tf.float32.as_datatype_enum, tensor_content=b'\x00' * 6),
+    tf.make_tensor_proto(np.zeros((2, 2), np.float32)),
+], ids=['content not a whole number of floats', 'content does not fill the shape'])
+def test_a_malformed_request_tensor_is_invalid_argument(proto):
+  if proto.tensor_shape.dim:
+    proto.tensor_shape.dim[0].size = 3
+  with pytest.raises(errors.ServingError, match="input 'x' is not a valid TensorProto") as raised:
+    servable.to_ndarray(proto, 'x')
+  assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.fixture(scope='module')
+def half_plus_two(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp('half_plus_two') / '1')
+  fixture_models.build_half_plus_two(path, 1)
+  return path
+
+
+@pytest.mark.parametrize('inter_op', [-1, 0, 2])
+def test_every_inter_op_setting_gives_the_same_answers(half_plus_two, inter_op):
+  options = config_lib.ServerOptions(model_config=config_lib.single_model_config('m', 'unused'),
+                                     tensorflow_inter_op_parallelism=inter_op,
+                                     tensorflow_intra_op_parallelism=1)
+  loaded = servable.LoadedVersion('m', 1, half_plus_two, config_lib.session_config(options))
+  x = np.array([[1.0], [3.0]], np.float32)
+  outputs = loaded.signature(None)({'x': x})
+  np.testing.assert_allclose(outputs['y'], [[fixture_models.half_plus_two_y(1, 1.0)],
+                                            [fixture_models.half_plus_two_y(1, 3.0)]])
+  np.testing.assert_allclose(outputs['x_squared'], x * x)
+
+
+def test_session_thread_flags_reach_the_session_config():
+  parser = argparse.ArgumentParser()
+  serve_command.add_arguments(parser)
+  args = parser.parse_args(['--model_base_path', '/models/m', '--tensorflow_inter_op_parallelism',
+                            '3', '--tensorflow_intra_op_parallelism', '2'])
+  config = config_lib.session_config(serve_command.options_from_args(args))
+  assert (config.inter_op_parallelism_threads, config.intra_op_parallelism_threads) == (3, 2)
+  default = config_lib.session_config(serve_command.options_from_args(
+      parser.parse_args(['--model_base_path', '/models/m'])))
+  # By default a request's ops run on the thread that runs the request.
+  assert default.inter_op_parallelism_threads < 0
+
+
+def test_negative_intra_op_threads_are_refused():
+  with pytest.raises(config_lib.ConfigError, match='tensorflow_intra_op_parallelism'):
+    config_lib.ServerOptions(model_config=config_lib.single_model_config('m', '/models/m'),
+                             tensorflow_intra_op_parallelism=-1)
