@@ -196,11 +196,14 @@ class _PredictCall:
           f'Expected prediction signature method_name to be {servable_lib.PREDICT_METHOD}. '
           f'Was: {self.signature.method_name}')
     self.output_filter = list(request.output_filter)
-    unknown = [key for key in self.output_filter if key not in self.signature.outputs]
-    if unknown:
+    for key in self.output_filter:
+      if key not in self.signature.outputs:
+        raise errors.invalid_argument(
+            f'output tensor alias not found in signature {self.signature.name!r}: {key}; '
+            f'outputs are {sorted(self.signature.outputs)}')
+    if len(set(self.output_filter)) != len(self.output_filter):
       raise errors.invalid_argument(
-          f'output tensor alias not found in signature {self.signature.name!r}: {unknown[0]}; '
-          f'outputs are {sorted(self.signature.outputs)}')
+          f'duplicate output tensor alias in output_filter: {self.output_filter}')
     self.inputs = {key: servable_lib.to_ndarray(proto, key)
                    for key, proto in request.inputs.items()}
 

@@ -135,6 +135,10 @@ def test_bytes_input_over_grpc(prediction_stub):
                  'surplus', id='extra-input'),
     pytest.param({'output_filter': ['no_such_output']}, {'x': [[1.0]]},
                  grpc.StatusCode.INVALID_ARGUMENT, 'no_such_output', id='unknown-output-filter'),
+    # TF Serving (predict_util.cc): "duplicate output tensor alias".
+    pytest.param({'output_filter': ['y', 'y']}, {'x': [[1.0]]},
+                 grpc.StatusCode.INVALID_ARGUMENT, 'duplicate output tensor alias',
+                 id='duplicate-output-filter'),
 ])
 def test_predict_errors(prediction_stub, kwargs, inputs, code, pattern):
   request = _predict_request({k: _x(v) for k, v in inputs.items()}, **kwargs)
