@@ -87,13 +87,16 @@ class ModelServer:
         _SERVICES + (health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
                      reflection.SERVICE_NAME), self._grpc)
     address = f'{_bracket(self.options.host)}:{self.options.port}'
-    if self.options.ssl_cert_file:
-      with open(self.options.ssl_key_file, 'rb') as key, \
-           open(self.options.ssl_cert_file, 'rb') as cert:
-        credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-      port = self._grpc.add_secure_port(address, credentials)
-    else:
-      port = self._grpc.add_insecure_port(address)
+    try:
+      if self.options.ssl_cert_file:
+        with open(self.options.ssl_key_file, 'rb') as key, \
+             open(self.options.ssl_cert_file, 'rb') as cert:
+          credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        port = self._grpc.add_secure_port(address, credentials)
+      else:
+        port = self._grpc.add_insecure_port(address)
+    except RuntimeError as e:  # grpcio's "Failed to bind to address ...".
+      raise OSError(f'cannot bind gRPC to {address}: is the port in use?') from e
     if not port:
       raise OSError(f'cannot bind gRPC to {address}')
     await self._grpc.start()
