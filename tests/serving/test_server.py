@@ -1,8 +1,16 @@
-"""Starting the server: what a user sees when it cannot start."""
+"""Starting the server: over TLS, and what a user sees when it cannot start."""
 
+import shutil
 import socket
+import subprocess
 
+import numpy as np
+import pytest
+
+from serving import client as client_lib
+from serving import config as config_lib
 from serving import serve_command
+from serving import server as server_lib
 from tests.serving import fixture_models
 
 
@@ -19,3 +27,30 @@ def test_a_port_in_use_is_a_clear_error_and_exit_status_one(tmp_path, capsys):
   error = capsys.readouterr().err
   assert f'cannot start the server: cannot bind gRPC to 127.0.0.1:{port}' in error
   assert 'Traceback' not in error
+
+
+def test_the_server_answers_over_tls_and_refuses_plaintext(tmp_path):
+  if shutil.which('openssl') is None:
+    pytest.skip('needs the openssl command to make a certificate')
+  key, cert = tmp_path / 'key.pem', tmp_path / 'cert.pem'
+  subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                  'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+                  '-addext', 'subjectAltName=DNS:localhost', '-keyout', str(key), '-out',
+                  str(cert)], check=True, capture_output=True, timeout=30)
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  server = server_lib.ModelServer(config_lib.ServerOptions(
+      model_config=config_lib.single_model_config('half_plus_two',
+                                                  str(tmp_path / 'half_plus_two')),
+      host='localhost', port=0, file_system_poll_wait_seconds=0, ssl_cert_file=str(cert),
+      ssl_key_file=str(key))).start()
+  try:
+    target = f'localhost:{server.port}'
+    with client_lib.ServingClient(target,
+                                  credentials=client_lib.ssl_credentials(str(cert))) as client:
+      outputs = client.predict('half_plus_two', {'x': np.array([[4.0]], np.float32)})
+      assert outputs['y'].tolist() == [[fixture_models.half_plus_two_y(1, 4.0)]]
+    with client_lib.ServingClient(target, retries=0) as client, pytest.raises(
+        client_lib.ServingError, match='UNAVAILABLE'):
+      client.model_status('half_plus_two')
+  finally:
+    server.stop(grace=1)
