@@ -185,16 +185,22 @@ class ModelService:
     return count
 
 
+def _resolve_signature(service: ModelService, spec: model_pb2.ModelSpec, kind: str, method: str):
+  """The version and signature a request names; INVALID_ARGUMENT unless it has `method`."""
+  loaded = service.resolve(spec)
+  signature = loaded.signature(spec.signature_name)
+  if signature.method_name != method:
+    raise errors.invalid_argument(f'Expected {kind} signature method_name to be {method}. '
+                                  f'Was: {signature.method_name}')
+  return loaded, signature
+
+
 class _PredictCall:
   """A Predict request resolved to its signature and inputs, and how to answer it."""
 
   def __init__(self, service: ModelService, request: predict_pb2.PredictRequest):
-    self.loaded = service.resolve(request.model_spec)
-    self.signature = self.loaded.signature(request.model_spec.signature_name)
-    if self.signature.method_name != servable_lib.PREDICT_METHOD:
-      raise errors.invalid_argument(
-          f'Expected prediction signature method_name to be {servable_lib.PREDICT_METHOD}. '
-          f'Was: {self.signature.method_name}')
+    self.loaded, self.signature = _resolve_signature(service, request.model_spec, 'prediction',
+                                                     servable_lib.PREDICT_METHOD)
     self.output_filter = list(request.output_filter)
     for key in self.output_filter:
       if key not in self.signature.outputs:
@@ -220,12 +226,8 @@ class _ClassifyCall:
 
   def __init__(self, service: ModelService,
                request: classification_pb2.ClassificationRequest):
-    self.loaded = service.resolve(request.model_spec)
-    self.signature = self.loaded.signature(request.model_spec.signature_name)
-    if self.signature.method_name != servable_lib.CLASSIFY_METHOD:
-      raise errors.invalid_argument(
-          f'Expected classification signature method_name to be {servable_lib.CLASSIFY_METHOD}. '
-          f'Was: {self.signature.method_name}')
+    self.loaded, self.signature = _resolve_signature(service, request.model_spec, 'classification',
+                                                     servable_lib.CLASSIFY_METHOD)
     if len(self.signature.inputs) != 1:
       raise errors.invalid_argument(f'classification signature {self.signature.name!r} must '
                                     f'have exactly one input, has {len(self.signature.inputs)}')

@@ -8,6 +8,7 @@ gives its REST host:port). Otherwise they start ganpipe's own server on fresh fi
 import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -231,3 +232,16 @@ def own_server(serving_server) -> Server:
     pytest.skip(f'tests a ganpipe server extension that tensorflow_model_server lacks; '
                 f'{GRPC_ENV} points at an external server')
   return serving_server
+
+
+@pytest.fixture
+def self_signed_certificate(tmp_path):
+  """(key.pem, cert.pem) for localhost, made with the openssl command."""
+  if shutil.which('openssl') is None:
+    pytest.skip('needs the openssl command to make a certificate')
+  key, cert = tmp_path / 'key.pem', tmp_path / 'cert.pem'
+  subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
+                  'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+                  '-addext', 'subjectAltName=DNS:localhost', '-keyout', str(key), '-out',
+                  str(cert)], check=True, capture_output=True, timeout=30)
+  return key, cert

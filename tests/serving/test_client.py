@@ -5,7 +5,6 @@ import dataclasses
 import io
 import json
 import pathlib
-import shutil
 import socket
 import subprocess
 import sys
@@ -400,14 +399,8 @@ def test_bad_client_settings(kwargs, message):
     client_lib.ServingClient('localhost:1', **kwargs)
 
 
-def test_tls_with_a_self_signed_certificate(tmp_path):
-  if shutil.which('openssl') is None:
-    pytest.skip('needs the openssl command to make a certificate')
-  key, cert = tmp_path / 'key.pem', tmp_path / 'cert.pem'
-  subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
-                  'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-                  '-addext', 'subjectAltName=DNS:localhost', '-keyout', str(key), '-out',
-                  str(cert)], check=True, capture_output=True, timeout=30)
+def test_tls_with_a_self_signed_certificate(self_signed_certificate):
+  key, cert = self_signed_certificate
   fake = FakeServer()
   server = _start(fake, grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())]),
                   host='localhost')

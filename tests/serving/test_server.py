@@ -1,8 +1,6 @@
 """Starting the server: over TLS, and what a user sees when it cannot start."""
 
-import shutil
 import socket
-import subprocess
 
 import numpy as np
 import pytest
@@ -29,14 +27,8 @@ def test_a_port_in_use_is_a_clear_error_and_exit_status_one(tmp_path, capsys):
   assert 'Traceback' not in error
 
 
-def test_the_server_answers_over_tls_and_refuses_plaintext(tmp_path):
-  if shutil.which('openssl') is None:
-    pytest.skip('needs the openssl command to make a certificate')
-  key, cert = tmp_path / 'key.pem', tmp_path / 'cert.pem'
-  subprocess.run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt',
-                  'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-                  '-addext', 'subjectAltName=DNS:localhost', '-keyout', str(key), '-out',
-                  str(cert)], check=True, capture_output=True, timeout=30)
+def test_the_server_answers_over_tls_and_refuses_plaintext(tmp_path, self_signed_certificate):
+  key, cert = self_signed_certificate
   fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
   server = server_lib.ModelServer(config_lib.ServerOptions(
       model_config=config_lib.single_model_config('half_plus_two',
