@@ -99,3 +99,24 @@ def test_negative_intra_op_threads_are_refused():
   with pytest.raises(config_lib.ConfigError, match='tensorflow_intra_op_parallelism'):
     config_lib.ServerOptions(model_config=config_lib.single_model_config('m', '/models/m'),
                              tensorflow_intra_op_parallelism=-1)
+
+
+def test_a_signature_runs_as_a_prepared_callable_not_through_session_run(half_plus_two,
+                                                                         monkeypatch):
+  loaded = servable.LoadedVersion('m', 1, half_plus_two)
+  signature = loaded.signature(None)
+
+  def parse_again(*args, **kwargs):
+    raise AssertionError('Session.run parses feeds and fetches on every call')
+  monkeypatch.setattr(tf.compat.v1.Session, 'run', parse_again)
+  outputs = signature({'x': np.array([[2.0]], np.float32)})
+  np.testing.assert_allclose(outputs['y'], [[fixture_models.half_plus_two_y(1, 2.0)]])
+
+
+def test_a_dtype_the_graph_cannot_take_is_invalid_argument_not_a_crash(half_plus_two):
+  # `check_inputs` stops this for requests; the signature itself must still fail cleanly.
+  signature = servable.LoadedVersion('m', 1, half_plus_two).signature(None)
+  with pytest.raises(errors.ServingError, match="signature 'serving_default' rejected the input"
+                     ) as raised:
+    signature({'x': np.array([[2]], np.int64)})
+  assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
