@@ -29,6 +29,7 @@ from tfx.utils import proto_utils  # noqa: E402
 from components import class_map  # noqa: E402
 from components.image_example_gen import component, executor, report  # noqa: E402
 from components.image_example_gen.sources import builtin  # noqa: E402
+from pipeline import config as config_lib  # noqa: E402
 
 
 class MemorySampler(threading.Thread):
@@ -74,9 +75,8 @@ def main() -> int:
              'ingestion_report': report.IngestionReport()}
   for key, artifact in outputs.items():
     artifact.uri = os.path.join(workdir, key)
-  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
-      '--direct_running_mode=multi_processing', f'--direct_num_workers={args.workers}',
-      '--default_sdk_harness_log_level=ERROR'])
+  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=config_lib.BeamConfig(
+      direct_num_workers=args.workers).pipeline_args())
 
   sampler = MemorySampler()
   baseline = psutil.Process().memory_info().rss

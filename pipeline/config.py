@@ -26,6 +26,10 @@ OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
 RUNNERS = ('beam', 'local')
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR')
 DIRECT_RUNNING_MODES = ('multi_processing', 'multi_threading', 'in_memory')
+# The DirectRunner's engine for batch pipelines, named outright: Beam 2.72's DirectRunner first
+# tries Prism, a Go binary it downloads from GitHub at run time. Prism ignores the direct_* options
+# below, and without network each attempt fails and leaves an empty /tmp/beam-temp* directory.
+BEAM_LOCAL_RUNNER = 'FnApiRunner'
 GAN_ARCHITECTURES = ('auto', 'dense', 'dcgan')
 
 
@@ -360,6 +364,7 @@ class BeamConfig:
 
   def pipeline_args(self):
     return [
+        f'--runner={BEAM_LOCAL_RUNNER}',  # `extra_args` may name another: the last one wins.
         f'--direct_running_mode={self.direct_running_mode}',
         f'--direct_num_workers={self.direct_num_workers}',
         f'--default_sdk_harness_log_level={self.worker_log_level}',

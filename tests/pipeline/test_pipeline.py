@@ -3,6 +3,10 @@
 import json
 import os
 
+import apache_beam as beam
+from apache_beam.options import pipeline_options
+from apache_beam.runners.portability import prism_runner
+from apache_beam.testing import util
 import pytest
 import tensorflow_model_analysis as tfma
 
@@ -137,3 +141,25 @@ def test_hub_publisher_takes_the_blessed_generator_and_its_metrics(built):
       'evaluation': 'generator_evaluator', 'infra_blessing': 'generator_infra_validator'}
   assert publisher.exec_properties['hub_root'].endswith(config.paths.hub_root.lstrip('./'))
   assert publisher.exec_properties['architecture'] in ('dense', 'dcgan')
+
+
+def test_beam_args_name_the_fn_api_runner_so_prism_is_never_tried(monkeypatch):
+  # Beam's DirectRunner tries Prism first: a binary downloaded at run time, which ignores the
+  # direct_* options and, offline, leaves a /tmp/beam-temp* directory behind on every run.
+  tried = []
+
+  def run_on_prism(self, *args, **kwargs):
+    tried.append(self)
+    raise RuntimeError('Prism is not wanted here')
+  monkeypatch.setattr(prism_runner.PrismRunner, 'run_pipeline', run_on_prism)
+  args = config_lib.BeamConfig(direct_running_mode='in_memory', direct_num_workers=1)
+  with beam.Pipeline(argv=args.pipeline_args()) as pipeline:
+    doubled = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+    util.assert_that(doubled, util.equal_to([2, 4, 6]))
+  assert not tried
+
+
+def test_extra_beam_args_can_name_another_runner():
+  args = config_lib.BeamConfig(extra_args=('--runner=DataflowRunner',)).pipeline_args()
+  assert pipeline_options.PipelineOptions(args).view_as(
+      pipeline_options.StandardOptions).runner == 'DataflowRunner'

@@ -14,6 +14,7 @@ from components import class_map
 from components.image_example_gen import component
 from components.image_example_gen import executor
 from components.image_example_gen import report
+from pipeline import config as config_lib
 
 
 @dataclasses.dataclass
@@ -35,7 +36,8 @@ def run(out_dir, beam_args: Optional[List[str]] = None, **component_args) -> Res
   }
   for key, artifact in outputs.items():
     artifact.uri = os.path.join(str(out_dir), key)
-  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args or [])
+  context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
+      f'--runner={config_lib.BEAM_LOCAL_RUNNER}'] + (beam_args or []))
   executor.Executor(context).Do({}, {k: [v] for k, v in outputs.items()}, exec_properties)
   splits = {}
   for split in ('train', 'eval'):
