@@ -21,6 +21,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from tests.serving import fake_tf_serving
 from tests.serving import fixture_models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -245,3 +246,12 @@ def self_signed_certificate(tmp_path):
                   '-addext', 'subjectAltName=DNS:localhost', '-keyout', str(key), '-out',
                   str(cert)], check=True, capture_output=True, timeout=30)
   return key, cert
+
+
+@pytest.fixture(name='fake')
+def _fake_tf_serving():
+  """A fake TF Serving gRPC server in this process, for the client and its CLI."""
+  fake = fake_tf_serving.FakeServer()
+  server = fake_tf_serving.start(fake)
+  yield fake
+  server.stop(grace=None)
