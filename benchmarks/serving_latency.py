@@ -125,7 +125,7 @@ def floor_latency(version_dir: str, pngs: Sequence[bytes], count: int,
 
 def session_floor_latency(version_dir: str, pngs: Sequence[bytes], count: int,
                           warmup: int) -> Dict[str, float]:
-  """The signature called exactly as the server calls it: a Session::Run, default settings."""
+  """The signature called exactly as the server calls it: a prepared Session callable."""
   # pylint: disable=import-outside-toplevel
   from serving import config as serving_config
   from serving import servable
@@ -245,8 +245,9 @@ def markdown(results: Dict) -> str:
       'PredictResponse (our server\'s own answer to one request).',
       '- Two floors, both in the benchmark process: the eager call '
       '`tf.saved_model.load(dir).signatures["serving_default"](images=tf.constant([png]))`, and '
-      'the call the server makes, a Session::Run of the signature through '
-      '`serving.servable.LoadedVersion` with the server\'s default thread settings. The goal is '
+      'the call the server makes, a prepared Session callable (Session::RunCallable) of the '
+      'signature through `serving.servable.LoadedVersion` with the server\'s default thread '
+      'settings. The goal is '
       'measured against the faster of the two.',
       f'- Requests are batch-1 PredictRequests of {DISTINCT_IMAGES} scikit-learn digits (0..16 '
       'scaled to 0..255, encoded with tf.io.encode_png), serialized once; clients send bytes and '
