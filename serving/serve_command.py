@@ -91,7 +91,17 @@ def serve(args: argparse.Namespace) -> int:
   handler = logging.StreamHandler(sys.stderr)
   handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
   serving_log.addHandler(handler)
-  serving_log.propagate = False
+  propagate, serving_log.propagate = serving_log.propagate, False
+  try:
+    return _run_until_signalled(options)
+  finally:
+    # A caller that serves twice in one process (tests do) would otherwise log everything twice,
+    # the second time to a stream that may be closed.
+    serving_log.removeHandler(handler)
+    serving_log.propagate = propagate
+
+
+def _run_until_signalled(options: config_lib.ServerOptions) -> int:
   from serving import server as server_lib  # pylint: disable=import-outside-toplevel  (TF)
   server = server_lib.ModelServer(options)
   try:
