@@ -3,6 +3,7 @@
 import asyncio
 import concurrent.futures
 import logging
+import ssl
 import threading
 from typing import Optional
 
@@ -87,6 +88,8 @@ class ModelServer:
         _SERVICES + (health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
                      reflection.SERVICE_NAME), self._grpc)
     address = f'{_bracket(self.options.host)}:{self.options.port}'
+    if self.options.ssl_cert_file:
+      _check_key_pair(self.options.ssl_cert_file, self.options.ssl_key_file)
     try:
       if self.options.ssl_cert_file:
         with open(self.options.ssl_key_file, 'rb') as key, \
@@ -125,6 +128,15 @@ class ModelServer:
     if self._executor is not None:
       self._executor.shutdown(wait=True)
       self._executor = None
+
+
+def _check_key_pair(cert_file: str, key_file: str) -> None:
+  """grpcio reports a bad certificate or key only as a failure to bind; say what is wrong."""
+  try:
+    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+  except ssl.SSLError as e:
+    raise OSError(f'--ssl_cert_file {cert_file} and --ssl_key_file {key_file} are not a PEM '
+                  f'certificate and its private key ({e.reason or e})') from e
 
 
 def _bracket(host: str) -> str:

@@ -46,3 +46,20 @@ def test_the_server_answers_over_tls_and_refuses_plaintext(tmp_path, self_signed
       client.model_status('half_plus_two')
   finally:
     server.stop(grace=1)
+
+
+@pytest.mark.parametrize('broken', ['certificate', 'key'])
+def test_a_bad_certificate_or_key_is_named_not_mistaken_for_a_port_in_use(
+    tmp_path, capsys, self_signed_certificate, broken):
+  key, cert = self_signed_certificate
+  (key if broken == 'key' else cert).write_text('not PEM\n')
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  status = serve_command.main(['--model_name', 'half_plus_two', '--model_base_path',
+                               str(tmp_path / 'half_plus_two'), '--port', '0',
+                               '--file_system_poll_wait_seconds', '0',
+                               '--ssl_cert_file', str(cert), '--ssl_key_file', str(key)])
+  assert status == 1
+  error = capsys.readouterr().err
+  assert (f'cannot start the server: --ssl_cert_file {cert} and --ssl_key_file {key} are not a '
+          'PEM certificate and its private key') in error
+  assert 'port in use' not in error and 'Traceback' not in error
