@@ -126,6 +126,9 @@ def read_batching_parameters(path: Optional[str]) -> BatchingParameters:
 class ServerOptions:
   """Everything `ganpipe serve` takes; the flag names are tensorflow_model_server's."""
   model_config: model_server_config_pb2.ModelServerConfig
+  # Where model_config came from, if a file; with a positive poll wait, edits apply while serving.
+  model_config_file: Optional[str] = None
+  model_config_file_poll_wait_seconds: float = 0.0
   host: str = '127.0.0.1'
   port: int = 8500
   rest_api_port: Optional[int] = None  # None: no REST; 0: a free port
@@ -148,6 +151,11 @@ class ServerOptions:
       raise ConfigError('ports must be between 0 and 65535')
     if self.file_system_poll_wait_seconds < 0:
       raise ConfigError('file_system_poll_wait_seconds must not be negative')
+    if self.model_config_file_poll_wait_seconds < 0:
+      raise ConfigError('model_config_file_poll_wait_seconds must not be negative')
+    if self.model_config_file_poll_wait_seconds and not self.model_config_file:
+      raise ConfigError('--model_config_file_poll_wait_seconds polls --model_config_file; '
+                        'give the file')
     if self.max_message_size_bytes < 1024:
       raise ConfigError('max_message_size_bytes must be at least 1024')
     if self.tensorflow_intra_op_parallelism < 0:

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--host', default='127.0.0.1',
                       help='address to bind (default loopback; 0.0.0.0 exposes the server)')
   parser.add_argument('--model_config_file', help='ModelServerConfig text proto')
+  parser.add_argument('--model_config_file_poll_wait_seconds', type=float, default=0.0,
+                      help='how often --model_config_file is read again, and applied if it '
+                           'changed; 0 (the default) reads it once')
   parser.add_argument('--model_name', default='default',
                       help='model name, with --model_base_path (default: %(default)s)')
   parser.add_argument('--model_base_path', help='folder of numeric version folders')
@@ -66,7 +69,9 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
     raise config_lib.ConfigError('no models: give --model_config_file, or --model_name and '
                                  '--model_base_path')
   return config_lib.ServerOptions(
-      model_config=model_config, host=args.host, port=args.port,
+      model_config=model_config, model_config_file=args.model_config_file,
+      model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+      host=args.host, port=args.port,
       rest_api_port=args.rest_api_port,
       file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
       enable_batching=args.enable_batching or bool(args.batching_parameters_file),

@@ -12,10 +12,12 @@ from grpc_health.v1 import health
 from grpc_health.v1 import health_pb2
 from grpc_health.v1 import health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import config as config_lib
+from serving import config_watch
 from serving import grpc_services
 from serving import handlers
 from serving import rest
@@ -44,6 +46,7 @@ class ModelServer:
     self._loop_thread: Optional[threading.Thread] = None
     self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
     self._rest: Optional[rest.RestServer] = None
+    self._config_watcher: Optional[config_watch.ConfigFileWatcher] = None
     self._health = health.HealthServicer()
     self.port: Optional[int] = None
     self.rest_port: Optional[int] = None
@@ -70,7 +73,15 @@ class ModelServer:
                                    self.options.max_message_size_bytes)
       self._rest.start()
       self.rest_port = self._rest.port
+    if self.options.model_config_file_poll_wait_seconds > 0:
+      self._config_watcher = config_watch.ConfigFileWatcher(
+          self.options.model_config_file, self.options.model_config_file_poll_wait_seconds,
+          self._reload_config, self.options.model_config)
+      self._config_watcher.start()
     return self
+
+  def _reload_config(self, config) -> None:
+    self.service.reload_config(model_management_pb2.ReloadConfigRequest(config=config))
 
   async def _start_grpc(self) -> int:
     size = self.options.max_message_size_bytes
@@ -109,6 +120,8 @@ class ModelServer:
     """Stops accepting requests, lets in-flight ones finish, then unloads the models."""
     grace = self.options.shutdown_grace_seconds if grace is None else grace
     self._health.enter_graceful_shutdown()
+    if self._config_watcher is not None:
+      self._config_watcher.stop()
     if self._rest is not None:
       self._rest.stop()
     if self._grpc is not None:
