@@ -88,6 +88,10 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
                      help='deadline of each request (default: %(default)s)')
   group.add_argument('--ca-cert', metavar='PEM',
                      help='use TLS, trusting the server certificates this CA signed')
+  group.add_argument('--client-cert', metavar='PEM',
+                     help="use TLS with this client certificate chain, for a server whose "
+                          "--ssl_config_file sets client_verify (with --client-key)")
+  group.add_argument('--client-key', metavar='PEM', help="the --client-cert's private key")
 
 
 def _positive_int(text: str) -> int:
@@ -138,14 +142,19 @@ def _reports_errors(handler: Callable[..., int]) -> Callable[..., int]:
 
 
 def _connect(args: argparse.Namespace, client_lib):
-  """A ServingClient for the --target, --timeout and --ca-cert flags."""
+  """A ServingClient for the --target, --timeout and TLS flags."""
+  if bool(args.client_cert) != bool(args.client_key):
+    raise _CommandError('--client-cert and --client-key go together')
   credentials = None
-  if args.ca_cert:
+  if args.ca_cert or args.client_cert:
     try:
-      credentials = client_lib.ssl_credentials(args.ca_cert)
+      credentials = client_lib.ssl_credentials(args.ca_cert, private_key_path=args.client_key,
+                                               cert_chain_path=args.client_cert)
     except OSError as error:
-      raise _CommandError(f"cannot read --ca-cert '{args.ca_cert}': "
-                          f'{error.strerror or error}') from None
+      flags = {args.ca_cert: '--ca-cert', args.client_cert: '--client-cert',
+               args.client_key: '--client-key'}
+      raise _CommandError(f"cannot read {flags.get(error.filename, 'a TLS file')} "
+                          f"'{error.filename}': {error.strerror or error}") from None
   return client_lib.ServingClient(args.target, timeout=args.timeout, credentials=credentials)
 
 

@@ -155,6 +155,19 @@ def test_cli_missing_ca_cert(fake, tmp_path, capsys):
   assert not fake.calls
 
 
+def test_cli_client_certificate_flags_go_together_and_name_a_missing_file(fake, tmp_path, capsys):
+  key = tmp_path / 'client-key.pem'
+  assert _run(['models', '--target', fake.target, '--client-key', str(key)]) == 1
+  assert capsys.readouterr().err == 'ganpipe: error: --client-cert and --client-key go together\n'
+  cert = tmp_path / 'client.pem'
+  cert.write_text('whatever\n')
+  assert _run(['models', '--target', fake.target, '--client-cert', str(cert),
+               '--client-key', str(key)]) == 1
+  assert capsys.readouterr().err == (
+      f"ganpipe: error: cannot read --client-key '{key}': No such file or directory\n")
+  assert not fake.calls
+
+
 @pytest.mark.parametrize('command', ['classify', 'generate', 'models'])
 def test_cli_help_documents_target_and_timeout(command, capsys):
   with pytest.raises(SystemExit) as exited:
