@@ -142,6 +142,9 @@ class ServerOptions:
   # on the thread that called it, which this server does by default (see session_config).
   tensorflow_intra_op_parallelism: int = 0
   tensorflow_inter_op_parallelism: int = -1
+  # TLS for gRPC: TF Serving's SSLConfig text proto (which can require client certificates),
+  # or a PEM certificate chain and key.
+  ssl_config_file: Optional[str] = None
   ssl_cert_file: Optional[str] = None
   ssl_key_file: Optional[str] = None
   shutdown_grace_seconds: float = 30.0
@@ -162,6 +165,8 @@ class ServerOptions:
       raise ConfigError('tensorflow_intra_op_parallelism must not be negative')
     if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
       raise ConfigError('TLS needs both --ssl_cert_file and --ssl_key_file')
+    if self.ssl_config_file and self.ssl_cert_file:
+      raise ConfigError('give --ssl_config_file or --ssl_cert_file and --ssl_key_file, not both')
 
 
 def session_config(options: ServerOptions):

@@ -51,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--tensorflow_inter_op_parallelism', type=int, default=-1,
                       help='threads that run independent ops of a request; 0 = one per CPU, '
                            'negative (the default) = the thread that runs the request')
+  parser.add_argument('--ssl_config_file',
+                      help="TF Serving's SSLConfig text proto (server_key, server_cert, custom_ca, "
+                           'client_verify); enables TLS for gRPC, and with client_verify requires '
+                           'client certificates signed by custom_ca')
   parser.add_argument('--ssl_cert_file', help='PEM certificate chain; enables TLS for gRPC')
   parser.add_argument('--ssl_key_file', help='PEM private key for --ssl_cert_file')
   parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
@@ -79,7 +83,8 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       max_message_size_bytes=args.max_message_size_bytes, grpc_max_threads=args.grpc_max_threads,
       tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
       tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
-      ssl_cert_file=args.ssl_cert_file, ssl_key_file=args.ssl_key_file,
+      ssl_config_file=args.ssl_config_file, ssl_cert_file=args.ssl_cert_file,
+      ssl_key_file=args.ssl_key_file,
       shutdown_grace_seconds=args.shutdown_grace_seconds)
 
 

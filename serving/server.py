@@ -3,7 +3,6 @@
 import asyncio
 import concurrent.futures
 import logging
-import ssl
 import threading
 from typing import Optional
 
@@ -22,6 +21,7 @@ from serving import grpc_services
 from serving import handlers
 from serving import rest
 from serving import service_descriptors
+from serving import tls
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +99,11 @@ class ModelServer:
         _SERVICES + (health_pb2.DESCRIPTOR.services_by_name['Health'].full_name,
                      reflection.SERVICE_NAME), self._grpc)
     address = f'{_bracket(self.options.host)}:{self.options.port}'
-    if self.options.ssl_cert_file:
-      _check_key_pair(self.options.ssl_cert_file, self.options.ssl_key_file)
+    tls_config = tls.load(self.options.ssl_config_file, self.options.ssl_cert_file,
+                          self.options.ssl_key_file)
     try:
-      if self.options.ssl_cert_file:
-        with open(self.options.ssl_key_file, 'rb') as key, \
-             open(self.options.ssl_cert_file, 'rb') as cert:
-          credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
-        port = self._grpc.add_secure_port(address, credentials)
+      if tls_config is not None:
+        port = self._grpc.add_secure_port(address, tls_config.server_credentials())
       else:
         port = self._grpc.add_insecure_port(address)
     except RuntimeError as e:  # grpcio's "Failed to bind to address ...".
@@ -141,15 +138,6 @@ class ModelServer:
     if self._executor is not None:
       self._executor.shutdown(wait=True)
       self._executor = None
-
-
-def _check_key_pair(cert_file: str, key_file: str) -> None:
-  """grpcio reports a bad certificate or key only as a failure to bind; say what is wrong."""
-  try:
-    ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
-  except ssl.SSLError as e:
-    raise OSError(f'--ssl_cert_file {cert_file} and --ssl_key_file {key_file} are not a PEM '
-                  f'certificate and its private key ({e.reason or e})') from e
 
 
 def _bracket(host: str) -> str:

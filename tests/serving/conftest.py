@@ -248,6 +248,25 @@ def self_signed_certificate(tmp_path):
   return key, cert
 
 
+@pytest.fixture
+def client_certificate(tmp_path):
+  """(ca.pem, client key.pem, client cert.pem): a CA and a client certificate it signed."""
+  if shutil.which('openssl') is None:
+    pytest.skip('needs the openssl command to make a certificate')
+  ca_key, ca_cert = tmp_path / 'ca-key.pem', tmp_path / 'ca.pem'
+  key, request, cert = (tmp_path / 'client-key.pem', tmp_path / 'client.csr',
+                        tmp_path / 'client.pem')
+  ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+  for command in (
+      ['req', '-x509', *ec, '-days', '1', '-subj', '/CN=test client CA', '-keyout', str(ca_key),
+       '-out', str(ca_cert)],
+      ['req', '-new', *ec, '-subj', '/CN=client', '-keyout', str(key), '-out', str(request)],
+      ['x509', '-req', '-in', str(request), '-CA', str(ca_cert), '-CAkey', str(ca_key),
+       '-CAcreateserial', '-days', '1', '-out', str(cert)]):
+    subprocess.run(['openssl', *command], check=True, capture_output=True, timeout=30)
+  return ca_cert, key, cert
+
+
 @pytest.fixture(name='fake')
 def _fake_tf_serving():
   """A fake TF Serving gRPC server in this process, for the client and its CLI."""

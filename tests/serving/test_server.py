@@ -5,6 +5,7 @@ import socket
 import numpy as np
 import pytest
 
+from pipeline import cli
 from serving import client as client_lib
 from serving import config as config_lib
 from serving import serve_command
@@ -63,3 +64,103 @@ def test_a_bad_certificate_or_key_is_named_not_mistaken_for_a_port_in_use(
   assert (f'cannot start the server: --ssl_cert_file {cert} and --ssl_key_file {key} are not a '
           'PEM certificate and its private key') in error
   assert 'port in use' not in error and 'Traceback' not in error
+
+
+def _ssl_config_text(key, cert, ca=None, client_verify=False) -> str:
+  """An SSLConfig text proto, as tensorflow_model_server's --ssl_config_file takes it."""
+  def quoted(path):
+    return '"' + path.read_text().replace('\n', '\\n') + '"'
+  text = f'server_key: {quoted(key)}\nserver_cert: {quoted(cert)}\n'
+  if ca is not None:
+    text += f'custom_ca: {quoted(ca)}\n'
+  return text + f'client_verify: {str(client_verify).lower()}\n'
+
+
+def _tls_server(tmp_path, **tls) -> server_lib.ModelServer:
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  return server_lib.ModelServer(config_lib.ServerOptions(
+      model_config=config_lib.single_model_config('half_plus_two',
+                                                  str(tmp_path / 'half_plus_two')),
+      host='localhost', port=0, file_system_poll_wait_seconds=0, **tls)).start()
+
+
+def _predicts(target: str, credentials) -> bool:
+  with client_lib.ServingClient(target, credentials=credentials, retries=0) as client:
+    try:
+      outputs = client.predict('half_plus_two', {'x': np.array([[4.0]], np.float32)})
+    except client_lib.ServingError as e:
+      assert 'UNAVAILABLE' in str(e), e  # A refused handshake, not some other failure.
+      return False
+  assert outputs['y'].tolist() == [[fixture_models.half_plus_two_y(1, 4.0)]]
+  return True
+
+
+def test_ssl_config_file_serves_tls_as_tf_serving_takes_it(tmp_path, self_signed_certificate):
+  key, cert = self_signed_certificate
+  config = tmp_path / 'ssl.config'
+  config.write_text(_ssl_config_text(key, cert))
+  server = _tls_server(tmp_path, ssl_config_file=str(config))
+  try:
+    target = f'localhost:{server.port}'
+    assert _predicts(target, client_lib.ssl_credentials(str(cert)))
+    assert not _predicts(target, None)  # Plaintext is refused.
+  finally:
+    server.stop(grace=1)
+
+
+def test_client_verify_requires_a_client_certificate_signed_by_custom_ca(
+    tmp_path, capsys, self_signed_certificate, client_certificate):
+  key, cert = self_signed_certificate
+  ca, client_key, client_cert = client_certificate
+  config = tmp_path / 'ssl.config'
+  config.write_text(_ssl_config_text(key, cert, ca=ca, client_verify=True))
+  server = _tls_server(tmp_path, ssl_config_file=str(config))
+  try:
+    target = f'localhost:{server.port}'
+    assert _predicts(target, client_lib.ssl_credentials(
+        str(cert), private_key_path=str(client_key), cert_chain_path=str(client_cert)))
+    assert not _predicts(target, client_lib.ssl_credentials(str(cert)))  # No certificate.
+    # A certificate custom_ca did not sign: the server's own, self-signed.
+    assert not _predicts(target, client_lib.ssl_credentials(
+        str(cert), private_key_path=str(key), cert_chain_path=str(cert)))
+    # `ganpipe models` takes the client certificate as flags.
+    command = ['models', 'half_plus_two', '--target', target, '--ca-cert', str(cert)]
+    assert cli.main(command + ['--client-cert', str(client_cert),
+                               '--client-key', str(client_key)]) == 0
+    assert 'half_plus_two' in capsys.readouterr().out
+    assert cli.main(command) == 1
+    assert 'UNAVAILABLE' in capsys.readouterr().err
+  finally:
+    server.stop(grace=1)
+
+
+@pytest.mark.parametrize('content, message', [
+    ('server_key: "unterminated\n', 'is not an SSLConfig text proto'),
+    ('server_cert: "x"\n', 'needs both server_key and server_cert'),
+    ('KEY CERT client_verify: true\n', 'sets client_verify, which needs custom_ca'),
+    ('server_key: "not PEM" server_cert: "not PEM"\n',
+     'server_cert and server_key are not a PEM certificate and its private key'),
+    ('KEY CERT custom_ca: "not PEM"\n', 'custom_ca is not a PEM certificate'),
+], ids=['not-a-text-proto', 'no-key', 'verify-without-ca', 'bad-key-pair', 'bad-ca'])
+def test_a_bad_ssl_config_file_is_named_and_the_server_does_not_start(
+    tmp_path, capsys, self_signed_certificate, content, message):
+  key, cert = self_signed_certificate
+  pair = _ssl_config_text(key, cert).replace('client_verify: false\n', '')
+  config = tmp_path / 'ssl.config'
+  config.write_text(content.replace('KEY CERT ', pair))
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  status = serve_command.main(['--model_name', 'half_plus_two', '--model_base_path',
+                               str(tmp_path / 'half_plus_two'), '--port', '0',
+                               '--file_system_poll_wait_seconds', '0',
+                               '--ssl_config_file', str(config)])
+  assert status == 1
+  error = capsys.readouterr().err
+  assert f'cannot start the server: --ssl_config_file {config}' in error
+  assert message in error and 'Traceback' not in error
+
+
+def test_ssl_config_file_and_pem_files_are_one_or_the_other(tmp_path):
+  with pytest.raises(config_lib.ConfigError, match='not both'):
+    config_lib.ServerOptions(model_config=config_lib.single_model_config('m', str(tmp_path)),
+                             ssl_config_file='ssl.config', ssl_cert_file='c.pem',
+                             ssl_key_file='k.pem')
