@@ -148,6 +148,9 @@ class ServerOptions:
   ssl_cert_file: Optional[str] = None
   ssl_key_file: Optional[str] = None
   shutdown_grace_seconds: float = 30.0
+  # Replaying assets.extra/tf_serving_warmup_requests before a version serves, as TF Serving.
+  enable_model_warmup: bool = True
+  num_request_iterations_for_warmup: int = 1
 
   def __post_init__(self):
     if not 0 <= self.port < 65536 or not 0 <= (self.rest_api_port or 0) < 65536:
@@ -161,6 +164,8 @@ class ServerOptions:
                         'give the file')
     if self.max_message_size_bytes < 1024:
       raise ConfigError('max_message_size_bytes must be at least 1024')
+    if self.num_request_iterations_for_warmup < 1:
+      raise ConfigError('num_request_iterations_for_warmup must be at least 1')
     if self.tensorflow_intra_op_parallelism < 0:
       raise ConfigError('tensorflow_intra_op_parallelism must not be negative')
     if bool(self.ssl_cert_file) != bool(self.ssl_key_file):

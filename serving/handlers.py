@@ -35,7 +35,11 @@ class ModelService:
 
   def __init__(self, model_config, poll_wait_seconds: float = 1.0,
                batching_parameters: Optional[config_lib.BatchingParameters] = None,
-               session_config=None):
+               session_config=None, warmup_iterations: int = 1):
+    """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off."""
+    if warmup_iterations < 0:
+      raise ValueError(f'warmup_iterations must not be negative, got {warmup_iterations}')
+    self._warmup_iterations = warmup_iterations
     self.batcher = (batching.BatchScheduler(batching_parameters)
                     if batching_parameters is not None else None)
     self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds,
@@ -153,13 +157,16 @@ class ModelService:
   def warmup(self, loaded: servable_lib.LoadedVersion) -> int:
     """Replays `assets.extra/tf_serving_warmup_requests` on a version before it serves.
 
+    Each record is replayed `warmup_iterations` times (TF Serving's
+    --num_request_iterations_for_warmup); with 0 (--enable_model_warmup=false) none is.
+
     Returns:
-      The number of requests replayed.
+      The number of warmup records replayed.
     Raises:
       ValueError: a record is not a PredictionLog this server can replay, or a request fails;
         the version then does not load, as in TF Serving.
     """
-    if not os.path.exists(loaded.warmup_file):
+    if not self._warmup_iterations or not os.path.exists(loaded.warmup_file):
       return 0
     count = 0
     for record in tf.data.TFRecordDataset(loaded.warmup_file).take(MAX_WARMUP_RECORDS):
@@ -169,16 +176,17 @@ class ModelService:
         if kind == 'predict_log':
           request = log_entry.predict_log.request
           signature = loaded.signature(request.model_spec.signature_name)
-          signature.check_inputs({k: servable_lib.to_ndarray(v, k)
-                                  for k, v in request.inputs.items()})
-          signature({k: servable_lib.to_ndarray(v, k) for k, v in request.inputs.items()})
+          inputs = {k: servable_lib.to_ndarray(v, k) for k, v in request.inputs.items()}
+          signature.check_inputs(inputs)
         elif kind == 'classify_log':
           request = log_entry.classify_log.request
           signature = loaded.signature(request.model_spec.signature_name)
           (input_key,) = signature.inputs
-          signature({input_key: np.array(_serialized_examples(request.input), dtype=object)})
+          inputs = {input_key: np.array(_serialized_examples(request.input), dtype=object)}
         else:
           raise ValueError(f'warmup record {count} is a {kind}, which cannot be replayed')
+        for _ in range(self._warmup_iterations):
+          signature(inputs)
       except errors.ServingError as e:
         raise ValueError(f'warmup request {count} failed: {e.message}') from e
       count += 1

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--model_base_path', help='folder of numeric version folders')
   parser.add_argument('--file_system_poll_wait_seconds', type=float, default=1.0,
                       help='how often base paths are scanned for new versions; 0 scans once')
-  parser.add_argument('--enable_batching', action='store_true',
+  parser.add_argument('--enable_batching', type=_flag_bool, nargs='?', const=True,
+                      default=False, metavar='true|false',
                       help='batch concurrent requests to the same signature')
   parser.add_argument('--batching_parameters_file',
                       help='text proto: max_batch_size, batch_timeout_micros, num_batch_threads, '
@@ -57,8 +58,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            'client certificates signed by custom_ca')
   parser.add_argument('--ssl_cert_file', help='PEM certificate chain; enables TLS for gRPC')
   parser.add_argument('--ssl_key_file', help='PEM private key for --ssl_cert_file')
+  parser.add_argument('--enable_model_warmup', type=_flag_bool, nargs='?', const=True,
+                      default=True, metavar='true|false',
+                      help='replay assets.extra/tf_serving_warmup_requests before a version '
+                           'serves (default: true)')
+  parser.add_argument('--num_request_iterations_for_warmup', type=int, default=1,
+                      help='how often each warmup request is replayed (default: %(default)s)')
   parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
                       help='how long in-flight requests may run after SIGTERM')
+
+
+def _flag_bool(text: str) -> bool:
+  """A boolean flag's value as tensorflow_model_server takes it: --flag, --flag=true|false."""
+  value = {'true': True, '1': True, 'false': False, '0': False}.get(text.lower())
+  if value is None:
+    raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
+  return value
 
 
 def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
@@ -85,7 +100,9 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
       ssl_config_file=args.ssl_config_file, ssl_cert_file=args.ssl_cert_file,
       ssl_key_file=args.ssl_key_file,
-      shutdown_grace_seconds=args.shutdown_grace_seconds)
+      shutdown_grace_seconds=args.shutdown_grace_seconds,
+      enable_model_warmup=args.enable_model_warmup,
+      num_request_iterations_for_warmup=args.num_request_iterations_for_warmup)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -40,7 +40,8 @@ class ModelServer:
     self.service = handlers.ModelService(
         options.model_config, options.file_system_poll_wait_seconds,
         options.batching if options.enable_batching else None,
-        config_lib.session_config(options))
+        config_lib.session_config(options),
+        options.num_request_iterations_for_warmup if options.enable_model_warmup else 0)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None
