@@ -5,6 +5,7 @@ applied as a HandleReloadConfigRequest would apply it: models are added, changed
 version labels move only to versions that serve. A file that cannot be read, does not parse or is
 refused leaves the running config in place, with the error in the log; the file is tried again
 at the next poll, so a fix, or the version a label waits for, takes effect without a restart.
+A config sent with HandleReloadConfigRequest stays in effect until the file changes again.
 """
 
 import logging
@@ -58,7 +59,7 @@ class ConfigFileWatcher:
       log.info('model config file %s changed; applying it', self._path)
       self._apply(config)
     except (config_lib.ConfigError, errors.ServingError) as e:
-      self._report(str(e) if isinstance(e, config_lib.ConfigError) else e.message)
+      self._report(str(e))
       return False
     self._applied, self._last_error = serialized, None
     log.info('model config file %s applied', self._path)
