@@ -115,15 +115,21 @@ class ModelServer:
     return port
 
   def stop(self, grace: Optional[float] = None) -> None:
-    """Stops accepting requests, lets in-flight ones finish, then unloads the models."""
+    """Stops accepting requests, lets in-flight ones finish, then unloads the models.
+
+    Stopping a stopped server does nothing.
+    """
     grace = self.options.shutdown_grace_seconds if grace is None else grace
     self._health.enter_graceful_shutdown()
     if self._config_watcher is not None:
       self._config_watcher.stop()
+      self._config_watcher = None
     if self._rest is not None:
       self._rest.stop()
+      self._rest = None
     if self._grpc is not None:
       self._on_loop(self._grpc.stop(grace))
+      self._grpc = None
     self._stop_loop()
     self.service.stop()
 
