@@ -5,6 +5,7 @@ import http.server
 import json
 import logging
 import re
+import socket
 import threading
 from typing import Any, Dict, Optional
 
@@ -29,12 +30,24 @@ _PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
                    r'(?P<rest>/metadata|:predict|:classify|:regress)?$')
 
 
+# A keep-alive connection that sends nothing for this long is closed, so idle clients cannot hold
+# request threads forever (ThreadingHTTPServer has one per connection). A request that is still
+# arriving gets the same time for each read.
+IDLE_TIMEOUT_SECONDS = 60.0
+
+
 class RestServer:
-  """A threaded HTTP server; `stop()` waits for in-flight requests."""
+  """A threaded HTTP server; `stop()` lets in-flight requests finish and closes idle connections.
+
+  Without the second part, one client holding an idle keep-alive connection (any HTTP client
+  with a connection pool) would keep `stop()`, and so the server process, from ever finishing.
+  """
 
   def __init__(self, service: handlers.ModelService, host: str, port: int,
                max_body_bytes: int):
-    handler = type('Handler', (_Handler,), {'service': service, 'max_body_bytes': max_body_bytes})
+    self._connections = _Connections()
+    handler = type('Handler', (_Handler,), {'service': service, 'max_body_bytes': max_body_bytes,
+                                            'connections': self._connections})
     self._httpd = http.server.ThreadingHTTPServer((host, port), handler)
     # Shutdown joins request threads, so in-flight requests finish before the process exits.
     self._httpd.daemon_threads = False
@@ -49,8 +62,42 @@ class RestServer:
     self._thread.start()
 
   def stop(self) -> None:
-    self._httpd.shutdown()
-    self._httpd.server_close()
+    self._httpd.shutdown()  # No new connections.
+    self._connections.close_idle()  # No new requests; those in flight finish.
+    self._httpd.server_close()  # Joins the connection threads.
+
+
+class _Connections:
+  """The open connections, and which of them are between requests."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._idle: Dict['_Handler', bool] = {}
+    self.closing = False
+
+  def add(self, handler: '_Handler') -> None:
+    with self._lock:
+      self._idle[handler] = True
+
+  def remove(self, handler: '_Handler') -> None:
+    with self._lock:
+      self._idle.pop(handler, None)
+
+  def set_idle(self, handler: '_Handler', idle: bool) -> bool:
+    """Marks `handler` busy or idle; False once the server is closing (take no new request)."""
+    with self._lock:
+      self._idle[handler] = idle
+      return not self.closing
+
+  def close_idle(self) -> None:
+    with self._lock:
+      self.closing = True
+      idle = [handler for handler, is_idle in self._idle.items() if is_idle]
+    for handler in idle:
+      try:  # Its blocked read for the next request line ends; any answer still goes out.
+        handler.connection.shutdown(socket.SHUT_RD)
+      except OSError:
+        pass  # The client closed it already.
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -58,8 +105,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   service: handlers.ModelService
   max_body_bytes: int
+  connections: _Connections
   protocol_version = 'HTTP/1.1'
   server_version = 'ganpipe-model-server'
+  timeout = IDLE_TIMEOUT_SECONDS
+
+  def setup(self):
+    super().setup()
+    self.connections.add(self)
+
+  def finish(self):
+    self.connections.remove(self)
+    super().finish()
+
+  def parse_request(self) -> bool:
+    # The request line has arrived: from here on this request is in flight, and stop() waits.
+    accepting = self.connections.set_idle(self, False)
+    parsed = super().parse_request()  # Sets close_connection from the request's headers.
+    if not accepting:
+      self.close_connection = True  # Answered, but the connection closes after it.
+    return parsed
+
+  def handle_one_request(self):
+    super().handle_one_request()
+    if not self.connections.set_idle(self, True):
+      self.close_connection = True
 
   def log_message(self, format, *args):  # pylint: disable=redefined-builtin
     log.debug('%s - %s', self.address_string(), format % args)
@@ -86,6 +156,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self.send_response(status)
     self.send_header('Content-Type', 'application/json')
     self.send_header('Content-Length', str(len(payload)))
+    if self.connections.closing:
+      self.close_connection = True  # The server is stopping: this is the connection's last answer.
+    if self.close_connection:
+      self.send_header('Connection', 'close')
     self.end_headers()
     self.wfile.write(payload)
 
