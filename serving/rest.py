@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 from typing import Any, Dict, Optional
 
@@ -48,7 +49,7 @@ class RestServer:
     self._connections = _Connections()
     handler = type('Handler', (_Handler,), {'service': service, 'max_body_bytes': max_body_bytes,
                                             'connections': self._connections})
-    self._httpd = http.server.ThreadingHTTPServer((host, port), handler)
+    self._httpd = _HTTPServer((host, port), handler)
     # Shutdown joins request threads, so in-flight requests finish before the process exits.
     self._httpd.daemon_threads = False
     self._httpd.block_on_close = True
@@ -65,6 +66,17 @@ class RestServer:
     self._httpd.shutdown()  # No new connections.
     self._connections.close_idle()  # No new requests; those in flight finish.
     self._httpd.server_close()  # Joins the connection threads.
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+
+  def handle_error(self, request, client_address):
+    # socketserver prints a traceback to stderr for anything a connection raises; a client that
+    # hangs up before its answer is normal traffic, anything else a bug to log.
+    if isinstance(sys.exc_info()[1], ConnectionError):
+      log.debug('REST client %s hung up: %s', client_address, sys.exc_info()[1])
+    else:
+      log.exception('REST connection from %s failed', client_address)
 
 
 class _Connections:
@@ -142,6 +154,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
   def _respond(self, action) -> None:
     try:
+      # Read first, whatever the route: a body left unread would be taken for the next request.
+      self._body = self._read_body(required=self.command == 'POST')
       route = _PATH.match(self.path.split('?', 1)[0])
       if route is None:
         raise errors.not_found(f'Malformed request: {self.command} {self.path}; expected '
@@ -242,20 +256,79 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                         for result in response.result.classifications]}
 
   def _read_json(self) -> Dict[str, Any]:
-    length = int(self.headers.get('Content-Length') or 0)
-    if length > self.max_body_bytes:
-      # Reading would hold the whole oversize body in memory; drop the connection after replying.
-      self.close_connection = True
-      raise errors.ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                f'request body of {length} bytes exceeds the limit of '
-                                f'{self.max_body_bytes} bytes')
     try:
-      body = json.loads(self.rfile.read(length) or b'null')
+      body = json.loads(self._body or b'null')
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
       raise errors.invalid_argument(f'JSON Parse error: {e}') from e
     if not isinstance(body, dict):
       raise errors.invalid_argument('the request body must be a JSON object')
     return body
+
+  def _read_body(self, required: bool) -> bytes:
+    """The whole request body, sent with a Content-Length or chunked.
+
+    A body this server cannot read to its end, or will not (over the size limit), is an error,
+    and the connection closes after the answer, so its rest is never read as a request.
+    """
+    encoding = self.headers.get('Transfer-Encoding', '').strip().lower()
+    length = self.headers.get('Content-Length')
+    try:
+      if encoding == 'chunked':
+        return self._read_chunked()
+      if encoding:
+        raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                                  f'Transfer-Encoding {encoding!r} is not supported; send the '
+                                  'body with a Content-Length, or chunked')
+      if length is None:
+        if required:
+          raise errors.invalid_argument(f'{self.command} needs a Content-Length header, or a '
+                                        'chunked body')
+        return b''
+      if not length.strip().isdigit():
+        raise errors.invalid_argument(f'Content-Length {length!r} is not a number of bytes')
+      size = int(length)
+      self._check_size(size)
+      body = self.rfile.read(size)
+      if len(body) < size:
+        raise errors.invalid_argument(f'the request body ended after {len(body)} of its {size} '
+                                      'bytes')
+      return body
+    except TimeoutError:
+      self.close_connection = True
+      raise errors.invalid_argument(f'the request body did not arrive within {self.timeout:g} '
+                                    's') from None
+    except errors.ServingError:
+      self.close_connection = True
+      raise
+
+  def _read_chunked(self) -> bytes:
+    chunks, total = [], 0
+    while True:
+      line = self.rfile.readline(1024)
+      try:
+        size = int(line.split(b';', 1)[0].strip(), 16)  # Chunk extensions are ignored.
+      except ValueError:
+        raise errors.invalid_argument(f'malformed chunked body: chunk size line {line[:40]!r}'
+                                      ) from None
+      if size == 0:
+        break
+      total += size
+      self._check_size(total, so_far=True)
+      chunk = self.rfile.read(size)
+      if len(chunk) < size or self.rfile.read(2) != b'\r\n':
+        raise errors.invalid_argument('malformed chunked body: a chunk ended early')
+      chunks.append(chunk)
+    while self.rfile.readline(65537) not in (b'\r\n', b'\n', b''):
+      pass  # Trailer fields, unused.
+    return b''.join(chunks)
+
+  def _check_size(self, size: int, so_far: bool = False) -> None:
+    if size > self.max_body_bytes:
+      # Reading on would hold the whole oversize body in memory.
+      raise errors.ServingError(
+          grpc.StatusCode.RESOURCE_EXHAUSTED,
+          f'request body of {"at least " if so_far else ""}{size} bytes exceeds the limit of '
+          f'{self.max_body_bytes} bytes')
 
 
 def _rows_to_inputs(instances, dtypes: Dict[str, tf.dtypes.DType]) -> Dict[str, np.ndarray]:
