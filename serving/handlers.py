@@ -35,8 +35,13 @@ class ModelService:
 
   def __init__(self, model_config, poll_wait_seconds: float = 1.0,
                batching_parameters: Optional[config_lib.BatchingParameters] = None,
-               session_config=None, warmup_iterations: int = 1):
-    """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off."""
+               session_config=None, warmup_iterations: int = 1,
+               max_input_bytes: Optional[int] = None):
+    """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off.
+
+    `max_input_bytes`: the most one request tensor may take decoded (see servable.to_ndarray).
+    """
+    self.max_input_bytes = max_input_bytes
     if warmup_iterations < 0:
       raise ValueError(f'warmup_iterations must not be negative, got {warmup_iterations}')
     self._warmup_iterations = warmup_iterations
@@ -218,7 +223,7 @@ class _PredictCall:
     if len(set(self.output_filter)) != len(self.output_filter):
       raise errors.invalid_argument(
           f'duplicate output tensor alias in output_filter: {self.output_filter}')
-    self.inputs = {key: servable_lib.to_ndarray(proto, key)
+    self.inputs = {key: servable_lib.to_ndarray(proto, key, service.max_input_bytes)
                    for key, proto in request.inputs.items()}
 
   def respond(self, outputs: Mapping[str, np.ndarray]) -> predict_pb2.PredictResponse:

@@ -1,5 +1,6 @@
 """One loaded model version: its signatures, their contracts, and running them."""
 
+import functools
 import math
 import os
 from typing import Dict, Mapping, Optional
@@ -168,14 +169,29 @@ _FAST_DTYPES = {
 _FAST_NUMPY_DTYPES = {enum: dtype for dtype, (enum, _) in _FAST_DTYPES.items()}
 
 
-def to_ndarray(proto: tensor_pb2.TensorProto, key: str) -> np.ndarray:
+def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
+               max_bytes: Optional[int] = None) -> np.ndarray:
   """A request tensor as numpy; a malformed one is INVALID_ARGUMENT.
+
+  A TensorProto may give one value for a whole shape, so a request of a few bytes can ask for
+  gigabytes; one that would decode to more than `max_bytes` is RESOURCE_EXHAUSTED, before any of
+  it is allocated. (Strings count 8 bytes each: numpy holds a pointer per element.)
 
   The common cases (strings, and numbers in tensor_content) skip tf.make_ndarray, whose Python
   costs more than the rest of a request's handling; the result is the same.
   """
+  shape = [dim.size for dim in proto.tensor_shape.dim]
+  if any(size < 0 for size in shape):
+    raise errors.invalid_argument(f'input {key!r} has a negative dimension in its shape {shape}')
+  if max_bytes is not None:
+    item_bytes = 8 if proto.dtype == types_pb2.DT_STRING else _item_bytes(proto.dtype)
+    decoded = math.prod(shape) * item_bytes
+    if decoded > max_bytes:
+      raise errors.ServingError(
+          grpc.StatusCode.RESOURCE_EXHAUSTED,
+          f'input {key!r} of shape {shape} would take {decoded} bytes decoded, over the limit of '
+          f'{max_bytes} bytes (--max_message_size_bytes)')
   try:
-    shape = [dim.size for dim in proto.tensor_shape.dim]
     if proto.dtype == types_pb2.DT_STRING and len(proto.string_val) == math.prod(shape):
       return np.array(list(proto.string_val), dtype=object).reshape(shape)
     if proto.tensor_content and proto.dtype in _FAST_NUMPY_DTYPES:
@@ -184,6 +200,14 @@ def to_ndarray(proto: tensor_pb2.TensorProto, key: str) -> np.ndarray:
     return tf.make_ndarray(proto)
   except (TypeError, ValueError) as e:
     raise errors.invalid_argument(f'input {key!r} is not a valid TensorProto: {e}') from e
+
+
+@functools.lru_cache(maxsize=None)
+def _item_bytes(dtype_enum: int) -> int:
+  try:
+    return max(1, tf.dtypes.as_dtype(dtype_enum).size)
+  except TypeError:
+    return 1  # Not a dtype at all: decoding names the problem.
 
 
 def fill_tensor_proto(proto: tensor_pb2.TensorProto, value: np.ndarray) -> None:

@@ -41,7 +41,9 @@ class ModelServer:
         options.model_config, options.file_system_poll_wait_seconds,
         options.batching if options.enable_batching else None,
         config_lib.session_config(options),
-        options.num_request_iterations_for_warmup if options.enable_model_warmup else 0)
+        options.num_request_iterations_for_warmup if options.enable_model_warmup else 0,
+        # A request tensor decodes to no more than the largest request the server takes.
+        max_input_bytes=options.max_message_size_bytes)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None

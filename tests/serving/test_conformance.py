@@ -288,6 +288,30 @@ def test_oversize_request_is_resource_exhausted(own_server):
   assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
 
 
+def test_a_tiny_request_that_decodes_to_gigabytes_is_resource_exhausted(own_server):
+  # One float for a shape of 10^9: 4 GB once decoded, from a request of a few bytes. Decoding it
+  # would take the server's memory; ganpipe refuses any input over its message size limit.
+  tensor = tf.make_tensor_proto(np.zeros([1, 1], np.float32))
+  tensor.ClearField('tensor_content')
+  tensor.float_val.append(1.0)
+  tensor.tensor_shape.dim[0].size = 10**9
+  with grpc.insecure_channel(own_server.grpc_target) as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    error = _rpc_error(stub.Predict, _predict_request({'x': tensor}))
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+    assert "input 'x' of shape [1000000000, 1] would take 4000000000 bytes decoded" in (
+        error.details())
+    # A negative dimension is malformed, not a size.
+    tensor.tensor_shape.dim[0].size = -1
+    error = _rpc_error(stub.Predict, _predict_request({'x': tensor}))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert 'negative dimension' in error.details()
+    # And the server serves on.
+    ok = stub.Predict(_predict_request({'x': tf.make_tensor_proto([[2.0]], tf.float32)}),
+                      timeout=30)
+    assert tf.make_ndarray(ok.outputs['y']).tolist() == [[fm.half_plus_two_y(2, 2.0)]]
+
+
 def test_health_check_is_serving(own_server, grpc_channel):
   from grpc_health.v1 import health_pb2  # pylint: disable=import-outside-toplevel
   from grpc_health.v1 import health_pb2_grpc  # pylint: disable=import-outside-toplevel

@@ -120,3 +120,16 @@ def test_a_dtype_the_graph_cannot_take_is_invalid_argument_not_a_crash(half_plus
                      ) as raised:
     signature({'x': np.array([[2]], np.int64)})
   assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize('dtype, value, item_bytes', [
+    (tf.float32, 1.0, 4), (tf.uint8, 1, 1), (tf.string, b'a', 8)])
+def test_an_input_is_refused_before_decoding_past_the_limit(dtype, value, item_bytes):
+  proto = tf.make_tensor_proto([value], dtype=dtype)
+  proto.tensor_shape.dim[0].size = 1000  # One value for 1,000 elements.
+  limit = 1000 * item_bytes
+  assert servable.to_ndarray(proto, 'x', limit).shape == (1000,)
+  with pytest.raises(errors.ServingError) as raised:
+    servable.to_ndarray(proto, 'x', limit - 1)
+  assert raised.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+  assert f"input 'x' of shape [1000] would take {limit} bytes decoded" in raised.value.message
