@@ -24,6 +24,9 @@ SERVING_SIGNATURE = 'serving_default'
 GENERATE_SIGNATURE = 'generate'
 SAMPLES_DIR = 'samples'
 SAMPLE_SEED = 1234  # the fixed noise of the per-epoch sample grids
+# The most images one `generate` call makes: a request of a few bytes must not be able to ask a
+# model server for gigabytes (1,024 images of 28x28 are about 4 MB of response).
+MAX_GENERATED_IMAGES = 1024
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
@@ -174,6 +177,10 @@ class GeneratorExport(tf.Module):
     return {'images': self._images(noise)}
 
   def _generate(self, num_images, seed):
+    tf.debugging.assert_positive(num_images, message='num_images must be positive')
+    tf.debugging.assert_less_equal(
+        num_images, MAX_GENERATED_IMAGES,
+        message=f'num_images must be at most {MAX_GENERATED_IMAGES}; ask again for more')
     noise = tf.random.stateless_normal([num_images, self.latent_dim],
                                        seed=tf.stack([seed, tf.constant(0, tf.int64)]))
     images = self._images(noise)
@@ -188,7 +195,8 @@ def export_generator(generator: keras.Model, latent_dim: int, export_dir: str) -
   Signatures:
     serving_default: `noise` [batch, latent_dim] float32 -> `images` [batch, h, w, c] in [0, 1].
     generate: `num_images` int32 and `seed` int64 scalars -> `images` as above and `png`
-      [num_images] encoded PNG bytes. The same seed always gives the same images.
+      [num_images] encoded PNG bytes. The same seed always gives the same images. `num_images`
+      outside 1..MAX_GENERATED_IMAGES is an InvalidArgumentError (INVALID_ARGUMENT when served).
   """
   module = GeneratorExport(generator, latent_dim)
   tf.saved_model.save(module, export_dir, signatures={

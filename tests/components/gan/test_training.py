@@ -102,6 +102,12 @@ def test_exported_generator_signatures(tmp_path):
   assert first['png'].shape == (6,)
   decoded = tf.io.decode_png(first['png'][0]).numpy()
   np.testing.assert_allclose(decoded / 255.0, first['images'][0].numpy(), atol=1 / 255 + 1e-6)
+  # A served model must not be asked for unbounded work by a request of a few bytes.
+  for count, message in ((0, 'num_images must be positive'),
+                         (training.MAX_GENERATED_IMAGES + 1,
+                          f'num_images must be at most {training.MAX_GENERATED_IMAGES}')):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+      generate(num_images=tf.constant(count), seed=tf.constant(7, tf.int64))
 
 
 def test_grid_layout():
