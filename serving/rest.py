@@ -260,8 +260,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       body = json.loads(self._body or b'null')
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
       raise errors.invalid_argument(f'JSON Parse error: {e}') from e
+    except RecursionError:
+      raise errors.invalid_argument('JSON Parse error: nested too deeply') from None
     if not isinstance(body, dict):
       raise errors.invalid_argument('the request body must be a JSON object')
+    if not isinstance(body.get('signature_name', ''), str):
+      raise errors.invalid_argument(f'"signature_name" must be a string, got '
+                                    f'{json.dumps(body["signature_name"])[:40]}')
     return body
 
   def _read_body(self, required: bool) -> bytes:

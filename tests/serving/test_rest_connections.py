@@ -186,3 +186,22 @@ def test_a_client_hanging_up_is_not_reported_as_a_server_error(caplog, capsys):
   assert levels == [('DEBUG', "REST client ('127.0.0.1', 5) hung up"),
                     ('DEBUG', "REST client ('127.0.0.1', 5) hung up"),
                     ('ERROR', "REST connection from ('127.0.0.1', 5) failed")]
+
+
+@pytest.mark.parametrize('path, body, message', [
+    (PREDICT, b'{"instances": ' + b'[' * 1500 + b']' * 1500 + b'}',
+     'JSON Parse error: nested too deeply'),
+    (PREDICT, b'{"signature_name": 5, "instances": [[1.0]]}',
+     '"signature_name" must be a string, got 5'),
+    ('/v1/models/half_plus_two:classify', b'{"signature_name": [], "examples": [{"x": 1.0}]}',
+     '"signature_name" must be a string, got []'),
+], ids=['nested-too-deeply', 'predict-signature-name-number', 'classify-signature-name-list'])
+def test_a_body_python_cannot_take_as_given_is_a_client_error_not_a_500(rest_server, path, body,
+                                                                       message):
+  connection = _connect(rest_server)
+  try:
+    connection.request('POST', path, body=body)
+    status, _, answer = _answer(connection)
+    assert (status, answer['error']) == (400, message)
+  finally:
+    connection.close()
