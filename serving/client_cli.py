@@ -1,6 +1,7 @@
 """`ganpipe classify`, `generate` and `models`: command-line clients of a TF Serving server."""
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -182,23 +183,72 @@ def _classify(args: argparse.Namespace) -> int:
 
 @_reports_errors
 def _classify_images(args: argparse.Namespace, client_lib, images: List[bytes]) -> int:
-  predictions = []
+  results = []  # Per image: a Prediction, or _Rejected with the server's reason.
   with _connect(args, client_lib) as client:
     for start in range(0, len(images), args.batch_size):
-      predictions += client.classify_images(
-          args.model, images[start:start + args.batch_size], version=args.version,
-          version_label=args.label)
+      results += _classify_batch(client, client_lib, args, images[start:start + args.batch_size])
+  rejected = [(path, result) for path, result in zip(args.images, results)
+              if isinstance(result, _Rejected)]
+  if len(rejected) == len(results) and len({r.message for _, r in rejected}) == 1:
+    # Every image, for the same reason: the request, not the images (an unknown label, say).
+    raise client_lib.ServingError(rejected[0][1].message)
   if args.json:
-    print(json.dumps([{'path': path, 'class_id': p.class_id, 'class_name': p.class_name,
-                       'probability': p.probability, 'probabilities': list(p.probabilities)}
-                      for path, p in zip(args.images, predictions)], indent=2))
-    return 0
-  path_width = max(len(path) for path in args.images)
-  name_width = max(len(p.class_name) for p in predictions)
-  for path, prediction in zip(args.images, predictions):
-    print(f'{path:<{path_width}}  {prediction.class_name:<{name_width}}  '
-          f'{prediction.probability:.3f}')
-  return 0
+    print(json.dumps([
+        {'path': path, 'error': result.reason} if isinstance(result, _Rejected) else
+        {'path': path, 'class_id': result.class_id, 'class_name': result.class_name,
+         'probability': result.probability, 'probabilities': list(result.probabilities)}
+        for path, result in zip(args.images, results)], indent=2))
+  else:
+    classified = [(path, result) for path, result in zip(args.images, results)
+                  if not isinstance(result, _Rejected)]
+    if classified:
+      path_width = max(len(path) for path, _ in classified)
+      name_width = max(len(result.class_name) for _, result in classified)
+      for path, result in classified:
+        print(f'{path:<{path_width}}  {result.class_name:<{name_width}}  '
+              f'{result.probability:.3f}')
+  for path, result in rejected:
+    _error(f"the server rejected '{path}': {result.reason}")
+  return EXIT_FAILED if rejected else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rejected:
+  """An image the server answered INVALID_ARGUMENT for, when sent alone."""
+  message: str  # The whole error: which call, model and server.
+
+  @property
+  def reason(self) -> str:
+    return self.message.split(' failed: ', 1)[-1]
+
+
+def _classify_batch(client, client_lib, args: argparse.Namespace, batch: List[bytes]) -> list:
+  """Predictions for `batch`; if the server rejects it, each image is sent alone to find which.
+
+  A batch is one request, so one corrupt or non-image file fails all of it, and the server's
+  error cannot say which file it was. The other images still get their answers.
+  """
+  invalid = client_lib.grpc.StatusCode.INVALID_ARGUMENT
+
+  def classify(images):
+    return client.classify_images(args.model, images, version=args.version,
+                                  version_label=args.label)
+  try:
+    return classify(batch)
+  except client_lib.ServingError as error:
+    if error.code != invalid:
+      raise
+    if len(batch) == 1:
+      return [_Rejected(str(error))]
+  results = []
+  for image in batch:
+    try:
+      results += classify([image])
+    except client_lib.ServingError as error:
+      if error.code != invalid:
+        raise
+      results.append(_Rejected(str(error)))
+  return results
 
 
 @_reports_errors

@@ -41,6 +41,7 @@ class FakeServer:
   sleep_seconds: float = 0.0
   error: Optional[Tuple[grpc.StatusCode, str]] = None
   drop_output: Optional[str] = None
+  bad_images: Tuple[bytes, ...] = ()  # The classifier rejects any request holding one of these.
   calls: List[Tuple[str, Any]] = dataclasses.field(default_factory=list)
   lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
@@ -95,6 +96,10 @@ class FakePredictionService(prediction_service_pb2_grpc.PredictionServiceService
     response.model_spec.signature_name = signature
     if (name, signature) == ('classifier', 'serving_default'):
       images = tf.make_ndarray(request.inputs['images'])
+      if any(image in self._fake.bad_images for image in images):
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                      "signature 'serving_default' rejected the input: Unknown image file "
+                      'format. One of JPEG, PNG, GIF, BMP required.')
       class_ids = np.array([class_id(image) for image in images], dtype=np.int64)
       probabilities = np.full((len(images), len(CLASS_NAMES)), 0.1, dtype=np.float32)
       probabilities[np.arange(len(images)), class_ids] = 0.8

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import List
 
+import grpc
 import numpy as np
 import pytest
 from PIL import Image
@@ -75,6 +76,43 @@ def test_cli_classify_server_error_is_one_line(fake, tmp_path, capsys):
   assert err == (f"ganpipe: error: Predict for model 'nope', signature 'serving_default' at "
                  f'{fake.target} failed: NOT_FOUND: Servable not found for request: '
                  'Latest(nope)\n')
+
+
+def test_cli_classify_names_the_files_the_server_rejects_and_answers_the_rest(fake, tmp_path,
+                                                                             capsys):
+  paths = _write_images(tmp_path, [3, 4, 5])
+  fake.bad_images = (b'x' * 4,)
+  assert _run(['classify', '--target', fake.target, *paths]) == 1
+  captured = capsys.readouterr()
+  assert [line.split() for line in captured.out.splitlines()] == [
+      [paths[0], 'zero', '0.800'], [paths[2], 'two', '0.800']]
+  assert captured.err == (
+      f"ganpipe: error: the server rejected '{paths[1]}': INVALID_ARGUMENT: signature "
+      "'serving_default' rejected the input: Unknown image file format. One of JPEG, PNG, GIF, "
+      'BMP required.\n')
+  # The batch, then each image alone to find the bad one.
+  assert [len(request.inputs['images'].string_val) for request in fake.requests('Predict')] == [
+      3, 1, 1, 1]
+
+  assert _run(['classify', '--target', fake.target, '--json', *paths]) == 1
+  answers = json.loads(capsys.readouterr().out)
+  assert [answer['path'] for answer in answers] == paths
+  assert answers[1] == {'path': paths[1], 'error': (
+      "INVALID_ARGUMENT: signature 'serving_default' rejected the input: Unknown image file "
+      'format. One of JPEG, PNG, GIF, BMP required.')}
+  assert [answers[0]['class_name'], answers[2]['class_name']] == ['zero', 'two']
+
+
+def test_cli_classify_a_request_rejected_for_every_image_alike_is_one_error(fake, tmp_path,
+                                                                            capsys):
+  paths = _write_images(tmp_path, [3, 4])
+  fake.error = (grpc.StatusCode.INVALID_ARGUMENT, 'Unrecognized servable version label: nope')
+  assert _run(['classify', '--target', fake.target, *paths]) == 1
+  captured = capsys.readouterr()
+  assert captured.out == ''
+  assert captured.err == (
+      f"ganpipe: error: Predict for model 'classifier', signature 'serving_default' at "
+      f'{fake.target} failed: INVALID_ARGUMENT: Unrecognized servable version label: nope\n')
 
 
 def test_cli_timeout_flag_sets_the_deadline(fake, tmp_path, capsys):
