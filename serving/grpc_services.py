@@ -20,6 +20,19 @@ from serving import handlers
 
 log = logging.getLogger(__name__)
 
+# A status message travels in an HTTP/2 header, and clients drop a call whose headers pass 16 KiB
+# (8 KiB by default in some), reporting only "received metadata size exceeds hard limit" instead
+# of the status. Messages can quote what a client sent (input names, a model name), so they are
+# cut to a size that always arrives, even percent-encoded.
+MAX_STATUS_MESSAGE_CHARS = 2000
+
+
+def status_message(message: str) -> str:
+  if len(message) <= MAX_STATUS_MESSAGE_CHARS:
+    return message
+  return (f'{message[:MAX_STATUS_MESSAGE_CHARS]}... '
+          f'({len(message) - MAX_STATUS_MESSAGE_CHARS} more characters)')
+
 
 def _rpc(method):
   """Turns ServingErrors into their status codes, and anything else into INTERNAL, never a crash."""
@@ -29,10 +42,10 @@ def _rpc(method):
     try:
       return method(self, request, context)
     except errors.ServingError as e:
-      context.abort(e.code, e.message)
+      context.abort(e.code, status_message(e.message))
     except Exception as e:  # pylint: disable=broad-except
       log.exception('%s failed', method.__name__)
-      context.abort(grpc.StatusCode.INTERNAL, f'{type(e).__name__}: {e}')
+      context.abort(grpc.StatusCode.INTERNAL, status_message(f'{type(e).__name__}: {e}'))
   return wrapper
 
 
@@ -44,10 +57,10 @@ def _async_rpc(method):
     try:
       return await method(self, request, context)
     except errors.ServingError as e:
-      await context.abort(e.code, e.message)
+      await context.abort(e.code, status_message(e.message))
     except Exception as e:  # pylint: disable=broad-except
       log.exception('%s failed', method.__name__)
-      await context.abort(grpc.StatusCode.INTERNAL, f'{type(e).__name__}: {e}')
+      await context.abort(grpc.StatusCode.INTERNAL, status_message(f'{type(e).__name__}: {e}'))
   return wrapper
 
 

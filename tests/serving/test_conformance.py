@@ -312,6 +312,24 @@ def test_a_tiny_request_that_decodes_to_gigabytes_is_resource_exhausted(own_serv
     assert tf.make_ndarray(ok.outputs['y']).tolist() == [[fm.half_plus_two_y(2, 2.0)]]
 
 
+def test_an_error_quoting_a_huge_request_still_arrives_with_its_status(own_server):
+  # Status messages quote what was sent; uncut, these two exceed gRPC's 16 KiB header limit and
+  # the client would see only "received metadata size exceeds hard limit".
+  long_name = _predict_request({'x': tf.make_tensor_proto([[1.0]], tf.float32)},
+                               name='m' * 20000)
+  many_inputs = _predict_request({f'not_an_input_{i:05d}': tf.make_tensor_proto([[1.0]],
+                                                                               tf.float32)
+                                  for i in range(3000)})
+  with grpc.insecure_channel(own_server.grpc_target) as channel:
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    for request, code in ((long_name, grpc.StatusCode.NOT_FOUND),
+                          (many_inputs, grpc.StatusCode.INVALID_ARGUMENT)):
+      error = _rpc_error(stub.Predict, request)
+      assert error.code() == code, error.details()
+      assert error.details().endswith('more characters)'), error.details()[-200:]
+      assert len(error.details()) < 2100
+
+
 def test_health_check_is_serving(own_server, grpc_channel):
   from grpc_health.v1 import health_pb2  # pylint: disable=import-outside-toplevel
   from grpc_health.v1 import health_pb2_grpc  # pylint: disable=import-outside-toplevel
