@@ -72,8 +72,14 @@ class ModelServer:
     for service in ('',) + _SERVICES:
       self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
     if self.options.rest_api_port is not None:
-      self._rest = rest.RestServer(self.service, self.options.host, self.options.rest_api_port,
-                                   self.options.max_message_size_bytes)
+      try:
+        self._rest = rest.RestServer(self.service, self.options.host,
+                                     self.options.rest_api_port,
+                                     self.options.max_message_size_bytes)
+      except OSError as e:
+        self.stop(grace=0)  # gRPC is serving already; a failed start leaves nothing running.
+        raise OSError(f'cannot bind REST to {_bracket(self.options.host)}:'
+                      f'{self.options.rest_api_port}: {e.strerror or e}') from e
       self._rest.start()
       self.rest_port = self._rest.port
     if self.options.model_config_file_poll_wait_seconds > 0:

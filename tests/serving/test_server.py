@@ -28,6 +28,27 @@ def test_a_port_in_use_is_a_clear_error_and_exit_status_one(tmp_path, capsys):
   assert 'Traceback' not in error
 
 
+def test_a_rest_port_in_use_is_named_and_nothing_is_left_serving(tmp_path, capsys):
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  with socket.socket() as taken, socket.socket() as grpc_port:
+    taken.bind(('127.0.0.1', 0))
+    taken.listen()
+    grpc_port.bind(('127.0.0.1', 0))
+    free = grpc_port.getsockname()[1]
+    grpc_port.close()
+    rest_port = taken.getsockname()[1]
+    status = serve_command.main(['--model_name', 'half_plus_two', '--model_base_path',
+                                 str(tmp_path / 'half_plus_two'), '--port', str(free),
+                                 '--rest_api_port', str(rest_port),
+                                 '--file_system_poll_wait_seconds', '0'])
+  assert status == 1
+  error = capsys.readouterr().err
+  assert (f'cannot start the server: cannot bind REST to 127.0.0.1:{rest_port}: Address already '
+          'in use') in error
+  with socket.socket() as again:  # The gRPC port it had opened is closed again.
+    again.bind(('127.0.0.1', free))
+
+
 def test_the_server_answers_over_tls_and_refuses_plaintext(tmp_path, self_signed_certificate):
   key, cert = self_signed_certificate
   fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
