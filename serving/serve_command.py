@@ -135,7 +135,6 @@ def _run_until_signalled(options: config_lib.ServerOptions) -> int:
     server.start()
   except OSError as e:
     print(f'ganpipe: error: cannot start the server: {e}', file=sys.stderr)
-    server.service.stop()
     return 1
   print(f'Running gRPC ModelServer at {options.host}:{server.port} ...', flush=True)
   if server.rest_port is not None:

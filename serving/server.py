@@ -67,7 +67,8 @@ class ModelServer:
     try:
       self.port = self._on_loop(self._start_grpc())
     except BaseException:
-      self._stop_loop()
+      self._grpc = None  # It never started serving.
+      self.stop(grace=0)  # A failed start leaves nothing running: loop, pools, model pollers.
       raise
     for service in ('',) + _SERVICES:
       self._health.set(service, health_pb2.HealthCheckResponse.SERVING)

@@ -1,6 +1,7 @@
 """Starting the server: over TLS, and what a user sees when it cannot start."""
 
 import socket
+import threading
 
 import numpy as np
 import pytest
@@ -13,23 +14,50 @@ from serving import server as server_lib
 from tests.serving import fixture_models
 
 
+_OUR_THREADS = ('version-poller', 'grpc-loop', 'grpc_', 'config-file-poller', 'batch-', 'rest')
+
+
+def _our_threads():
+  return {thread for thread in threading.enumerate() if thread.name.startswith(_OUR_THREADS)}
+
+
 def test_a_port_in_use_is_a_clear_error_and_exit_status_one(tmp_path, capsys):
   fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  before = _our_threads()
   with socket.socket() as taken:
     taken.bind(('127.0.0.1', 0))
     taken.listen()
     port = taken.getsockname()[1]
     status = serve_command.main(['--model_name', 'half_plus_two', '--model_base_path',
                                  str(tmp_path / 'half_plus_two'), '--port', str(port),
-                                 '--file_system_poll_wait_seconds', '0'])
+                                 '--file_system_poll_wait_seconds', '1',
+                                 '--enable_batching'])
   assert status == 1
+  # Nothing it started is left running: model poller, batch threads, event loop, pools.
+  assert _our_threads() - before == set()
   error = capsys.readouterr().err
   assert f'cannot start the server: cannot bind gRPC to 127.0.0.1:{port}' in error
   assert 'Traceback' not in error
 
 
+def test_a_server_that_cannot_start_leaves_nothing_running(tmp_path):
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  before = _our_threads()
+  with socket.socket() as taken:
+    taken.bind(('127.0.0.1', 0))
+    taken.listen()
+    server = server_lib.ModelServer(config_lib.ServerOptions(
+        model_config=config_lib.single_model_config('half_plus_two',
+                                                    str(tmp_path / 'half_plus_two')),
+        port=taken.getsockname()[1], file_system_poll_wait_seconds=1, enable_batching=True))
+    with pytest.raises(OSError, match='cannot bind gRPC'):
+      server.start()
+  assert _our_threads() - before == set()
+
+
 def test_a_rest_port_in_use_is_named_and_nothing_is_left_serving(tmp_path, capsys):
   fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+  before = _our_threads()
   with socket.socket() as taken, socket.socket() as grpc_port:
     taken.bind(('127.0.0.1', 0))
     taken.listen()
@@ -40,8 +68,10 @@ def test_a_rest_port_in_use_is_named_and_nothing_is_left_serving(tmp_path, capsy
     status = serve_command.main(['--model_name', 'half_plus_two', '--model_base_path',
                                  str(tmp_path / 'half_plus_two'), '--port', str(free),
                                  '--rest_api_port', str(rest_port),
-                                 '--file_system_poll_wait_seconds', '0'])
+                                 '--file_system_poll_wait_seconds', '1',
+                                 '--enable_batching'])
   assert status == 1
+  assert _our_threads() - before == set()
   error = capsys.readouterr().err
   assert (f'cannot start the server: cannot bind REST to 127.0.0.1:{rest_port}: Address already '
           'in use') in error
