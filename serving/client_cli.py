@@ -49,10 +49,11 @@ def add_parsers(commands) -> None:
   _add_version_flags(generate)
   generate.add_argument('-n', '--num-images', type=_positive_int, default=16, metavar='N',
                         help='how many images (default: %(default)s)')
-  generate.add_argument('--seed', type=int, default=0,
-                        help='the noise seed (default: %(default)s)')
-  generate.add_argument('--out', required=True, metavar='PNG',
-                        help='where to write the grid of all images')
+  generate.add_argument('--seed', type=_int64, default=0,
+                        help='the noise seed, a 64-bit integer (default: %(default)s)')
+  generate.add_argument('--out', required=True, metavar='FILE',
+                        help='where to write the grid of all images; the format follows the '
+                             'extension (.png, .jpg, .bmp, ...), PNG without one')
   generate.add_argument('--columns', type=_non_negative_int, default=0, metavar='N',
                         help='images per grid row; 0 makes the grid square (default)')
   generate.add_argument('--images-dir', metavar='DIR',
@@ -106,6 +107,13 @@ def _non_negative_int(text: str) -> int:
   value = int(text)
   if value < 0:
     raise argparse.ArgumentTypeError(f'must not be negative, got {text}')
+  return value
+
+
+def _int64(text: str) -> int:
+  value = int(text)
+  if not -2**63 <= value < 2**63:
+    raise argparse.ArgumentTypeError(f'must be a 64-bit integer, got {text}')
   return value
 
 
@@ -256,6 +264,11 @@ def _generate(args: argparse.Namespace, client_lib) -> int:
   # The grid code is numpy only; its package imports nothing heavy.
   from components.gan import grid as grid_lib  # pylint: disable=import-outside-toplevel
   from PIL import Image  # pylint: disable=import-outside-toplevel
+  # Where the answer goes is checked before anything is asked for.
+  if os.path.isdir(args.out):
+    raise _CommandError(f"cannot write --out '{args.out}': Is a directory")
+  if args.images_dir and os.path.exists(args.images_dir) and not os.path.isdir(args.images_dir):
+    raise _CommandError(f"cannot write to --images-dir '{args.images_dir}': Not a directory")
   with _connect(args, client_lib) as client:
     generated = client.generate(args.model, args.num_images, args.seed, version=args.version,
                                 version_label=args.label)
@@ -267,10 +280,12 @@ def _generate(args: argparse.Namespace, client_lib) -> int:
   grid = grid_lib.make_grid(generated.images, columns=columns)
   try:
     _make_parent(args.out)
-    # Pillow picks L, LA, RGB or RGBA from the array's shape.
-    Image.fromarray(grid[..., 0] if channels == 1 else grid).save(args.out, format='PNG')
-  except OSError as error:
-    raise _CommandError(f"cannot write --out '{args.out}': {error.strerror or error}") from None
+    # Pillow picks L, LA, RGB or RGBA from the array's shape, and the format from the extension.
+    Image.fromarray(grid[..., 0] if channels == 1 else grid).save(
+        args.out, format=None if os.path.splitext(args.out)[1] else 'PNG')
+  except (OSError, ValueError) as error:  # ValueError: an extension Pillow does not know.
+    raise _CommandError(f"cannot write --out '{args.out}': "
+                        f'{getattr(error, "strerror", None) or error}') from None
   print(f'Wrote {args.out}: {count} images of {height}x{width}x{channels} in a '
         f'{math.ceil(count / columns)}x{columns} grid ({grid.shape[1]}x{grid.shape[0]} pixels)')
   if args.images_dir:

@@ -157,6 +157,37 @@ def test_cli_generate_unwritable_out(fake, tmp_path, capsys):
   assert capsys.readouterr().err.startswith(f"ganpipe: error: cannot write --out '{out}': ")
 
 
+def test_cli_generate_writes_the_format_its_extension_names(fake, tmp_path, capsys):
+  for name, image_format in (('grid.jpg', 'JPEG'), ('grid.bmp', 'BMP'), ('grid', 'PNG')):
+    assert _run(['generate', '--target', fake.target, '-n', '2', '--out',
+                 str(tmp_path / name)]) == 0
+    with Image.open(tmp_path / name) as grid:
+      assert grid.format == image_format, name
+  assert _run(['generate', '--target', fake.target, '--out', str(tmp_path / 'grid.nope')]) == 1
+  assert capsys.readouterr().err.endswith(
+      f"ganpipe: error: cannot write --out '{tmp_path / 'grid.nope'}': unknown file extension: "
+      '.nope\n')
+
+
+def test_cli_generate_checks_where_it_writes_before_asking_the_server(fake, tmp_path, capsys):
+  (tmp_path / 'a_file').write_text('')
+  assert _run(['generate', '--target', fake.target, '--out', str(tmp_path)]) == 1
+  assert capsys.readouterr().err == f"ganpipe: error: cannot write --out '{tmp_path}': Is a directory\n"
+  assert _run(['generate', '--target', fake.target, '--out', str(tmp_path / 'grid.png'),
+               '--images-dir', str(tmp_path / 'a_file')]) == 1
+  assert capsys.readouterr().err == (
+      f"ganpipe: error: cannot write to --images-dir '{tmp_path / 'a_file'}': Not a directory\n")
+  assert not fake.calls and not (tmp_path / 'grid.png').exists()
+
+
+@pytest.mark.parametrize('seed', ['9223372036854775808', '-9223372036854775809'])
+def test_cli_generate_seed_must_fit_64_bits(seed, capsys):
+  with pytest.raises(SystemExit) as exited:
+    _run(['generate', '--out', 'grid.png', '--seed', seed])
+  assert exited.value.code == 2
+  assert f'argument --seed: must be a 64-bit integer, got {seed}' in capsys.readouterr().err
+
+
 def test_cli_models_shows_versions_and_signatures(fake, capsys):
   assert _run(['models', '--target', fake.target, 'classifier']) == 0
   assert capsys.readouterr().out.splitlines() == [
