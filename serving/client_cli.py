@@ -84,7 +84,7 @@ def _add_version_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
   group = parser.add_argument_group('server')
-  group.add_argument('--target', default=DEFAULT_TARGET, metavar='HOST:PORT',
+  group.add_argument('--target', type=_target, default=DEFAULT_TARGET, metavar='HOST:PORT',
                      help="the server's gRPC address (default: %(default)s)")
   group.add_argument('--timeout', type=_positive_float, default=DEFAULT_TIMEOUT, metavar='SECONDS',
                      help='deadline of each request (default: %(default)s)')
@@ -94,6 +94,20 @@ def _add_connection_flags(parser: argparse.ArgumentParser) -> None:
                      help="use TLS with this client certificate chain, for a server whose "
                           "--ssl_config_file sets client_verify (with --client-key)")
   group.add_argument('--client-key', metavar='PEM', help="the --client-cert's private key")
+
+
+def _target(text: str) -> str:
+  """HOST:PORT, [IPv6]:PORT, or a gRPC target URI (dns:///..., unix:...)."""
+  if '://' in text or text.startswith('unix:'):
+    return text
+  host, _, port = text.rpartition(':')
+  if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    # gRPC would quietly use port 443 for a target without one.
+    raise argparse.ArgumentTypeError(f'expected HOST:PORT, such as localhost:8500, got {text!r}')
+  if ':' in host and not (host.startswith('[') and host.endswith(']')):
+    raise argparse.ArgumentTypeError(f'an IPv6 address goes in brackets, such as [::1]:8500, '
+                                     f'got {text!r}')
+  return text
 
 
 def _positive_int(text: str) -> int:

@@ -180,6 +180,28 @@ def test_cli_generate_checks_where_it_writes_before_asking_the_server(fake, tmp_
   assert not fake.calls and not (tmp_path / 'grid.png').exists()
 
 
+@pytest.mark.parametrize('target, message', [
+    ('localhost', "expected HOST:PORT, such as localhost:8500, got 'localhost'"),
+    ('localhost:', "expected HOST:PORT, such as localhost:8500, got 'localhost:'"),
+    (':8500', "expected HOST:PORT, such as localhost:8500, got ':8500'"),
+    ('localhost:70000', "expected HOST:PORT, such as localhost:8500, got 'localhost:70000'"),
+    ('::1:8500', "an IPv6 address goes in brackets, such as [::1]:8500, got '::1:8500'"),
+])
+def test_cli_target_without_a_usable_port_is_a_usage_error(target, message, capsys):
+  with pytest.raises(SystemExit) as exited:
+    _run(['models', '--target', target])
+  assert exited.value.code == 2
+  assert f'argument --target: {message}' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('target', ['localhost:8500', '[::1]:8500', 'dns:///localhost:8500',
+                                    'unix:/tmp/serving.sock'])
+def test_cli_target_takes_host_port_ipv6_and_grpc_uris(target):
+  parser = argparse.ArgumentParser(prog='ganpipe')
+  client_cli.add_parsers(parser.add_subparsers(dest='command', required=True))
+  assert parser.parse_args(['models', '--target', target]).target == target
+
+
 @pytest.mark.parametrize('seed', ['9223372036854775808', '-9223372036854775809'])
 def test_cli_generate_seed_must_fit_64_bits(seed, capsys):
   with pytest.raises(SystemExit) as exited:
