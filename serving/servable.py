@@ -175,7 +175,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
 
   A TensorProto may give one value for a whole shape, so a request of a few bytes can ask for
   gigabytes; one that would decode to more than `max_bytes` is RESOURCE_EXHAUSTED, before any of
-  it is allocated. (Strings count 8 bytes each: numpy holds a pointer per element.)
+  it is allocated.
 
   The common cases (strings, and numbers in tensor_content) skip tf.make_ndarray, whose Python
   costs more than the rest of a request's handling; the result is the same.
@@ -184,8 +184,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
   if any(size < 0 for size in shape):
     raise errors.invalid_argument(f'input {key!r} has a negative dimension in its shape {shape}')
   if max_bytes is not None:
-    item_bytes = 8 if proto.dtype == types_pb2.DT_STRING else _item_bytes(proto.dtype)
-    decoded = math.prod(shape) * item_bytes
+    decoded = math.prod(shape) * _item_bytes(proto.dtype)
     if decoded > max_bytes:
       raise errors.ServingError(
           grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -204,6 +203,9 @@ def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
 
 @functools.lru_cache(maxsize=None)
 def _item_bytes(dtype_enum: int) -> int:
+  """Bytes per element once decoded; a string is a pointer in a numpy object array."""
+  if dtype_enum == types_pb2.DT_STRING:
+    return 8
   try:
     return max(1, tf.dtypes.as_dtype(dtype_enum).size)
   except TypeError:
