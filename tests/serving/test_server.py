@@ -1,13 +1,14 @@
 """Starting the server: over TLS, and what a user sees when it cannot start."""
 
+import argparse
 import socket
 import threading
 
 import numpy as np
 import pytest
 
-from pipeline import cli
 from serving import client as client_lib
+from serving import client_cli
 from serving import config as config_lib
 from serving import serve_command
 from serving import server as server_lib
@@ -117,6 +118,14 @@ def test_a_bad_certificate_or_key_is_named_not_mistaken_for_a_port_in_use(
   assert 'port in use' not in error and 'Traceback' not in error
 
 
+def _cli(argv) -> int:
+  """`ganpipe ARGV` for the client commands, without main()'s process-wide logging set-up."""
+  parser = argparse.ArgumentParser(prog='ganpipe')
+  client_cli.add_parsers(parser.add_subparsers(dest='command', required=True))
+  args = parser.parse_args(argv)
+  return args.handler(args)
+
+
 def _ssl_config_text(key, cert, ca=None, client_verify=False) -> str:
   """An SSLConfig text proto, as tensorflow_model_server's --ssl_config_file takes it."""
   def quoted(path):
@@ -176,10 +185,10 @@ def test_client_verify_requires_a_client_certificate_signed_by_custom_ca(
         str(cert), private_key_path=str(key), cert_chain_path=str(cert)))
     # `ganpipe models` takes the client certificate as flags.
     command = ['models', 'half_plus_two', '--target', target, '--ca-cert', str(cert)]
-    assert cli.main(command + ['--client-cert', str(client_cert),
-                               '--client-key', str(client_key)]) == 0
+    assert _cli(command + ['--client-cert', str(client_cert),
+                           '--client-key', str(client_key)]) == 0
     assert 'half_plus_two' in capsys.readouterr().out
-    assert cli.main(command) == 1
+    assert _cli(command) == 1
     assert 'UNAVAILABLE' in capsys.readouterr().err
   finally:
     server.stop(grace=1)
