@@ -9,13 +9,13 @@ A config sent with HandleReloadConfigRequest stays in effect until the file chan
 """
 
 import logging
-import threading
 from typing import Callable, Optional
 
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import config as config_lib
 from serving import errors
+from serving import periodic
 
 log = logging.getLogger(__name__)
 
@@ -28,25 +28,19 @@ class ConfigFileWatcher:
   def __init__(self, path: str, wait_seconds: float, apply: ApplyConfig,
                applied: model_server_config_pb2.ModelServerConfig):
     """`applied` is the config the server runs now, read from `path` at start-up."""
-    if wait_seconds <= 0:
-      raise ValueError(f'wait_seconds must be positive, got {wait_seconds}')
     self._path = path
-    self._wait = wait_seconds
     self._apply = apply
     self._applied = applied.SerializeToString(deterministic=True)
     self._last_error: Optional[str] = None
-    self._stop = threading.Event()
-    self._thread: Optional[threading.Thread] = None
+    # A model that fails to load is in its status, not in this log; the failure is the unexpected.
+    self._poller = periodic.Periodic('config-file-poller', wait_seconds, self.poll,
+                                     f'applying model config file {path} failed; will retry')
 
   def start(self) -> None:
-    self._thread = threading.Thread(target=self._run, name='config-file-poller', daemon=True)
-    self._thread.start()
+    self._poller.start()
 
   def stop(self) -> None:
-    self._stop.set()
-    if self._thread is not None:
-      self._thread.join()
-      self._thread = None
+    self._poller.stop()
 
   def poll(self) -> bool:
     """Reads the file once; applies it if it changed. Returns whether a new config was applied."""
@@ -71,11 +65,3 @@ class ConfigFileWatcher:
       log.error('model config file %s not applied; the running config stays: %s', self._path,
                 message)
     self._last_error = message
-
-  def _run(self) -> None:
-    while not self._stop.wait(self._wait):
-      try:
-        self.poll()
-      except Exception:  # pylint: disable=broad-except
-        # A model that fails to load is in its status, not here; this is the unexpected.
-        log.exception('applying model config file %s failed; will retry', self._path)

@@ -10,6 +10,7 @@ import tensorflow as tf
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import errors
+from serving import periodic
 from serving import servable as servable_lib
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,14 @@ class ModelManager:
                poll_wait_seconds: float = 1.0, session_config=None):
     self._warmup = warmup
     self._session_config = session_config
-    self._poll_wait = poll_wait_seconds
     self._lock = threading.RLock()
     self._configs: Dict[str, model_server_config_pb2.ModelConfig] = {}
     self._versions: Dict[str, Dict[int, VersionStatus]] = {}
     self._sync_lock = threading.Lock()
-    self._stop = threading.Event()
-    self._thread: Optional[threading.Thread] = None
+    # The poller must outlive one bad scan (a base path on a flaky file system).
+    self._poller = (periodic.Periodic('version-poller', poll_wait_seconds, self.sync,
+                                      'polling for model versions failed; will retry')
+                    if poll_wait_seconds > 0 else None)
     self.set_config(config, sync=False)
 
   # --- configuration -------------------------------------------------------------------------
@@ -73,27 +75,17 @@ class ModelManager:
   def start(self) -> None:
     """Loads what is on disk now, then keeps polling in the background."""
     self.sync()
-    if self._poll_wait > 0:
-      self._thread = threading.Thread(target=self._poll, name='version-poller', daemon=True)
-      self._thread.start()
+    if self._poller is not None:
+      self._poller.start()
 
   def stop(self) -> None:
-    self._stop.set()
-    if self._thread is not None:
-      self._thread.join()
+    if self._poller is not None:
+      self._poller.stop()
     with self._lock:
       for statuses in self._versions.values():
         for status in statuses.values():
           if status.state == State.AVAILABLE:
             status.state, status.servable = State.END, None
-
-  def _poll(self) -> None:
-    while not self._stop.wait(self._poll_wait):
-      try:
-        self.sync()
-      except Exception:  # pylint: disable=broad-except
-        # The poller must outlive one bad scan (a base path on a flaky file system).
-        log.exception('polling for model versions failed; will retry')
 
   def sync(self) -> None:
     """One pass: load the versions the policies want, then unload what they replaced."""
