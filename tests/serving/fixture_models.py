@@ -290,7 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f'  tensorflow_model_server --model_config_file={path} --port=8500 --rest_api_port=8501\n'
         'then run the conformance suite against it:\n'
         '  TF_SERVING_TARGET=localhost:8500 TF_SERVING_REST_TARGET=localhost:8501 '
-        'python -m pytest tests/serving/test_conformance.py')
+        'python -m pytest tests/serving/conformance')
   return 0
 
 

@@ -1,0 +1,225 @@
+"""Conformance over gRPC: PredictionService and ModelService, as tensorflow_model_server answers."""
+
+import re
+from typing import Optional
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import classification_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+from tensorflow_serving.apis import get_model_status_pb2
+
+from tests.serving import fixture_models as fm
+from tests.serving.conformance.protocol import (
+    AVAILABLE, CLASSIFY_METHOD, LATEST, PREDICT_METHOD, predict_request, rpc_error, x)
+
+
+# --- gRPC Predict -------------------------------------------------------------------------------
+
+
+def test_predict_without_a_version_uses_the_latest(prediction_stub):
+  response = prediction_stub.Predict(predict_request({'x': x([[1.0], [4.0], [-3.5]])}),
+                                     timeout=30)
+  y = tf.make_ndarray(response.outputs['y'])
+  np.testing.assert_array_equal(y, [[fm.half_plus_two_y(LATEST, v)] for v in (1.0, 4.0, -3.5)])
+  np.testing.assert_array_equal(tf.make_ndarray(response.outputs['x_squared']),
+                                [[1.0], [16.0], [12.25]])
+  assert response.model_spec.name == fm.HALF_PLUS_TWO
+  assert response.model_spec.version.value == LATEST
+  assert response.model_spec.signature_name == fm.PREDICT_SIGNATURE
+
+
+@pytest.mark.parametrize('version', [1, 2])
+def test_predict_by_version(prediction_stub, version):
+  response = prediction_stub.Predict(
+      predict_request({'x': x([[10.0]])}, version=version, signature=fm.PREDICT_SIGNATURE),
+      timeout=30)
+  assert tf.make_ndarray(response.outputs['y']).tolist() == [[fm.half_plus_two_y(version, 10.0)]]
+  assert response.model_spec.version.value == version
+
+
+@pytest.mark.parametrize('label, version', [(fm.STABLE_LABEL, 1), (fm.CANARY_LABEL, 2)])
+def test_predict_by_label(prediction_stub, label, version):
+  response = prediction_stub.Predict(predict_request({'x': x([[6.0]])}, label=label),
+                                     timeout=30)
+  assert tf.make_ndarray(response.outputs['y']).tolist() == [[fm.half_plus_two_y(version, 6.0)]]
+  assert response.model_spec.version.value == version
+
+
+@pytest.mark.parametrize('wanted', [['y'], ['x_squared'], ['y', 'x_squared']])
+def test_output_filter_returns_only_the_named_outputs(prediction_stub, wanted):
+  response = prediction_stub.Predict(
+      predict_request({'x': x([[3.0]])}, version=1, output_filter=wanted), timeout=30)
+  assert sorted(response.outputs) == sorted(wanted)
+  if 'y' in wanted:
+    assert tf.make_ndarray(response.outputs['y']).tolist() == [[fm.half_plus_two_y(1, 3.0)]]
+
+
+def test_bytes_input_over_grpc(prediction_stub):
+  response = prediction_stub.Predict(
+      predict_request({'text': x([b'\xff\x00abc', b''], tf.string)}, name=fm.STRING_LENGTH),
+      timeout=30)
+  assert tf.make_ndarray(response.outputs['length']).tolist() == [5, 0]
+  assert tf.make_ndarray(response.outputs['echo_bytes']).tolist() == [b'\xff\x00abc', b'']
+
+
+# --- gRPC errors --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('kwargs, inputs, code, pattern', [
+    pytest.param({'name': 'no_such_model'}, {'x': [[1.0]]}, grpc.StatusCode.NOT_FOUND,
+                 'no_such_model', id='unknown-model'),
+    pytest.param({'name': ''}, {'x': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT, '',
+                 id='no-model-name'),
+    pytest.param({'version': 99}, {'x': [[1.0]]}, grpc.StatusCode.NOT_FOUND, '99',
+                 id='unknown-version'),
+    # TF Serving: ServerCore::GetModelVersionForLabel returns InvalidArgument, not NotFound.
+    pytest.param({'label': 'no_such_label'}, {'x': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT,
+                 'no_such_label', id='unknown-label'),
+    # TF Serving: "Serving signature key "..." not found." is a FailedPrecondition.
+    pytest.param({'signature': 'no_such_signature'}, {'x': [[1.0]]},
+                 grpc.StatusCode.FAILED_PRECONDITION, 'no_such_signature', id='unknown-signature'),
+    pytest.param({}, {'not_an_input': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT,
+                 r'not_an_input(?s:.*)\bx\b', id='wrong-input-name'),
+    pytest.param({}, {}, grpc.StatusCode.INVALID_ARGUMENT, r'\bx\b', id='missing-input'),
+    pytest.param({}, {'x': [[1.0]], 'surplus': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT,
+                 'surplus', id='extra-input'),
+    pytest.param({'output_filter': ['no_such_output']}, {'x': [[1.0]]},
+                 grpc.StatusCode.INVALID_ARGUMENT, 'no_such_output', id='unknown-output-filter'),
+    # TF Serving (predict_util.cc): "duplicate output tensor alias".
+    pytest.param({'output_filter': ['y', 'y']}, {'x': [[1.0]]},
+                 grpc.StatusCode.INVALID_ARGUMENT, 'duplicate output tensor alias',
+                 id='duplicate-output-filter'),
+])
+def test_predict_errors(prediction_stub, kwargs, inputs, code, pattern):
+  request = predict_request({k: x(v) for k, v in inputs.items()}, **kwargs)
+  error = rpc_error(prediction_stub.Predict, request)
+  assert error.code() == code, error.details()
+  assert re.search(pattern, error.details()), error.details()
+
+
+@pytest.mark.parametrize('tensor, words', [
+    pytest.param(x([[1]], tf.int64), ['float', 'int64'], id='int64-for-float'),
+    pytest.param(x([[b'1']], tf.string), ['float', 'string'], id='string-for-float'),
+])
+def test_wrong_dtype_is_invalid_argument_naming_both_types(prediction_stub, tensor, words):
+  error = rpc_error(prediction_stub.Predict, predict_request({'x': tensor}))
+  assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+  for word in words:
+    assert word in error.details().lower(), error.details()
+
+
+@pytest.mark.parametrize('values', [
+    pytest.param([[1.0, 2.0, 3.0]], id='three-columns'),
+    pytest.param([1.0, 2.0], id='rank-1'),
+])
+def test_wrong_shape_is_invalid_argument_about_the_shape(prediction_stub, values):
+  error = rpc_error(prediction_stub.Predict, predict_request({'x': x(values)}))
+  assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+  assert re.search(r'shape|size', error.details(), re.IGNORECASE), error.details()
+
+
+# --- Classify -----------------------------------------------------------------------------------
+
+
+def _classification_request(xs, signature: str) -> classification_pb2.ClassificationRequest:
+  request = classification_pb2.ClassificationRequest()
+  request.model_spec.name = fm.HALF_PLUS_TWO
+  request.model_spec.signature_name = signature
+  for value in xs:
+    example = request.input.example_list.examples.add()
+    example.features.feature['x'].float_list.value.append(value)
+  return request
+
+
+def test_classify_on_the_classify_signature(prediction_stub):
+  response = prediction_stub.Classify(
+      _classification_request([1.0, 4.0], fm.CLASSIFY_SIGNATURE), timeout=30)
+  scores = [[c.score for c in result.classes] for result in response.result.classifications]
+  assert scores == [[fm.half_plus_two_y(LATEST, 1.0)], [fm.half_plus_two_y(LATEST, 4.0)]]
+  # The signature has scores but no classes, so TF Serving leaves the labels empty.
+  assert [c.label for r in response.result.classifications for c in r.classes] == ['', '']
+  assert response.model_spec.version.value == LATEST
+
+
+def test_classify_on_a_predict_signature_is_invalid_argument(prediction_stub):
+  error = rpc_error(prediction_stub.Classify,
+                     _classification_request([1.0], fm.PREDICT_SIGNATURE))
+  assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+  assert CLASSIFY_METHOD in error.details(), error.details()
+
+
+# --- Metadata and status ------------------------------------------------------------------------
+
+
+def _metadata(prediction_stub, version: Optional[int] = None):
+  request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=['signature_def'])
+  request.model_spec.name = fm.HALF_PLUS_TWO
+  if version is not None:
+    request.model_spec.version.value = version
+  response = prediction_stub.GetModelMetadata(request, timeout=30)
+  signatures = get_model_metadata_pb2.SignatureDefMap()
+  assert response.metadata['signature_def'].Unpack(signatures)
+  return response, signatures.signature_def
+
+
+def _dims(tensor_info):
+  return [d.size for d in tensor_info.tensor_shape.dim]
+
+
+@pytest.mark.parametrize('version', [None, 1])
+def test_metadata_describes_both_signatures(prediction_stub, version):
+  response, signatures = _metadata(prediction_stub, version)
+  assert response.model_spec.name == fm.HALF_PLUS_TWO
+  assert response.model_spec.version.value == (version or LATEST)
+  predict = signatures[fm.PREDICT_SIGNATURE]
+  assert predict.method_name == PREDICT_METHOD
+  assert sorted(predict.inputs) == ['x'] and sorted(predict.outputs) == ['x_squared', 'y']
+  assert predict.inputs['x'].dtype == tf.float32.as_datatype_enum
+  assert _dims(predict.inputs['x']) == [-1, 1]
+  assert predict.outputs['y'].dtype == tf.float32.as_datatype_enum
+  classify = signatures[fm.CLASSIFY_SIGNATURE]
+  assert classify.method_name == CLASSIFY_METHOD
+  assert sorted(classify.inputs) == ['inputs'] and sorted(classify.outputs) == ['scores']
+  assert classify.inputs['inputs'].dtype == tf.string.as_datatype_enum
+
+
+@pytest.mark.parametrize('name, fields, code', [
+    pytest.param('no_such_model', ['signature_def'], grpc.StatusCode.NOT_FOUND, id='unknown-model'),
+    pytest.param(fm.HALF_PLUS_TWO, [], grpc.StatusCode.INVALID_ARGUMENT, id='no-field'),
+    pytest.param(fm.HALF_PLUS_TWO, ['no_such_field'], grpc.StatusCode.INVALID_ARGUMENT,
+                 id='unknown-field'),
+])
+def test_metadata_errors(prediction_stub, name, fields, code):
+  request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=fields)
+  request.model_spec.name = name
+  error = rpc_error(prediction_stub.GetModelMetadata, request)
+  assert error.code() == code, error.details()
+
+
+def _status(model_stub, name: str, version: Optional[int] = None):
+  request = get_model_status_pb2.GetModelStatusRequest()
+  request.model_spec.name = name
+  if version is not None:
+    request.model_spec.version.value = version
+  return model_stub.GetModelStatus(request, timeout=30)
+
+
+def test_model_status_lists_every_version_available(model_stub):
+  response = _status(model_stub, fm.HALF_PLUS_TWO)
+  states = {s.version: (s.state, s.status.error_code) for s in response.model_version_status}
+  assert states == {1: (AVAILABLE, 0), 2: (AVAILABLE, 0)}
+
+
+def test_model_status_of_one_version(model_stub):
+  response = _status(model_stub, fm.HALF_PLUS_TWO, version=1)
+  assert [(s.version, s.state) for s in response.model_version_status] == [(1, AVAILABLE)]
+
+
+@pytest.mark.parametrize('name, version', [('no_such_model', None), (fm.HALF_PLUS_TWO, 99)])
+def test_model_status_not_found(model_stub, name, version):
+  with pytest.raises(grpc.RpcError) as raised:
+    _status(model_stub, name, version)
+  assert raised.value.code() == grpc.StatusCode.NOT_FOUND, raised.value.details()
