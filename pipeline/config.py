@@ -90,6 +90,8 @@ class DataConfig:
   on_wrong_size: str = 'resize'
   # Accepted encodings of image files.
   formats: Tuple[str, ...] = ('png', 'jpeg', 'bmp', 'gif')
+  # Larger input images are rejected (too_large) from their header, without being decoded.
+  max_image_pixels: int = 8192 * 8192
   # Ingestion fails when more than this fraction of the records is rejected.
   max_bad_fraction: float = 0.01
   # Hash buckets of the deterministic split when the source gives no splits of its own.
@@ -118,6 +120,11 @@ class DataConfig:
     _check(len(self.formats) >= 1 and all(f in IMAGE_FORMATS for f in self.formats),
            'data.formats', f'unknown image formats in {self.formats!r}',
            f'pass --data.formats with some of {", ".join(IMAGE_FORMATS)}')
+    height, width, _ = self.image_shape
+    _check(isinstance(self.max_image_pixels, int) and self.max_image_pixels >= height * width,
+           'data.max_image_pixels',
+           f'{self.max_image_pixels!r} is less than the {height}x{width} output images',
+           f'pass --data.max_image_pixels of at least {height * width}')
     _check_fraction(self.max_bad_fraction, 'data.max_bad_fraction')
     _check_positive(self.train_buckets, 'data.train_buckets')
     _check_positive(self.eval_buckets, 'data.eval_buckets')

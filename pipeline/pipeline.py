@@ -167,6 +167,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
       input_base=_local_or_uri(data.data_dir) if data.data_dir else None,
       on_wrong_size=data.on_wrong_size,
       formats=data.formats,
+      max_image_pixels=data.max_image_pixels,
       max_bad_fraction=data.max_bad_fraction,
       train_buckets=data.train_buckets,
       eval_buckets=data.eval_buckets).with_id(INGESTION_NODE)

@@ -1,6 +1,9 @@
 """Small image datasets for tests, made from scikit-learn's digits."""
 
+import gzip
 import os
+import struct
+import zlib
 from typing import Dict, Iterable, Optional
 
 import numpy as np
@@ -42,8 +45,6 @@ def write_class_folders(root: str, per_class: Dict[str, int], offset: int = 0,
 
 def write_idx(path: str, array: np.ndarray, gz: bool = False) -> str:
   """Writes an unsigned-byte IDX file (the MNIST format); returns its path."""
-  import gzip  # pylint: disable=import-outside-toplevel
-  import struct  # pylint: disable=import-outside-toplevel
   array = np.asarray(array, dtype=np.uint8)
   header = struct.pack('>BBBB', 0, 0, 0x08, array.ndim) + struct.pack(
       f'>{array.ndim}I', *array.shape)
@@ -69,3 +70,11 @@ def write_tfrecord(path: str, examples, gz: bool = True) -> str:
     for example in examples:
       writer.write(example if isinstance(example, bytes) else example.SerializeToString())
   return path
+
+
+def png_header_only(width: int, height: int) -> bytes:
+  """A PNG that declares its size and holds no pixels: how a decompression bomb begins."""
+  def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+  ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
+  return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b'')

@@ -50,7 +50,8 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
   def __init__(self, source: str, image_shape: Tuple[int, int, int],
                input_base: Optional[str] = None, on_wrong_size: str = images.RESIZE,
                formats: Sequence[str] = images.DEFAULT_FORMATS, max_bad_fraction: float = 0.01,
-               train_buckets: int = 4, eval_buckets: int = 1):
+               train_buckets: int = 4, eval_buckets: int = 1,
+               max_image_pixels: int = images.MAX_PIXELS):
     """Builds the component.
 
     Args:
@@ -62,11 +63,13 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
       max_bad_fraction: the component fails when more of the records are rejected.
       train_buckets: hash buckets of the train split, when the source has no splits of its own.
       eval_buckets: hash buckets of the eval split, likewise.
+      max_image_pixels: larger input images are rejected (`too_large`) without being decoded.
     """
     if source not in sources.SOURCES:
       raise ValueError(f'unknown image source {source!r}; expected one of '
                        f'{", ".join(sources.SOURCES)}')
-    policy = images.ImagePolicy(tuple(image_shape), on_wrong_size, tuple(formats))
+    policy = images.ImagePolicy(tuple(image_shape), on_wrong_size, tuple(formats),
+                                int(max_image_pixels))
     input_config = example_gen_pb2.Input(
         splits=[example_gen_pb2.Input.Split(name='single_split', pattern='*')])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(

@@ -25,12 +25,16 @@ CORRUPT = 'corrupt'
 UNSUPPORTED_MODE = 'unsupported_mode'
 WRONG_SIZE = 'wrong_size'
 FORMAT_NOT_ACCEPTED = 'format_not_accepted'
+TOO_LARGE = 'too_large'
 
 RESIZE = 'resize'
 REJECT = 'reject'
 # Formats as PIL names them; `jpg` is accepted as an alias.
 FORMATS = ('png', 'jpeg', 'bmp', 'gif', 'tiff', 'webp')
 DEFAULT_FORMATS = ('png', 'jpeg', 'bmp', 'gif')
+# The most pixels an input image may have: 8192 x 8192, more than any camera's photo. A PNG of a
+# few kilobytes can declare a billion pixels; it is refused from its header, before decoding.
+MAX_PIXELS = 8192 * 8192
 
 _PIL_MODE = {1: 'L', 3: 'RGB'}
 # 8-bit PIL modes that convert to grayscale or RGB without losing range.
@@ -54,10 +58,12 @@ class ImagePolicy:
     shape: (height, width, channels) of every output image; channels 1 or 3.
     on_wrong_size: `resize` images of another size, or `reject` them.
     formats: accepted encodings of file-based images (PIL names, lower case).
+    max_pixels: larger input images are rejected as `too_large`, unread.
   """
   shape: Tuple[int, int, int]
   on_wrong_size: str = RESIZE
   formats: Tuple[str, ...] = DEFAULT_FORMATS
+  max_pixels: int = MAX_PIXELS
 
   def __post_init__(self):
     if self.on_wrong_size not in (RESIZE, REJECT):
@@ -68,6 +74,9 @@ class ImagePolicy:
       raise ValueError(f'unknown image formats {sorted(unknown)}; known: {", ".join(FORMATS)}')
     if self.shape[2] not in _PIL_MODE:
       raise ValueError(f'channels must be 1 or 3, got {self.shape[2]}')
+    if self.max_pixels < self.shape[0] * self.shape[1]:
+      raise ValueError(f'max_pixels {self.max_pixels} is less than the output image '
+                       f'{self.shape[0]}x{self.shape[1]}')
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -76,7 +85,8 @@ class ImagePolicy:
   def from_json(cls, text: str) -> 'ImagePolicy':
     values = json.loads(text)
     return cls(shape=tuple(values['shape']), on_wrong_size=values['on_wrong_size'],
-               formats=tuple(values['formats']))
+               formats=tuple(values['formats']),
+               max_pixels=values.get('max_pixels', MAX_PIXELS))
 
 
 def normalize_image(data: bytes, policy: ImagePolicy) -> np.ndarray:
@@ -84,7 +94,8 @@ def normalize_image(data: bytes, policy: ImagePolicy) -> np.ndarray:
 
   Raises:
     ImageError: the bytes are empty, not an image, truncated or corrupt, in a format or mode the
-      policy does not accept, or of the wrong size under the reject policy.
+      policy does not accept, larger than its `max_pixels`, or of the wrong size under the
+      reject policy.
   """
   if not data:
     raise ImageError(ZERO_BYTE, 'the file is empty')
@@ -95,12 +106,15 @@ def normalize_image(data: bytes, policy: ImagePolicy) -> np.ndarray:
       if image_format not in accepted:
         raise ImageError(FORMAT_NOT_ACCEPTED,
                          f'{image_format or "unknown"} is not one of {", ".join(sorted(accepted))}')
+      _check_pixels(image.size, policy)  # from the header: a bomb is never decoded
       image.load()
       return _convert(image, policy)
   except ImageError:
     raise
   except UnidentifiedImageError:
     raise ImageError(NOT_AN_IMAGE, 'not a recognised image format') from None
+  except Image.DecompressionBombError as error:  # PIL's own limit, whatever max_pixels says
+    raise ImageError(TOO_LARGE, str(error)) from None
   except (OSError, SyntaxError, ValueError) as error:  # how PIL reports truncation and corruption
     raise ImageError(CORRUPT, str(error)) from None
 
@@ -122,7 +136,15 @@ def normalize_pixels(pixels: np.ndarray, policy: ImagePolicy) -> np.ndarray:
     mode = mode.get(pixels.shape[2])
   if mode is None:
     raise ImageError(UNSUPPORTED_MODE, f'an array of shape {pixels.shape} is not an image')
+  _check_pixels((pixels.shape[1], pixels.shape[0]), policy)
   return _convert(Image.fromarray(pixels, mode=mode), policy)
+
+
+def _check_pixels(size: Tuple[int, int], policy: ImagePolicy) -> None:
+  width, height = size
+  if width * height > policy.max_pixels:
+    raise ImageError(TOO_LARGE, f'{height}x{width} is {width * height} pixels, more than the '
+                     f'{policy.max_pixels} allowed')
 
 
 def _convert(image: Image.Image, policy: ImagePolicy) -> np.ndarray:

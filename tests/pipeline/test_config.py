@@ -49,6 +49,7 @@ def test_small_variant_trains_less():
     ('data', {'channels': 2}, 'data.channels', 'must be 1 or 3'),
     ('data', {'image_size': (0, 8)}, 'data.image_size', 'two positive integers'),
     ('data', {'train_buckets': 0}, 'data.train_buckets', 'positive integer'),
+    ('data', {'max_image_pixels': 63}, 'data.max_image_pixels', 'less than the 8x8 output'),
     ('beam', {'direct_num_workers': -1}, 'beam.direct_num_workers', 'must be 0 or more'),
     ('beam', {'direct_running_mode': 'threads'}, 'beam.direct_running_mode', 'unknown mode'),
     ('paths', {'serving_root': ' '}, 'paths.serving_root', 'non-empty path'),

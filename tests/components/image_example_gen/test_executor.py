@@ -88,6 +88,7 @@ def messy_folder(tmp_path):
   (bad / 'deep.png').write_bytes(_png(mode='I;16', value_=40000))
   (bad / 'big.png').write_bytes(_png(size=(16, 16)))
   (bad / 'scan.tiff').write_bytes(_png(fmt='TIFF'))
+  (bad / 'bomb.png').write_bytes(image_data.png_header_only(100_000, 100_000))
   (data / 'digit_9').mkdir()
   (data / 'README.md').write_text('about this data')
   return data
@@ -99,13 +100,14 @@ def test_every_bad_record_is_counted_by_reason_and_listed(tmp_path, messy_folder
   got = result.report
   assert got['rejected_by_reason'] == {'zero_byte': 1, 'corrupt': 1, 'not_an_image': 1,
                                        'unsupported_mode': 1, 'wrong_size': 1,
-                                       'format_not_accepted': 1}
-  assert got['accepted'] == 20 and got['rejected'] == 6 and got['total_records'] == 26
-  assert got['rejected_fraction'] == pytest.approx(6 / 26)
+                                       'format_not_accepted': 1, 'too_large': 1}
+  assert got['accepted'] == 20 and got['rejected'] == 7 and got['total_records'] == 27
+  assert got['rejected_fraction'] == pytest.approx(7 / 27)
   listed = {r['source']: r['reason'] for r in got['rejected_records']}
   assert listed == {'digit_1/empty.png': 'zero_byte', 'digit_1/truncated.png': 'corrupt',
                     'digit_1/notes.txt': 'not_an_image', 'digit_1/deep.png': 'unsupported_mode',
-                    'digit_1/big.png': 'wrong_size', 'digit_1/scan.tiff': 'format_not_accepted'}
+                    'digit_1/big.png': 'wrong_size', 'digit_1/scan.tiff': 'format_not_accepted',
+                    'digit_1/bomb.png': 'too_large'}
   assert got['rejected_records_complete']
   warnings = {(w['source'], w['reason']) for w in got['warnings']}
   assert warnings == {('digit_9', 'empty_class_folder'), ('README.md', 'not_in_class_folder')}
@@ -116,12 +118,12 @@ def test_every_bad_record_is_counted_by_reason_and_listed(tmp_path, messy_folder
     if name.startswith('rejected-'):
       with open(os.path.join(result.report_uri, name)) as f:
         lines.extend(json.loads(line) for line in f)
-  assert len(lines) == 6
+  assert len(lines) == 7
 
 
 def test_above_the_limit_the_component_fails_naming_the_worst_reasons(tmp_path, messy_folder):
   with pytest.raises(report.IngestionError,
-                     match=r'rejected 6 of 26 records \(23\.1%\), above the limit of 1\.0%\. '
+                     match=r'rejected 7 of 27 records \(25\.9%\), above the limit of 1\.0%\. '
                            r'Worst reasons: corrupt 1, format_not_accepted 1, not_an_image 1'):
     harness.run(tmp_path, source='folder', input_base=str(messy_folder), image_shape=(8, 8, 1),
                 on_wrong_size='reject')

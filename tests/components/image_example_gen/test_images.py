@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 
 from components.image_example_gen import images
+from tests import image_data
 
 
 def _encode(image: Image.Image, fmt: str = 'PNG') -> bytes:
@@ -106,13 +107,41 @@ def test_unusable_arrays(pixels, match):
   assert raised.value.reason == images.UNSUPPORTED_MODE
 
 
+@pytest.mark.parametrize('width, height, max_pixels', [
+    pytest.param(100_000, 100_000, images.MAX_PIXELS, id='over-our-limit'),
+    pytest.param(9_000, 8_000, images.MAX_PIXELS, id='just-over-8192-squared'),
+    # Over PIL's own bomb limit (2 x 89,478,485 pixels), when max_pixels would allow it.
+    pytest.param(20_000, 10_000, 10**9, id='over-pil-limit'),
+])
+def test_an_image_with_too_many_pixels_is_rejected_from_its_header(width, height, max_pixels):
+  with pytest.raises(images.ImageError) as raised:
+    images.normalize_image(image_data.png_header_only(width, height), _policy(max_pixels=max_pixels))
+  assert raised.value.reason == images.TOO_LARGE
+  assert f'{width * height}' in raised.value.detail
+
+
+def test_max_pixels_applies_to_files_and_arrays():
+  small = _policy(max_pixels=40 * 30 - 1)
+  with pytest.raises(images.ImageError, match='30x40 is 1200 pixels, more than the 1199') as raised:
+    images.normalize_image(_encode(Image.new('L', (40, 30))), small)
+  assert raised.value.reason == images.TOO_LARGE
+  with pytest.raises(images.ImageError, match='30x40 is 1200 pixels') as raised:
+    images.normalize_pixels(np.zeros((30, 40), np.uint8), small)
+  assert raised.value.reason == images.TOO_LARGE
+  exact = _policy(max_pixels=40 * 30)
+  assert images.normalize_image(_encode(Image.new('L', (40, 30))), exact).shape == (8, 8, 1)
+  assert images.normalize_pixels(np.zeros((30, 40), np.uint8), exact).shape == (8, 8, 1)
+
+
 def test_policy_validation_and_json_round_trip():
-  policy = _policy((28, 28, 3), on_wrong_size='reject', formats=('png', 'jpg'))
+  policy = _policy((28, 28, 3), on_wrong_size='reject', formats=('png', 'jpg'), max_pixels=10**6)
   assert images.ImagePolicy.from_json(policy.to_json()) == policy
   with pytest.raises(ValueError, match='on_wrong_size'):
     _policy(on_wrong_size='crop')
   with pytest.raises(ValueError, match='unknown image formats'):
     _policy(formats=('psd',))
+  with pytest.raises(ValueError, match='max_pixels 63 is less than the output image 8x8'):
+    _policy(max_pixels=63)
 
 
 def test_example_layout():
