@@ -1,10 +1,11 @@
 """The interface every image source implements."""
 
 import abc
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import apache_beam as beam
 
+from components.image_example_gen import images
 from components.image_example_gen import records
 
 
@@ -27,3 +28,33 @@ class ImageSource(abc.ABC):
   @abc.abstractmethod
   def read(self, split: Optional[str] = None) -> beam.PTransform:
     """pipeline -> PCollection of RawImage and Rejected, for one split (None: everything)."""
+
+
+# Array files (IDX, .npy) carry a header that says how much data follows. A download cut short,
+# or a header that promises billions of records, must fail when the source is opened, naming
+# the file, rather than end the pipeline in a worker's reshape, exhaust its memory, or have it
+# emit a rejection for every record promised.
+
+
+def check_image_dims(path: str, record_dims: Sequence[int]) -> None:
+  """Raises ValueError unless each record is a (height, width[, channels]) image of sane size."""
+  if len(record_dims) not in (2, 3):
+    raise ValueError(f'{path}: images of {len(record_dims)} dimensions {list(record_dims)}; '
+                     'images have 2 or 3 (height, width[, channels])')
+  if min(record_dims) == 0 or record_dims[0] * record_dims[1] > images.MAX_PIXELS:
+    raise ValueError(f'{path}: images of {"x".join(map(str, record_dims))} are not images '
+                     f'this pipeline reads (1 to {images.MAX_PIXELS} pixels)')
+
+
+def check_length(path: str, count: int, record_bytes: int, found: int) -> None:
+  """Raises ValueError unless `found` data bytes are exactly `count` records of `record_bytes`."""
+  expected = count * record_bytes
+  if found == expected:
+    return
+  whole, extra = divmod(found, record_bytes) if record_bytes else (0, found)
+  state = 'truncated' if found < expected else 'longer than its header says'
+  raise ValueError(
+      f'{path} is {state}: the header promises {count} records of {record_bytes} bytes '
+      f'({expected} bytes), and {found} bytes follow it '
+      f'({whole} whole records{f" and {extra} bytes" if extra else ""}). '
+      'Download or write the file again.')

@@ -4,6 +4,7 @@ import dataclasses
 import gzip
 import os
 import re
+import zlib
 from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
@@ -53,6 +54,41 @@ def read_header(f: BinaryIO, path: str) -> IdxHeader:
     raise ValueError(f'{path}: truncated IDX header')
   dims = tuple(int(d) for d in np.frombuffer(dims_bytes, dtype='>u4'))
   return IdxHeader(np.dtype(_DTYPES[magic[2]]), dims, 4 + 4 * ndim)
+
+
+def _data_bytes(path: str, header: IdxHeader) -> int:
+  """How many bytes follow the header; a gzip file is read through once to count them."""
+  if not path.endswith('.gz'):
+    return tf.io.gfile.stat(path).length - header.size
+  total = 0
+  with _open(path) as f:
+    while True:
+      block = f.read(1 << 20)
+      if not block:
+        return total - header.size
+      total += len(block)
+
+
+def check_file(path: str, labels: bool) -> IdxHeader:
+  """The header of an IDX file of labels or images, once it is known to fit the file's bytes.
+
+  Raises:
+    ValueError: the file is not IDX, its records have the wrong dimensions or too many pixels,
+      or its length is not the header's count times the record size.
+  """
+  try:
+    header = file_header(path)
+    found = _data_bytes(path, header)
+  except (OSError, EOFError, zlib.error) as error:  # a .gz file that is not gzip, or is cut
+    raise ValueError(f'{path} cannot be read: {error}') from None
+  record_dims = header.dims[1:]
+  if labels and (not header.dims or record_dims):
+    raise ValueError(f'{path}: records of {len(record_dims)} dimensions {list(record_dims)}; '
+                     'labels have none')
+  if not labels:
+    base.check_image_dims(path, record_dims)
+  base.check_length(path, header.count, header.record_bytes, found)
+  return header
 
 
 def read_records(path: str, start: int, stop: int) -> np.ndarray:
@@ -115,8 +151,10 @@ class IdxSource(base.ImageSource):
     self._pairs = find_pairs(root)
     values = set()
     for pair in self._pairs:
+      check_file(pair.images, labels=False)
+      labels = check_file(pair.labels, labels=True)
       # Labels are one byte each: reading them all is cheap, and it fixes the class map.
-      values.update(int(v) for v in read_records(pair.labels, 0, file_header(pair.labels).count))
+      values.update(int(v) for v in read_records(pair.labels, 0, labels.count))
     self._label_values = sorted(values)
     if class_names is not None and any(v >= len(class_names) for v in self._label_values):
       raise ValueError(f'labels {self._label_values} do not fit {len(class_names)} class names')

@@ -32,10 +32,13 @@ class NpyHeader:
 
 def _member_header(archive: zipfile.ZipFile, member: str, path: str) -> NpyHeader:
   with archive.open(member) as f:
-    version = np.lib.format.read_magic(f)
-    reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-              else np.lib.format.read_array_header_2_0)
-    shape, fortran_order, dtype = reader(f)
+    try:
+      version = np.lib.format.read_magic(f)
+      reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+      shape, fortran_order, dtype = reader(f)
+    except ValueError as error:
+      raise ValueError(f'{path}: {member} is not a .npy array: {error}') from None
     if fortran_order or dtype.hasobject:
       raise ValueError(f'{path}: {member} must be a C-ordered numeric array')
     return NpyHeader(dtype, tuple(shape), f.tell())
@@ -58,6 +61,36 @@ def archive_members(path: str) -> Dict[str, NpyHeader]:
   with tf.io.gfile.GFile(path, 'rb') as raw, zipfile.ZipFile(raw) as archive:
     return {name[:-4]: _member_header(archive, name, path) for name in archive.namelist()
             if name.endswith('.npy')}
+
+
+def check_archive(path: str) -> Dict[str, NpyHeader]:
+  """The arrays of an .npz, once `images` and `labels` are known to fit their headers.
+
+  Raises:
+    ValueError: the file is not a zip of .npy arrays, lacks `images` or `labels`, or an array's
+      shape does not fit its bytes, or is not images (n, h, w[, c]) and labels (n,).
+  """
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as raw, zipfile.ZipFile(raw) as archive:
+      members = {name[:-4]: _member_header(archive, name, path)
+                 for name in archive.namelist() if name.endswith('.npy')}
+      sizes = {name[:-4]: archive.getinfo(name).file_size
+               for name in archive.namelist() if name.endswith('.npy')}
+  except (zipfile.BadZipFile, OSError, EOFError, tf.errors.OpError) as error:
+    raise ValueError(f'{path} is not a readable .npz archive: {error}') from None
+  missing = {IMAGES, LABELS} - set(members)
+  if missing:
+    raise ValueError(f'{path} lacks the arrays {sorted(missing)}; it needs `images` and '
+                     '`labels`')
+  labels = members[LABELS]
+  if len(labels.shape) != 1:
+    raise ValueError(f'{path}: labels of shape {list(labels.shape)}; labels are (n,)')
+  base.check_image_dims(f'{path} images', members[IMAGES].shape[1:])
+  for name in (IMAGES, LABELS):
+    header = members[name]
+    base.check_length(f'{path} member {name}.npy', header.shape[0], header.record_bytes,
+                      sizes[name] - header.offset)
+  return members
 
 
 def split_of(name: str) -> Optional[str]:
@@ -86,11 +119,7 @@ class NpzSource(base.ImageSource):
       raise FileNotFoundError(f'no .npz files in {root!r}')
     names, values = None, set()
     for path in self._files:
-      members = archive_members(path)
-      missing = {IMAGES, LABELS} - set(members)
-      if missing:
-        raise ValueError(f'{path} lacks the arrays {sorted(missing)}; it needs `images` and '
-                         '`labels`')
+      members = check_archive(path)
       if CLASS_NAMES in members:
         file_names = [str(n) for n in read_member(path, CLASS_NAMES)]
         if names is not None and file_names != names:

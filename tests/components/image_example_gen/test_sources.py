@@ -1,6 +1,10 @@
 """Each source format through ImageExampleGen's executor, on small generated data."""
 
+import gzip
+import io
 import os
+import struct
+import zipfile
 
 import numpy as np
 import pytest
@@ -55,6 +59,67 @@ def test_idx_count_mismatch_rejects_the_unmatched_records(tmp_path):
   assert all('40 images but 37 labels' in r['detail'] for r in result.report['rejected_records'])
 
 
+def _idx_pair(tmp_path, count=40, gz=False):
+  data = tmp_path / 'idx'
+  data.mkdir()
+  pixels, labels = image_data.digits_arrays(count)
+  return (image_data.write_idx(str(data / 'train-images-idx3-ubyte'), pixels, gz),
+          image_data.write_idx(str(data / 'train-labels-idx1-ubyte'), labels, gz))
+
+
+def _rewrite(path, edit, gz=False):
+  opener = gzip.open if gz else open
+  with opener(path, 'rb') as f:
+    raw = bytearray(f.read())
+  with opener(path, 'wb') as f:
+    f.write(edit(raw))
+
+
+@pytest.mark.parametrize('gz', [False, True])
+@pytest.mark.parametrize('which, edit, match', [
+    pytest.param('images', lambda raw: raw[:-160], r'train-images-idx3-ubyte(\.gz)? is truncated: '
+                 r'the header promises 40 records of 64 bytes \(2560 bytes\), and 2400 bytes '
+                 r'follow it \(37 whole records and 32 bytes\)', id='download-cut-short'),
+    # Sixteen bytes that promise 2^31 records: before, a rejection was emitted for each one.
+    pytest.param('images', lambda raw: raw[:4] + struct.pack('>I', 2**31) + raw[8:],
+                 'truncated: the header promises 2147483648 records', id='images-promise-2^31'),
+    pytest.param('labels', lambda raw: raw[:4] + struct.pack('>I', 2**31) + raw[8:],
+                 'labels-idx1-ubyte(\\.gz)? is truncated', id='labels-promise-2^31'),
+    pytest.param('images', lambda raw: raw + b'\0' * 64, 'is longer than its header says',
+                 id='trailing-bytes'),
+    # 10^5 x 10^5 images: before, a worker tried to read 4 x 10^11 bytes and crashed the process.
+    pytest.param('images', lambda raw: raw[:8] + struct.pack('>II', 10**5, 10**5) + raw[16:],
+                 'images of 100000x100000 are not images this pipeline reads', id='huge-images'),
+    pytest.param('images', lambda raw: raw[:8] + struct.pack('>II', 0, 8) + raw[16:],
+                 'images of 0x8 are not images', id='empty-images'),
+    pytest.param('labels', lambda raw: raw[:3] + b'\x02' + raw[4:8] + struct.pack('>I', 1) + raw[8:],
+                 'records of 1 dimensions \\[1\\]; labels have none', id='labels-with-dims'),
+])
+def test_an_idx_file_that_disagrees_with_its_header_fails_naming_the_file(tmp_path, gz, which,
+                                                                           edit, match):
+  images_path, labels_path = _idx_pair(tmp_path, gz=gz)
+  _rewrite(images_path if which == 'images' else labels_path, edit, gz)
+  with pytest.raises(ValueError, match=match):
+    idx.IdxSource(str(tmp_path / 'idx'))
+
+
+def test_a_truncated_idx_file_fails_the_component_before_any_record_is_read(tmp_path):
+  images_path, _ = _idx_pair(tmp_path, gz=True)
+  _rewrite(images_path, lambda raw: raw[:-1000], gz=True)
+  with pytest.raises(ValueError, match=r'train-images-idx3-ubyte\.gz is truncated'):
+    harness.run(tmp_path / 'out', source='idx', input_base=str(tmp_path / 'idx'),
+                image_shape=(8, 8, 1))
+
+
+def test_a_gz_file_that_is_not_gzip_is_named(tmp_path):
+  images_path, _ = _idx_pair(tmp_path, gz=True)
+  with open(images_path, 'wb') as f:
+    f.write(b'<html>a proxy error page</html>')
+  with pytest.raises(ValueError, match=r'train-images-idx3-ubyte\.gz cannot be read: '
+                                       'Not a gzipped file'):
+    idx.IdxSource(str(tmp_path / 'idx'))
+
+
 def test_idx_chunks_read_only_their_records(tmp_path):
   pixels, _ = image_data.digits_arrays(25)
   path = image_data.write_idx(str(tmp_path / 'x-images-idx3-ubyte'), pixels, gz=True)
@@ -93,6 +158,53 @@ def test_fashion_mnist_missing_says_how_to_install(tmp_path):
 
 def _write_npz(path, images_, labels, **extra):
   np.savez(path, images=images_, labels=labels, **extra)
+
+
+def _npy(array, shape=None) -> bytes:
+  """An .npy file of `array`; with `shape`, its header claims that shape instead."""
+  buffer = io.BytesIO()
+  if shape is None:
+    np.lib.format.write_array(buffer, array)
+  else:
+    np.lib.format.write_array_header_1_0(buffer, {
+        'descr': np.lib.format.dtype_to_descr(array.dtype), 'fortran_order': False,
+        'shape': shape})
+    buffer.write(array.tobytes())
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize('images_npy, labels_npy, match', [
+    pytest.param(lambda p: _npy(p)[:-100], None, r'all\.npz member images\.npy is truncated: the '
+                 r'header promises 40 records of 64 bytes \(2560 bytes\), and 2460 bytes follow '
+                 r'it \(38 whole records and 28 bytes\)', id='cut-short'),
+    pytest.param(lambda p: _npy(p, (2**31, 8, 8)), None,
+                 'images.npy is truncated: the header promises 2147483648 records',
+                 id='promises-2^31'),
+    pytest.param(lambda p: _npy(p, (40, 10**5, 10**5)), None,
+                 'images of 100000x100000 are not images', id='huge-images'),
+    pytest.param(lambda p: _npy(p.reshape(40, 64)), None, r'images of 1 dimensions \[64\]',
+                 id='flat-images'),
+    pytest.param(None, lambda l: _npy(l.reshape(40, 1)), r'labels of shape \[40, 1\]',
+                 id='labels-2-d'),
+    pytest.param(None, lambda l: b'labels', r'labels\.npy is not a \.npy array',
+                 id='not-npy'),
+])
+def test_an_npz_whose_arrays_disagree_with_their_headers_fails_naming_it(
+    tmp_path, images_npy, labels_npy, match):
+  data = tmp_path / 'npz'
+  data.mkdir()
+  pixels, labels = image_data.digits_arrays(40)
+  with zipfile.ZipFile(data / 'all.npz', 'w', zipfile.ZIP_DEFLATED) as archive:
+    archive.writestr('images.npy', (images_npy or _npy)(pixels))
+    archive.writestr('labels.npy', (labels_npy or _npy)(labels))
+  with pytest.raises(ValueError, match=match):
+    npz.NpzSource(str(data))
+
+
+def test_an_npz_that_is_not_a_zip_is_named(tmp_path):
+  (tmp_path / 'all.npz').write_bytes(b'hello')
+  with pytest.raises(ValueError, match=r'all\.npz is not a readable \.npz archive'):
+    npz.NpzSource(str(tmp_path))
 
 
 def test_npz_with_class_names_and_given_splits(tmp_path):
