@@ -13,6 +13,7 @@ from tfx.proto import range_config_pb2
 
 from components.image_example_gen import sources
 from components.image_example_gen.sources import builtin
+from components.image_example_gen.sources import files
 
 
 def source_fingerprint(source: str, input_base: str) -> str:
@@ -29,11 +30,14 @@ def source_fingerprint(source: str, input_base: str) -> str:
   if source == sources.FASHION_MNIST and not input_base:
     input_base = builtin.FASHION_MNIST_DIR
   count = 0
-  for directory, _, files in sorted(tf.io.gfile.walk(input_base)):
-    for name in sorted(files):
+  for directory, names in sorted(files.walk(input_base)):
+    for name in names:
       path = os.path.join(directory, name)
-      stat = tf.io.gfile.stat(path)
-      entry = (os.path.relpath(path, input_base), stat.length, stat.mtime_nsec)
+      try:
+        stat = tf.io.gfile.stat(path)
+        entry = (os.path.relpath(path, input_base), stat.length, stat.mtime_nsec)
+      except tf.errors.OpError:  # a dangling link: the executor rejects it as unreadable
+        entry = (os.path.relpath(path, input_base), None, None)
       digest.update(json.dumps(entry).encode())
       count += 1
   return f'files:{count}:{digest.hexdigest()}'

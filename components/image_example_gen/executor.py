@@ -35,9 +35,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
-    self._source = sources.open_source(exec_properties[SOURCE_KEY],
-                                       exec_properties[standard_component_specs.INPUT_BASE_KEY])
     self._policy = images.ImagePolicy.from_json(exec_properties[IMAGE_POLICY_KEY])
+    self._source = sources.open_source(exec_properties[SOURCE_KEY],
+                                       exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                                       self._policy)
     self._report_uri = artifact_utils.get_single_uri(output_dict[INGESTION_REPORT_KEY])
     super().Do(input_dict, output_dict, exec_properties)
 

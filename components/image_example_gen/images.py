@@ -36,6 +36,12 @@ DEFAULT_FORMATS = ('png', 'jpeg', 'bmp', 'gif')
 # few kilobytes can declare a billion pixels; it is refused from its header, before decoding.
 MAX_PIXELS = 8192 * 8192
 
+
+def max_file_bytes(max_pixels: int) -> int:
+  """The largest file an image of `max_pixels` can be: uncompressed RGBA, and 16 MiB of
+  metadata (ICC profiles, EXIF). A larger file is not read into memory."""
+  return 4 * max_pixels + 16 * 2**20
+
 _PIL_MODE = {1: 'L', 3: 'RGB'}
 # 8-bit PIL modes that convert to grayscale or RGB without losing range.
 SUPPORTED_MODES = frozenset({'1', 'L', 'LA', 'P', 'PA', 'RGB', 'RGBA', 'RGBX', 'CMYK', 'YCbCr'})

@@ -20,6 +20,7 @@ LABEL_OUT_OF_RANGE = 'label_out_of_range'
 # Warnings: reported, but not records and not counted against the bad-record limit.
 EMPTY_CLASS_FOLDER = 'empty_class_folder'
 NOT_IN_CLASS_FOLDER = 'not_in_class_folder'
+REPEATED_FOLDER = 'repeated_folder'   # a symlink back to a folder already read (a loop)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from typing import Callable, Dict
 
+from components.image_example_gen import images
 from components.image_example_gen.sources import base
 from components.image_example_gen.sources import builtin
 from components.image_example_gen.sources import folder
@@ -16,21 +17,24 @@ IDX = 'idx'
 NPZ = 'npz'
 TFRECORD = 'tfrecord'
 
-_OPENERS: Dict[str, Callable[[str], base.ImageSource]] = {
-    DIGITS: lambda input_base: builtin.DigitsSource(),
-    FASHION_MNIST: lambda input_base: builtin.FashionMnistSource(input_base or None),
-    FOLDER: folder.FolderSource,
-    IDX: idx.IdxSource,
-    NPZ: npz.NpzSource,
-    TFRECORD: tfrecord.TfRecordSource,
+_OPENERS: Dict[str, Callable[[str, images.ImagePolicy], base.ImageSource]] = {
+    DIGITS: lambda input_base, policy: builtin.DigitsSource(),
+    FASHION_MNIST: lambda input_base, policy: builtin.FashionMnistSource(input_base or None),
+    FOLDER: lambda input_base, policy: folder.FolderSource(
+        input_base, images.max_file_bytes(policy.max_pixels)),
+    IDX: lambda input_base, policy: idx.IdxSource(input_base),
+    NPZ: lambda input_base, policy: npz.NpzSource(input_base),
+    TFRECORD: lambda input_base, policy: tfrecord.TfRecordSource(input_base),
 }
 SOURCES = tuple(_OPENERS)
 # Sources that read nothing but what a package ships.
 BUILT_IN = (DIGITS,)
 
 
-def open_source(name: str, input_base: str) -> base.ImageSource:
+def open_source(name: str, input_base: str, policy: images.ImagePolicy) -> base.ImageSource:
   """Opens the source `name` reading `input_base` (a folder or URI; ignored by `digits`).
+
+  A folder source reads no file larger than an image under `policy` can be.
 
   Raises:
     ValueError: unknown source.
@@ -38,4 +42,4 @@ def open_source(name: str, input_base: str) -> base.ImageSource:
   """
   if name not in _OPENERS:
     raise ValueError(f'unknown image source {name!r}; expected one of {", ".join(SOURCES)}')
-  return _OPENERS[name](input_base)
+  return _OPENERS[name](input_base, policy)

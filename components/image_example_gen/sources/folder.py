@@ -6,8 +6,10 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import apache_beam as beam
 import tensorflow as tf
 
+from components.image_example_gen import images
 from components.image_example_gen import records
 from components.image_example_gen.sources import base
+from components.image_example_gen.sources import files
 
 # Folder names that mark a tree laid out as root/<split>/<class>/...; `test` feeds `eval`.
 GIVEN_SPLIT_DIRS = {'train': 'train', 'eval': 'test'}
@@ -23,11 +25,6 @@ def files_in(path: str) -> List[str]:
                 if not tf.io.gfile.isdir(os.path.join(path, entry)))
 
 
-def _has_any_file(path: str) -> bool:
-  for _, _, files in tf.io.gfile.walk(path):
-    if files:
-      return True
-  return False
 
 
 class FolderSource(base.ImageSource):
@@ -37,8 +34,10 @@ class FolderSource(base.ImageSource):
   is a record: one that is not an image is rejected with a reason, never skipped.
   """
 
-  def __init__(self, root: str):
+  def __init__(self, root: str, max_file_bytes: int = images.max_file_bytes(images.MAX_PIXELS)):
+    """`max_file_bytes`: a larger file is rejected as `too_large` without being read."""
     self._root = root.rstrip('/')
+    self._max_file_bytes = max_file_bytes
     if not tf.io.gfile.isdir(self._root):
       raise FileNotFoundError(f'image folder {root!r} does not exist')
     top = subdirs(self._root)
@@ -61,10 +60,16 @@ class FolderSource(base.ImageSource):
             os.path.relpath(os.path.join(folder, name), self._root),
             records.NOT_IN_CLASS_FOLDER, 'a file outside any class folder is not read'))
       for name in subdirs(folder):
-        if not _has_any_file(os.path.join(folder, name)):
+        repeats: List[str] = []
+        listing = [found for _, found in files.walk(os.path.join(folder, name), repeats)]
+        if not any(listing):
           self._warnings.append(records.Rejected(
               os.path.relpath(os.path.join(folder, name), self._root),
               records.EMPTY_CLASS_FOLDER, f'class {name!r} has no files'))
+        for repeat in repeats:
+          self._warnings.append(records.Rejected(
+              os.path.relpath(repeat, self._root), records.REPEATED_FOLDER,
+              'a link back to a folder this class already reads; not read again'))
 
   @property
   def class_names(self) -> List[str]:
@@ -78,7 +83,7 @@ class FolderSource(base.ImageSource):
 
   def read(self, split: Optional[str] = None) -> beam.PTransform:
     base_dir = os.path.join(self._root, split) if split else self._root
-    root = self._root
+    root, max_bytes = self._root, self._max_file_bytes
     classes = [(label, name, os.path.join(base_dir, name))
                for label, name in enumerate(self._class_names)]
 
@@ -89,7 +94,7 @@ class FolderSource(base.ImageSource):
               | 'ListFiles' >> beam.FlatMap(_list_class_files)
               # Spread the files over workers: one class folder may hold most of them.
               | 'Distribute' >> beam.Reshuffle()
-              | 'ReadFile' >> beam.Map(_read_file, root))
+              | 'ReadFile' >> beam.Map(_read_file, root, max_bytes))
 
     return _read()  # pylint: disable=no-value-for-parameter
 
@@ -98,15 +103,18 @@ def _list_class_files(entry: Tuple[int, str, str]) -> Iterator[Tuple[str, int, s
   label, name, class_dir = entry
   if not tf.io.gfile.isdir(class_dir):
     return  # a class present in one given split only
-  for directory, _, files in tf.io.gfile.walk(class_dir):
-    for filename in sorted(files):
+  for directory, names in files.walk(class_dir):
+    for filename in names:
       yield os.path.join(directory, filename), label, name
 
 
-def _read_file(entry: Tuple[str, int, str], root: str) -> records.Record:
+def _read_file(entry: Tuple[str, int, str], root: str, max_bytes: int) -> records.Record:
   path, label, name = entry
   relative = os.path.relpath(path, root)
   try:
+    problem = files.check_readable(path, max_bytes)
+    if problem:
+      return records.Rejected(relative, *problem)
     with tf.io.gfile.GFile(path, 'rb') as f:
       data = f.read()
   except (OSError, tf.errors.OpError) as error:

@@ -12,6 +12,7 @@ import tensorflow as tf
 from components.image_example_gen import images
 from components.image_example_gen import records
 from components.image_example_gen.sources import base
+from components.image_example_gen.sources import files as files_lib
 
 GIVEN_SPLIT_DIRS = ({'train': 'train', 'eval': 'eval'}, {'train': 'train', 'eval': 'test'})
 # feature -> (kind in the tf.train.Feature oneof)
@@ -92,8 +93,8 @@ class TfRecordSource(base.ImageSource):
     if split is not None:
       base_dir = os.path.join(self._root, self._split_dirs[split])
     found = []
-    for directory, _, files in tf.io.gfile.walk(base_dir):
-      found.extend(os.path.join(directory, f) for f in sorted(files) if is_tfrecord(f))
+    for directory, names in files_lib.walk(base_dir):
+      found.extend(os.path.join(directory, f) for f in names if is_tfrecord(f))
     return sorted(found)
 
   def read(self, split: Optional[str] = None) -> beam.PTransform:

@@ -164,3 +164,31 @@ def test_fingerprint_sees_changes_in_nested_folders(tmp_path):
   image_data.write_class_folders(str(data / 'a' / 'deep'), {'digit_2': 1})
   assert driver.source_fingerprint('folder', str(data)) != before
   assert driver.source_fingerprint('digits', '').startswith('builtin:')
+
+
+def test_links_fifos_and_huge_files_in_a_folder_are_handled_and_reported(tmp_path):
+  data = tmp_path / 'data'
+  image_data.write_class_folders(str(data), {'digit_1': 5, 'digit_2': 5})
+  elsewhere = tmp_path / 'elsewhere'
+  image_data.write_class_folders(str(elsewhere), {'digit_3': 4})
+  os.symlink(elsewhere / 'digit_3', data / 'digit_3')          # a class folder kept elsewhere
+  os.symlink('..', data / 'digit_1' / 'up')                    # a loop through the root
+  os.symlink(data / 'digit_2', data / 'digit_2' / 'again')     # a loop to itself
+  os.symlink('/nonexistent/gone.png', data / 'digit_1' / 'gone.png')
+  os.mkfifo(data / 'digit_2' / 'pipe.png')                     # reading it would block forever
+  with open(data / 'digit_2' / 'video.png', 'wb') as f:
+    f.truncate(17 * 2**20)  # sparse: over 4 x 64 pixels + 16 MiB, the most an 8x8 image takes
+  result = harness.run(tmp_path / 'out', source='folder', input_base=str(data),
+                       image_shape=(8, 8, 1), max_image_pixels=64, max_bad_fraction=0.5)
+  got = result.report
+  assert result.class_names == ['digit_1', 'digit_2', 'digit_3']
+  assert got['accepted'] == 14  # each image once: 5 + 5, and 4 through the linked class
+  listed = {r['source']: (r['reason'], r['detail']) for r in got['rejected_records']}
+  assert listed['digit_1/gone.png'][0] == 'unreadable'
+  assert listed['digit_2/pipe.png'] == ('unreadable', 'a FIFO, not a regular file')
+  assert listed['digit_2/video.png'][0] == 'too_large'
+  assert len(listed) == 3
+  warnings = {(w['source'], w['reason']) for w in got['warnings']}
+  assert warnings == {('digit_1/up', 'repeated_folder'), ('digit_2/again', 'repeated_folder')}
+  # The driver's fingerprint walks the same tree: no loop, and the dangling link is no error.
+  assert driver.source_fingerprint('folder', str(data)).startswith('files:17:')
