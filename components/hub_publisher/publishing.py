@@ -5,10 +5,13 @@ import os
 import re
 import tarfile
 import tempfile
+import time
 from typing import Mapping, Optional, Tuple
 
 import tensorflow as tf
 from tfx.utils import io_utils
+
+from components import staging
 
 SERVING_SIGNATURE = 'serving_default'
 README_FILE = 'README.md'
@@ -189,20 +192,23 @@ model = keras.Model(noise, images)  # outputs [batch, {height}, {width}, {channe
 '''
 
 
-def remove_stale_leftovers(root: str) -> None:
+def remove_stale_leftovers(root: str, now: Optional[float] = None) -> None:
   """Deletes what crashed publishes left: temporary folders, and archives of no version.
 
-  Neither was ever a visible version. Assumes one publisher at a time per module, as a TFX
-  pipeline runs one execution of a component at a time.
+  Neither was ever a visible version. What a publish still running (another pipeline run's)
+  has written is younger than `staging.STALE_AFTER_SECONDS`, and is left alone.
   """
   if not tf.io.gfile.isdir(root):
     return
+  now = time.time() if now is None else now
   names = {name.rstrip('/') for name in tf.io.gfile.listdir(root)}
   for name in names:
     path = os.path.join(root, name)
     if name.startswith(TEMP_PREFIX):
-      tf.io.gfile.rmtree(path)
-    elif name.endswith(ARCHIVE_SUFFIX) and name[:-len(ARCHIVE_SUFFIX)] not in names:
+      if staging.is_stale(name, TEMP_PREFIX, now):
+        tf.io.gfile.rmtree(path)
+    elif (name.endswith(ARCHIVE_SUFFIX) and name[:-len(ARCHIVE_SUFFIX)] not in names and
+          now - tf.io.gfile.stat(path).mtime_nsec / 1e9 > staging.STALE_AFTER_SECONDS):
       tf.io.gfile.remove(path)
 
 
@@ -248,10 +254,11 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
   archive = final + ARCHIVE_SUFFIX if make_archive else None
   readme = render_readme(card, version, archive or final, shapes, metrics, final)
 
-  staging = tempfile.mkdtemp(prefix=f'{TEMP_PREFIX}{version}-', dir=root)
+  temporary = os.path.join(root, staging.temporary_name(TEMP_PREFIX, version))
+  os.makedirs(temporary)
   archive_placed = committed = False
   try:
-    staged_module = os.path.join(staging, str(version))
+    staged_module = os.path.join(temporary, str(version))
     io_utils.copy_dir(saved_model_dir, staged_module)
     with tf.io.gfile.GFile(os.path.join(staged_module, README_FILE), 'w') as f:
       f.write(readme)
@@ -269,7 +276,7 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
   finally:
     if archive_placed and not committed:
       tf.io.gfile.remove(archive)
-    tf.io.gfile.rmtree(staging)
+    tf.io.gfile.rmtree(temporary)
   return Publication(version, final, archive)
 
 
@@ -287,8 +294,8 @@ def _publish_to_object_store(saved_model_dir: str, hub_root: str, card: ModuleCa
   final = f'{root.rstrip("/")}/{version}'
   archive = final + ARCHIVE_SUFFIX if make_archive else None
   readme = render_readme(card, version, archive or final, shapes, metrics, final)
-  with tempfile.TemporaryDirectory() as staging:
-    staged_module = os.path.join(staging, str(version))
+  with tempfile.TemporaryDirectory() as local:
+    staged_module = os.path.join(local, str(version))
     io_utils.copy_dir(saved_model_dir, staged_module)
     with open(os.path.join(staged_module, README_FILE), 'w', encoding='utf-8') as f:
       f.write(readme)

@@ -11,9 +11,12 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from components import staging
+
 MODELS_CONFIG = 'models.config'
 # Dot-prefixed and non-numeric: neither TF Serving nor our server ever takes it for a version.
 _TEMP_PREFIX = '.incoming-'
+_RENAME_ATTEMPTS = 5
 
 
 def versions(base_path: str) -> List[int]:
@@ -41,34 +44,46 @@ def push_version(model_path: str, base_path: str, version: Optional[int] = None)
   The copy goes to a temporary folder beside the versions, on the same file system, and is renamed
   into place when complete: TF Serving polls the base path and would otherwise load a half-copied
   model. (On object stores, where rename is a copy, `saved_model.pb` is still written last.)
+  Without `version`, a version that another push takes meanwhile is skipped for the next one.
 
   Returns:
     The path of the new version.
   Raises:
-    FileExistsError: the version already exists.
+    FileExistsError: the version asked for already exists.
   """
   tf.io.gfile.makedirs(base_path)
   remove_stale_temporaries(base_path)
-  version = next_version(base_path) if version is None else version
-  final = os.path.join(base_path, str(version))
-  if tf.io.gfile.exists(final):
-    raise FileExistsError(f'version {version} already exists at {final}')
-  temporary = os.path.join(base_path, f'{_TEMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}')
+  wanted = version
+  version = next_version(base_path) if wanted is None else wanted
+  if wanted is not None and tf.io.gfile.exists(os.path.join(base_path, str(version))):
+    raise FileExistsError(f'version {version} already exists at {base_path}/{version}')
+  temporary = os.path.join(base_path, staging.temporary_name(_TEMP_PREFIX, version))
   try:
     _copy_tree(model_path, temporary)
-    tf.io.gfile.rename(temporary, final)
-  except BaseException:
+    for _ in range(_RENAME_ATTEMPTS):
+      final = os.path.join(base_path, str(version))
+      try:
+        tf.io.gfile.rename(temporary, final)
+        return final
+      except tf.errors.AlreadyExistsError:
+        if wanted is not None:
+          raise FileExistsError(f'version {version} already exists at {final}') from None
+        version = next_version(base_path)  # a concurrent push took it
+    raise FileExistsError(f'{_RENAME_ATTEMPTS} versions under {base_path} were taken by '
+                          'other pushes while this one was renaming')
+  finally:
     if tf.io.gfile.exists(temporary):
       tf.io.gfile.rmtree(temporary)
-    raise
-  return final
 
 
 def remove_stale_temporaries(base_path: str) -> List[str]:
-  """Deletes what pushes that crashed left behind; it was never visible as a version."""
+  """Deletes what pushes that crashed left behind; it was never visible as a version.
+
+  A temporary folder of a push still running (another pipeline run's) is left alone.
+  """
   removed = []
   for name in tf.io.gfile.listdir(base_path):
-    if name.startswith(_TEMP_PREFIX):
+    if staging.is_stale(name, _TEMP_PREFIX):
       path = os.path.join(base_path, name.rstrip('/'))
       tf.io.gfile.rmtree(path)
       removed.append(path)

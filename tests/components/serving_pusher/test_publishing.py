@@ -1,10 +1,13 @@
 """Atomic pushes, monotonic versions, retention and models.config."""
 
 import os
+import threading
+import time
 
 import pytest
 import tensorflow as tf
 
+from components import staging
 from components.serving_pusher import publishing
 from serving import config as serving_config
 from serving import manager
@@ -61,6 +64,47 @@ def test_a_killed_push_is_invisible_to_the_server_and_cleaned_by_the_next_push(t
   assert manager._versions_on_disk(str(base)) == {}  # pylint: disable=protected-access
   publishing.push_version(_fake_model(tmp_path / 'model'), str(base), version=10)
   assert sorted(os.listdir(base)) == ['10']
+
+
+def test_a_push_running_concurrently_keeps_its_temporary_and_gets_its_own_version(
+    tmp_path, monkeypatch):
+  # Two pipeline runs push the same model at once. The second starts while the first is still
+  # copying, and finishes first. Before, it deleted the first's temporary folder as stale.
+  base = str(tmp_path / 'm')
+  model = _fake_model(tmp_path / 'model')
+  copying, release = threading.Event(), threading.Event()
+  real_copy_tree = publishing._copy_tree  # pylint: disable=protected-access
+
+  def slow_first_copy(source, destination):
+    real_copy_tree(source, destination)
+    if not copying.is_set():
+      copying.set()
+      assert release.wait(30)
+
+  monkeypatch.setattr(publishing, '_copy_tree', slow_first_copy)
+  monkeypatch.setattr(publishing, 'next_version', lambda base_path: max(
+      [100] + [v + 1 for v in publishing.versions(base_path)]))  # both runs pick 100 at first
+  first = []
+  thread = threading.Thread(target=lambda: first.append(publishing.push_version(model, base)))
+  thread.start()
+  assert copying.wait(30)
+  second = publishing.push_version(model, base)
+  release.set()
+  thread.join(30)
+  assert second == os.path.join(base, '100')
+  assert first == [os.path.join(base, '101')]  # 100 was taken while it copied: the next one
+  assert sorted(os.listdir(base)) == ['100', '101']
+  assert sorted(os.listdir(os.path.join(base, '101'))) == ['saved_model.pb', 'variables']
+
+
+def test_a_temporary_older_than_any_copy_is_removed(tmp_path):
+  base = tmp_path / 'm'
+  old = staging.temporary_name('.incoming-', 9, now=time.time() - staging.STALE_AFTER_SECONDS - 60)
+  young = staging.temporary_name('.incoming-', 9)
+  os.makedirs(base / old / 'variables')
+  os.makedirs(base / young / 'variables')
+  assert publishing.remove_stale_temporaries(str(base)) == [str(base / old)]
+  assert os.listdir(base) == [young]
 
 
 def test_retention_keeps_exactly_the_newest(tmp_path):
