@@ -47,6 +47,11 @@ def check_schema(example: tf.train.Example) -> None:
   label = features[images.LABEL_KEY].int64_list.value[0]
   if label < 0:
     raise ValueError(f'label {label} is negative')
+  name = features[images.LABEL_NAME_KEY].bytes_list.value[0]
+  try:
+    name.decode('utf-8')
+  except UnicodeDecodeError as error:
+    raise ValueError(f'label_name {name[:40]!r} is not UTF-8: {error.reason}') from None
   height = features[images.HEIGHT_KEY].int64_list.value[0]
   width = features[images.WIDTH_KEY].int64_list.value[0]
   channels = features[images.CHANNELS_KEY].int64_list.value[0]
@@ -56,8 +61,8 @@ def check_schema(example: tf.train.Example) -> None:
   try:
     with Image.open(io.BytesIO(data)) as image:  # reads the header only
       size, mode = image.size, image.mode
-  except (OSError, SyntaxError, ValueError):
-    return  # not decodable: ToExamples gives the precise reason
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    return  # not decodable, or too large to: ToExamples gives the precise reason
   if size != (width, height):
     raise ValueError(f'height/width say {height}x{width}, the image is {size[1]}x{size[0]}')
   if mode not in _BANDS[channels]:

@@ -299,16 +299,23 @@ def test_tfrecords_off_schema_and_corrupt_files_are_rejected(tmp_path):
   wrong_type.features.feature['label'].bytes_list.value.append(b'1')
   lying = _examples(1, 102)[0]
   lying.features.feature['height'].int64_list.value[0] = 9
-  image_data.write_tfrecord(str(data / 'a.tfrecord'), good + [missing, wrong_type, lying],
-                            gz=False)
+  not_utf8 = _examples(1, 103)[0]
+  not_utf8.features.feature['label_name'].bytes_list.value[0] = b'\xffzero'
+  bomb = _examples(1, 104)[0]  # over PIL's own limit, which raises where others return
+  bomb.features.feature['image'].bytes_list.value[0] = image_data.png_header_only(20_000, 10_000)
+  image_data.write_tfrecord(str(data / 'a.tfrecord'),
+                            good + [missing, wrong_type, lying, not_utf8, bomb], gz=False)
   image_data.write_tfrecord(str(data / 'b.tfrecord'), [b'\x00garbage'], gz=False)
   with open(data / 'c.tfrecord', 'wb') as f:
     f.write(b'not a tfrecord file at all, just bytes')
   result = harness.run(tmp_path, source='tfrecord', input_base=str(data), image_shape=(8, 8, 1),
                        max_bad_fraction=0.5)
   by_source = {r['source']: r for r in result.report['rejected_records']}
-  assert result.report['rejected_by_reason'] == {'schema_mismatch': 4, 'unreadable': 1}
+  assert result.report['rejected_by_reason'] == {'schema_mismatch': 5, 'unreadable': 1,
+                                                 'too_large': 1}
   assert "feature 'label_name' is missing" in by_source['digits/100']['detail']
+  assert "label_name b'\\xffzero' is not UTF-8" in by_source['digits/103']['detail']
+  assert '200000000 pixels' in by_source['digits/104']['detail']
   assert "feature 'label' is bytes_list, expected int64_list" in by_source['digits/101']['detail']
   assert 'height/width say 9x8' in by_source['digits/102']['detail']
   assert by_source['b.tfrecord:0']['reason'] == 'schema_mismatch'
