@@ -14,6 +14,7 @@ from serving import periodic
 from serving import servable as servable_lib
 
 log = logging.getLogger(__name__)
+_MAX_VERSION = 2**63 - 1  # versions are int64 in every TF Serving message
 
 
 class State(enum.IntEnum):
@@ -206,7 +207,8 @@ def _versions_on_disk(base_path: str) -> Dict[int, str]:
   versions = {}
   for name in names:
     name = name.rstrip('/')
-    if name.isdigit() and int(name) > 0:
+    # As TF Serving's safe_strto64: ASCII digits that fit an int64; others are not versions.
+    if name.isascii() and name.isdigit() and 0 < int(name) <= _MAX_VERSION:
       path = tf.io.gfile.join(base_path, name)
       if tf.io.gfile.exists(tf.io.gfile.join(path, 'saved_model.pb')):
         versions[int(name)] = path

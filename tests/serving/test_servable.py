@@ -1,4 +1,5 @@
-"""A loaded version on its own: its Session's thread settings, and the tensor conversions."""
+"""A loaded version on its own: which folders are versions, its Session's thread settings, and
+the tensor conversions."""
 
 import argparse
 
@@ -10,6 +11,7 @@ from tensorflow.core.framework import tensor_pb2
 
 from serving import config as config_lib
 from serving import errors
+from serving import manager
 from serving import serve_command
 from serving import servable
 from tests.serving import fixture_models
@@ -133,3 +135,13 @@ def test_an_input_is_refused_before_decoding_past_the_limit(dtype, value, item_b
     servable.to_ndarray(proto, 'x', limit - 1)
   assert raised.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
   assert f"input 'x' of shape [1000] would take {limit} bytes decoded" in raised.value.message
+
+
+def test_only_int64_ascii_version_folders_are_versions(tmp_path):
+  # A folder named 10^20 was taken for the latest version; GetModelStatus then failed for the
+  # whole model with protobuf's "Value out of range" (REST answered 500).
+  for name in ('1', '9223372036854775807', '99999999999999999999', '0', '\u0663', 'tmp'):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / 'saved_model.pb').write_bytes(b'')
+  found = manager._versions_on_disk(str(tmp_path))  # pylint: disable=protected-access
+  assert sorted(found) == [1, 2**63 - 1]
