@@ -22,8 +22,18 @@ def preflight(config: config_lib.PipelineConfig) -> None:
   """
   data = config.data
   if data.data_dir and not tf.io.gfile.isdir(data.data_dir):
-    raise config_lib.ConfigError('data.data_dir', f'folder {data.data_dir!r} does not exist',
+    problem = 'is a file, not a folder' if tf.io.gfile.exists(data.data_dir) else 'does not exist'
+    raise config_lib.ConfigError('data.data_dir', f'folder {data.data_dir!r} {problem}',
                                  'pass --data.data_dir with an existing image folder')
+  paths = config.paths
+  for option, path, is_file in (('paths.pipeline_root', paths.pipeline_root, False),
+                                ('paths.metadata_path', paths.metadata_path, True),
+                                ('paths.serving_root', paths.serving_root, False),
+                                ('paths.hub_root', paths.hub_root, False)):
+    in_the_way = _file_in_the_way(os.path.dirname(path) if is_file else path)
+    if in_the_way:
+      raise config_lib.ConfigError(option, f'{path!r} cannot be written: {in_the_way!r} is a '
+                                   'file, not a folder', f'pass --{option} with another path')
   if data.dataset == sources.FASHION_MNIST and not data.data_dir and not tf.io.gfile.isdir(
       builtin.FASHION_MNIST_DIR):
     raise config_lib.ConfigError(
@@ -32,6 +42,16 @@ def preflight(config: config_lib.PipelineConfig) -> None:
   if data.schema_path and not tf.io.gfile.exists(data.schema_path):
     raise config_lib.ConfigError('data.schema_path', f'file {data.schema_path!r} does not exist',
                                  'pass --data.schema_path with a schema.pbtxt file, or omit it')
+
+
+def _file_in_the_way(folder: str) -> Optional[str]:
+  """The file that keeps local `folder` from being a folder, if any: it, or one above it."""
+  if not folder or '://' in folder:
+    return None
+  path = os.path.abspath(folder)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  return None if os.path.isdir(path) else path
 
 
 def run(config: config_lib.PipelineConfig

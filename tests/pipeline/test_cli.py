@@ -33,6 +33,29 @@ def test_bad_input_gives_one_line_naming_option_and_fix(capsys, flags, message):
   assert 'Traceback' not in captured.err + captured.out
 
 
+@pytest.mark.parametrize('option, path, in_the_way', [
+    ('data.data_dir', 'a_file', None),
+    ('paths.pipeline_root', 'a_file/pipeline', 'a_file'),
+    ('paths.metadata_path', 'a_file/metadata.sqlite', 'a_file'),
+    ('paths.serving_root', 'a_file', 'a_file'),
+    ('paths.hub_root', 'a_file/deeper/hub', 'a_file'),
+])
+def test_a_file_where_a_folder_must_be_is_named_before_anything_runs(capsys, tmp_path, option,
+                                                                       path, in_the_way):
+  (tmp_path / 'a_file').write_text('x')
+  flags = [f'--{option}', str(tmp_path / path)]
+  if option == 'data.data_dir':
+    flags += ['--data.dataset', 'folder']
+  assert cli.main(['run', *flags]) == cli.EXIT_USAGE
+  err = capsys.readouterr().err
+  if in_the_way is None:
+    assert f"{option}: folder '{tmp_path / path}' is a file, not a folder" in err
+  else:
+    assert (f"{option}: '{tmp_path / path}' cannot be written: "
+            f"'{tmp_path / in_the_way}' is a file, not a folder") in err
+  assert 'Traceback' not in err
+
+
 def test_verbose_shows_the_traceback(capsys):
   assert cli.main(['--verbose', 'run', '--classifier.epochs', '0']) == cli.EXIT_USAGE
   assert 'Traceback' in capsys.readouterr().err
