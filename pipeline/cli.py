@@ -143,6 +143,19 @@ def _build_parser() -> argparse.ArgumentParser:
   _add_config_flags(status)
   status.set_defaults(handler=_status)
 
+  lineage = commands.add_parser(
+      'lineage', help='show what a pushed or published model was made from',
+      description='Trace a serving version folder, a TF Hub module folder or any artifact URI '
+                  'back through ML Metadata: every execution of its run that led to it, with '
+                  'its settings and inputs, down to the ingested images.')
+  lineage.add_argument('target', metavar='PATH',
+                       help='e.g. outputs/serving/classifier/<version> or '
+                            'outputs/hub/ganpipe/generator/<version>')
+  lineage.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  lineage.add_argument('--json', action='store_true', help='print machine-readable JSON')
+  _add_config_flags(lineage)
+  lineage.set_defaults(handler=_lineage)
+
   compile_kf = commands.add_parser(
       'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines v2 spec (JSON)',
       description='Compile the same create_pipeline() with KubeflowV2DagRunner. The paths must be '
@@ -210,6 +223,18 @@ def _status(args: argparse.Namespace) -> int:
            'Fix: run `ganpipe run` first, or pass --paths.metadata_path')
     return EXIT_FAILED
   print(summary.to_json() if args.json else run_summary.format_summary(summary))
+  return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from pipeline import lineage  # pylint: disable=import-outside-toplevel
+  try:
+    found = lineage.trace(config.paths.metadata_path, config.name, args.target)
+  except lineage.LineageError as error:
+    _error(f'{error}. Fix: pass --paths.metadata_path with the store of the run that made it')
+    return EXIT_FAILED
+  print(found.to_json() if args.json else lineage.format_lineage(found))
   return 0
 
 

@@ -10,7 +10,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-_STATES = {
+STATES = {
     metadata_store_pb2.Execution.COMPLETE: 'complete',
     metadata_store_pb2.Execution.CACHED: 'cached',
     metadata_store_pb2.Execution.FAILED: 'FAILED',
@@ -75,7 +75,7 @@ class RunSummary:
     return json.dumps(dataclasses.asdict(self), indent=2)
 
 
-class _Store:
+class Store:
   """Small read-only helpers over an MLMD store."""
 
   def __init__(self, store: metadata_store.MetadataStore):
@@ -99,7 +99,7 @@ class _Store:
     return {wanted[a.id]: a for a in artifacts}
 
 
-def _custom(artifact: metadata_store_pb2.Artifact, name: str):
+def custom(artifact: metadata_store_pb2.Artifact, name: str):
   value = artifact.custom_properties.get(name)
   if value is None:
     return None
@@ -122,7 +122,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
     The summary, or None when the store holds no run of this pipeline.
   """
   config = tfx_metadata.sqlite_metadata_connection_config(metadata_path)
-  store = _Store(metadata_store.MetadataStore(config))
+  store = Store(metadata_store.MetadataStore(config))
   runs = [c for c in store.store.get_contexts_by_type('pipeline_run')]
   pipeline_context = store.store.get_context_by_type_and_name('pipeline', pipeline_name)
   if pipeline_context is None or not runs:
@@ -146,7 +146,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
     if execution is None:
       components.append(ComponentRun(node, 'not run'))
       continue
-    status = _STATES.get(execution.last_known_state, 'unknown')
+    status = STATES.get(execution.last_known_state, 'unknown')
     seconds = None
     if status not in ('cached',):
       seconds = max(0.0, (execution.last_update_time_since_epoch -
@@ -160,7 +160,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
   return summary
 
 
-def _ingestion_result(store: _Store, execution) -> Optional[IngestionResult]:
+def _ingestion_result(store: Store, execution) -> Optional[IngestionResult]:
   if execution is None:
     return None
   artifact = store.outputs(execution.id).get('ingestion_report')
@@ -174,7 +174,7 @@ def _ingestion_result(store: _Store, execution) -> Optional[IngestionResult]:
                          len(loaded['warnings']), os.path.join(artifact.uri, report.REPORT_FILE))
 
 
-def _model_result(store: _Store, by_node, model_name: str, ids: Dict[str, str]) -> ModelResult:
+def _model_result(store: Store, by_node, model_name: str, ids: Dict[str, str]) -> ModelResult:
   result = ModelResult(model_name, ids['metric'])
   evaluator = by_node.get(ids['evaluator'])
   if evaluator is None or evaluator.last_known_state not in (
@@ -183,34 +183,34 @@ def _model_result(store: _Store, by_node, model_name: str, ids: Dict[str, str]) 
     return result
   outputs = store.outputs(evaluator.id)
   if 'blessing' in outputs:
-    result.blessed = _custom(outputs['blessing'], 'blessed') == 1
+    result.blessed = custom(outputs['blessing'], 'blessed') == 1
   if 'evaluation' in outputs:
     if ids.get('kind') == 'generator':
       _read_generator_metrics(outputs['evaluation'].uri, result)
     else:
       _read_tfma(outputs['evaluation'].uri, result)
-  if 'blessing' in outputs and _custom(outputs['blessing'], 'reason'):
-    result.reason = _custom(outputs['blessing'], 'reason')
+  if 'blessing' in outputs and custom(outputs['blessing'], 'reason'):
+    result.reason = custom(outputs['blessing'], 'reason')
   infra = by_node.get(ids.get('infra_validator', ''))
   if infra is not None:
     infra_blessing = store.outputs(infra.id).get('blessing')
     if infra_blessing is not None:
-      result.infra_validated = _custom(infra_blessing, 'blessed') == 1
-      result.infra_reason = _custom(infra_blessing, 'reason') or ''
+      result.infra_validated = custom(infra_blessing, 'blessed') == 1
+      result.infra_reason = custom(infra_blessing, 'reason') or ''
   pusher = by_node.get(ids['pusher'])
   if pusher is not None:
     pushed = store.outputs(pusher.id).get('pushed_model')
-    if pushed is not None and _custom(pushed, 'pushed') == 1:
-      result.pushed_to = _custom(pushed, 'pushed_destination')
+    if pushed is not None and custom(pushed, 'pushed') == 1:
+      result.pushed_to = custom(pushed, 'pushed_destination')
     elif pushed is not None:
-      result.not_pushed_reason = _custom(pushed, 'reason') or 'not blessed'
+      result.not_pushed_reason = custom(pushed, 'reason') or 'not blessed'
   publisher = by_node.get(ids.get('publisher', ''))
   if publisher is not None:
     module = store.outputs(publisher.id).get('published_module')
-    if module is not None and _custom(module, 'published') == 1:
-      result.published_to = _custom(module, 'published_path')
+    if module is not None and custom(module, 'published') == 1:
+      result.published_to = custom(module, 'published_path')
     elif module is not None:
-      result.not_published_reason = _custom(module, 'reason') or 'not blessed'
+      result.not_published_reason = custom(module, 'reason') or 'not blessed'
   return result
 
 

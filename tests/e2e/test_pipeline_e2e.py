@@ -136,6 +136,28 @@ def test_the_generator_is_published_as_a_tf_hub_module(two_runs):
       atol=1e-6)
 
 
+def test_lineage_traces_each_pushed_model_back_to_the_ingested_images(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  (classifier,) = glob.glob(str(root / 'serving' / 'classifier' / '*'))
+  module = root / 'hub' / 'ganpipe' / 'generator' / '1'
+  wanted = {classifier: {'classifier_pusher', 'classifier_infra_validator', 'classifier_evaluator',
+                         'classifier_trainer', 'transform', 'schema_gen', 'statistics_gen',
+                         'image_example_gen'},
+            str(module): {'hub_publisher', 'generator_evaluator', 'generator_infra_validator',
+                          'gan_trainer', 'classifier_trainer', 'transform', 'schema_gen',
+                          'statistics_gen', 'image_example_gen'}}
+  for target, nodes in wanted.items():
+    result = _ganpipe(root, target, '--json', command='lineage', timeout=300)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert {e['node'] for e in found['executions'].values()} == nodes
+    assert len({e['run'] for e in found['executions'].values()}) == 1  # the first run's
+  text = _ganpipe(root, classifier, command='lineage', timeout=300).stdout
+  assert text.startswith(f'Lineage of {classifier} (run ')
+  assert 'made by image_example_gen' in text and 'source=digits' in text
+
+
 def test_ganpipe_serve_classify_and_generate_on_the_pushed_models(two_runs, tmp_path):
   root, first, _ = two_runs
   assert first.returncode == 0, first.stderr
