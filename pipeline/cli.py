@@ -156,6 +156,21 @@ def _build_parser() -> argparse.ArgumentParser:
   _add_config_flags(lineage)
   lineage.set_defaults(handler=_lineage)
 
+  publish = commands.add_parser(
+      'publish', help='publish a module the pipeline published again, under another hub root',
+      description='Publish the generator behind a TF Hub module folder that the pipeline wrote '
+                  '(for example to a shared gs:// root): the same SavedModel, metrics and module '
+                  'card, read from ML Metadata, as the next version under --to.')
+  publish.add_argument('module', metavar='MODULE_PATH',
+                       help='a published version folder, e.g. outputs/hub/ganpipe/generator/1')
+  publish.add_argument('--to', required=True, metavar='HUB_ROOT',
+                       help='the hub root to publish under (a folder, gs:// or s3://)')
+  publish.add_argument('--archive', action=argparse.BooleanOptionalAction, default=None,
+                       help='also write <version>.tar.gz (default: as the pipeline did)')
+  publish.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  _add_config_flags(publish)
+  publish.set_defaults(handler=_publish)
+
   compile_kf = commands.add_parser(
       'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines v2 spec (JSON)',
       description='Compile the same create_pipeline() with KubeflowV2DagRunner. The paths must be '
@@ -235,6 +250,22 @@ def _lineage(args: argparse.Namespace) -> int:
     _error(f'{error}. Fix: pass --paths.metadata_path with the store of the run that made it')
     return EXIT_FAILED
   print(found.to_json() if args.json else lineage.format_lineage(found))
+  return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from pipeline import lineage  # pylint: disable=import-outside-toplevel
+  from pipeline import publish  # pylint: disable=import-outside-toplevel
+  try:
+    publication = publish.republish(config.paths.metadata_path, config.name, args.module,
+                                    args.to, args.archive)
+  except (lineage.LineageError, publish.PublishError) as error:
+    _error(f'{error}. Fix: pass a module folder that `ganpipe run` published, and its '
+           '--paths.metadata_path')
+    return EXIT_FAILED
+  print(f'Published version {publication.version} to {publication.path}' +
+        (f' and {publication.archive_path}' if publication.archive_path else ''))
   return 0
 
 

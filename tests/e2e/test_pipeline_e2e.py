@@ -158,6 +158,21 @@ def test_lineage_traces_each_pushed_model_back_to_the_ingested_images(two_runs):
   assert 'made by image_example_gen' in text and 'source=digits' in text
 
 
+def test_a_published_module_is_published_again_under_another_root(two_runs):
+  root, first, _ = two_runs
+  assert first.returncode == 0, first.stderr
+  module = root / 'hub' / 'ganpipe' / 'generator' / '1'
+  result = _ganpipe(root, str(module), '--to', str(root / 'shared'), command='publish',
+                    timeout=300)
+  assert result.returncode == 0, result.stderr
+  promoted = root / 'shared' / 'ganpipe' / 'generator' / '1'
+  assert result.stdout.strip() == f'Published version 1 to {promoted} and {promoted}.tar.gz'
+  noise = tf.random.stateless_normal([2, 64], seed=[3, 4])
+  np.testing.assert_allclose(hub.load(str(promoted))(noise).numpy(),
+                             hub.load(str(module))(noise).numpy(), atol=1e-6)
+  assert f'asset-path: {promoted}.tar.gz' in (promoted / 'README.md').read_text()
+
+
 def test_ganpipe_serve_classify_and_generate_on_the_pushed_models(two_runs, tmp_path):
   root, first, _ = two_runs
   assert first.returncode == 0, first.stderr

@@ -2,73 +2,18 @@
 
 import json
 
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 import pytest
-from tfx.orchestration import metadata as tfx_metadata
 
 from pipeline import cli
 from pipeline import lineage
-
-COMPLETE = metadata_store_pb2.Execution.COMPLETE
-INPUT, OUTPUT = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
-
-
-class _Store:
-  """Writes TFX-shaped records: artifacts, executions with events, run and node contexts."""
-
-  def __init__(self, path):
-    self.store = metadata_store.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(path))
-    self._types = {}
-    self._contexts = {}
-
-  def _type(self, kind, name):
-    if (kind, name) not in self._types:
-      put = {'artifact': (self.store.put_artifact_type, metadata_store_pb2.ArtifactType),
-             'execution': (self.store.put_execution_type, metadata_store_pb2.ExecutionType),
-             'context': (self.store.put_context_type, metadata_store_pb2.ContextType)}[kind]
-      self._types[(kind, name)] = put[0](put[1](name=name))
-    return self._types[(kind, name)]
-
-  def _context(self, type_name, name):
-    if name not in self._contexts:
-      context = metadata_store_pb2.Context(type_id=self._type('context', type_name), name=name)
-      context.id = self.store.put_contexts([context])[0]
-      self._contexts[name] = context
-    return self._contexts[name]
-
-  def artifact(self, type_name, uri, **properties):
-    artifact = metadata_store_pb2.Artifact(type_id=self._type('artifact', type_name), uri=uri)
-    for name, value in properties.items():
-      field = 'int_value' if isinstance(value, int) else 'string_value'
-      setattr(artifact.custom_properties[name], field, value)
-    artifact.id = self.store.put_artifacts([artifact])[0]
-    return artifact
-
-  def execution(self, node, run, inputs, outputs, **properties):
-    """`inputs` and `outputs`: {key: artifact}. Returns the execution id."""
-    execution = metadata_store_pb2.Execution(type_id=self._type('execution', node),
-                                             last_known_state=COMPLETE)
-    for name, value in properties.items():
-      execution.custom_properties[name].string_value = value
-    pairs = []
-    for kind, artifacts in ((INPUT, inputs), (OUTPUT, outputs)):
-      for key, artifact in artifacts.items():
-        event = metadata_store_pb2.Event(type=kind)
-        event.path.steps.add().key = key
-        pairs.append((artifact, event))
-    contexts = [self._context('pipeline', 'ganpipe'), self._context('pipeline_run', run),
-                self._context('node', f'ganpipe.{node}')]
-    execution_id, _, _ = self.store.put_execution(execution, pairs, contexts,
-                                                  reuse_context_if_already_exist=True)
-    return execution_id
+from tests.pipeline import mlmd_writer
 
 
 @pytest.fixture
 def metadata(tmp_path):
   """Two runs: the second's evaluator compares its model with the first's (a baseline)."""
   path = str(tmp_path / 'metadata.sqlite')
-  store = _Store(path)
+  store = mlmd_writer.MlmdWriter(path)
   old_model = store.artifact('Model', '/p/trainer/model/1')
   store.execution('trainer', 'run-1', {}, {'model': old_model})
   examples = store.artifact('Examples', '/p/image_example_gen/examples/2', span=0,
