@@ -25,8 +25,6 @@ def files_in(path: str) -> List[str]:
                 if not tf.io.gfile.isdir(os.path.join(path, entry)))
 
 
-
-
 class FolderSource(base.ImageSource):
   """`root/<class>/**/<image>`; `root/train/<class>/...` and `root/test/<class>/...` are splits.
 

@@ -24,6 +24,7 @@ class NpyHeader:
   dtype: np.dtype
   shape: Tuple[int, ...]
   offset: int
+  data_bytes: int  # what follows the header in the archive member
 
   @property
   def record_bytes(self) -> int:
@@ -41,7 +42,7 @@ def _member_header(archive: zipfile.ZipFile, member: str, path: str) -> NpyHeade
       raise ValueError(f'{path}: {member} is not a .npy array: {error}') from None
     if fortran_order or dtype.hasobject:
       raise ValueError(f'{path}: {member} must be a C-ordered numeric array')
-    return NpyHeader(dtype, tuple(shape), f.tell())
+    return NpyHeader(dtype, tuple(shape), f.tell(), archive.getinfo(member).file_size - f.tell())
 
 
 def read_member(path: str, name: str, start: int = 0,
@@ -71,11 +72,7 @@ def check_archive(path: str) -> Dict[str, NpyHeader]:
       shape does not fit its bytes, or is not images (n, h, w[, c]) and labels (n,).
   """
   try:
-    with tf.io.gfile.GFile(path, 'rb') as raw, zipfile.ZipFile(raw) as archive:
-      members = {name[:-4]: _member_header(archive, name, path)
-                 for name in archive.namelist() if name.endswith('.npy')}
-      sizes = {name[:-4]: archive.getinfo(name).file_size
-               for name in archive.namelist() if name.endswith('.npy')}
+    members = archive_members(path)
   except (zipfile.BadZipFile, OSError, EOFError, tf.errors.OpError) as error:
     raise ValueError(f'{path} is not a readable .npz archive: {error}') from None
   missing = {IMAGES, LABELS} - set(members)
@@ -89,7 +86,7 @@ def check_archive(path: str) -> Dict[str, NpyHeader]:
   for name in (IMAGES, LABELS):
     header = members[name]
     base.check_length(f'{path} member {name}.npy', header.shape[0], header.record_bytes,
-                      sizes[name] - header.offset)
+                      header.data_bytes)
   return members
 
 
