@@ -151,6 +151,8 @@ class ServerOptions:
   # Replaying assets.extra/tf_serving_warmup_requests before a version serves, as TF Serving.
   enable_model_warmup: bool = True
   num_request_iterations_for_warmup: int = 1
+  # Where the REST port serves Prometheus metrics (from --monitoring_config_file); None: nowhere.
+  metrics_path: Optional[str] = None
 
   def __post_init__(self):
     if not 0 <= self.port < 65536 or not 0 <= (self.rest_api_port or 0) < 65536:
@@ -162,6 +164,9 @@ class ServerOptions:
     if self.model_config_file_poll_wait_seconds and not self.model_config_file:
       raise ConfigError('--model_config_file_poll_wait_seconds polls --model_config_file; '
                         'give the file')
+    if self.metrics_path and self.rest_api_port is None:
+      raise ConfigError('--monitoring_config_file serves metrics on the REST port; give '
+                        '--rest_api_port')
     if self.max_message_size_bytes < 1024:
       raise ConfigError('max_message_size_bytes must be at least 1024')
     if self.num_request_iterations_for_warmup < 1:

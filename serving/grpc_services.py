@@ -10,6 +10,8 @@ server runs on its thread pool: a reload loads models, which must not stall the 
 import concurrent.futures
 import functools
 import logging
+import time
+from typing import Optional
 
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc
@@ -34,33 +36,54 @@ def status_message(message: str) -> str:
           f'({len(message) - MAX_STATUS_MESSAGE_CHARS} more characters)')
 
 
-def _rpc(method):
-  """Turns ServingErrors into their status codes, and anything else into INTERNAL, never a crash."""
+def _rpc(method=None, api: Optional[str] = None):
+  """Turns ServingErrors into their status codes, and anything else into INTERNAL, never a crash.
+
+  With `api`, the request's count and latency go to the service's metrics under that name.
+  """
+  if method is None:
+    return functools.partial(_rpc, api=api)
 
   @functools.wraps(method)
   def wrapper(self, request, context):
+    started, code = time.perf_counter(), grpc.StatusCode.OK
     try:
       return method(self, request, context)
     except errors.ServingError as e:
+      code = e.code
       context.abort(e.code, status_message(e.message))
     except Exception as e:  # pylint: disable=broad-except
+      code = grpc.StatusCode.INTERNAL
       log.exception('%s failed', method.__name__)
       context.abort(grpc.StatusCode.INTERNAL, status_message(f'{type(e).__name__}: {e}'))
+    finally:
+      if api:
+        self._service.metrics.record(request.model_spec.name, api, 'GRPC', code,
+                                     time.perf_counter() - started)
   return wrapper
 
 
-def _async_rpc(method):
+def _async_rpc(method=None, api: Optional[str] = None):
   """`_rpc` for coroutines."""
+  if method is None:
+    return functools.partial(_async_rpc, api=api)
 
   @functools.wraps(method)
   async def wrapper(self, request, context):
+    started, code = time.perf_counter(), grpc.StatusCode.OK
     try:
       return await method(self, request, context)
     except errors.ServingError as e:
+      code = e.code
       await context.abort(e.code, status_message(e.message))
     except Exception as e:  # pylint: disable=broad-except
+      code = grpc.StatusCode.INTERNAL
       log.exception('%s failed', method.__name__)
       await context.abort(grpc.StatusCode.INTERNAL, status_message(f'{type(e).__name__}: {e}'))
+    finally:
+      if api:
+        self._service.metrics.record(request.model_spec.name, api, 'GRPC', code,
+                                     time.perf_counter() - started)
   return wrapper
 
 
@@ -71,15 +94,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     self._service = service
     self._executor = executor  # Runs model calls that do not go to a batch.
 
-  @_async_rpc
+  @_async_rpc(api='predict')
   async def Predict(self, request, context):  # pylint: disable=invalid-name
     return await self._service.predict_async(request, self._executor)
 
-  @_async_rpc
+  @_async_rpc(api='classify')
   async def Classify(self, request, context):  # pylint: disable=invalid-name
     return await self._service.classify_async(request, self._executor)
 
-  @_rpc
+  @_rpc(api='get_model_metadata')
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name
     return self._service.get_model_metadata(request)
 

@@ -21,6 +21,7 @@ from serving import batching
 from serving import config as config_lib
 from serving import errors
 from serving import manager as manager_lib
+from serving import metrics as metrics_lib
 from serving import servable as servable_lib
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class ModelService:
                     if batching_parameters is not None else None)
     self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds,
                                             session_config)
+    self.metrics = metrics_lib.Metrics(self.manager.has_model)
 
   def start(self) -> None:
     self.manager.start()

@@ -72,6 +72,10 @@ class ModelManager:
     with self._lock:
       return sorted(self._configs)
 
+  def has_model(self, name: str) -> bool:
+    with self._lock:
+      return name in self._configs
+
   # --- polling -------------------------------------------------------------------------------
   def start(self) -> None:
     """Loads what is on disk now, then keeps polling in the background."""

@@ -7,7 +7,8 @@ import re
 import socket
 import sys
 import threading
-from typing import Any, Dict
+import time
+from typing import Any, Dict, Optional
 
 import grpc
 from google.protobuf import json_format
@@ -19,6 +20,7 @@ from tensorflow_serving.apis import model_pb2
 from serving import errors
 from serving import handlers
 from serving import manager as manager_lib
+from serving import metrics as metrics_lib
 from serving import rest_json
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ _PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
 # request threads forever (ThreadingHTTPServer has one per connection). A request that is still
 # arriving gets the same time for each read.
 IDLE_TIMEOUT_SECONDS = 60.0
+# The metrics' API label of each timed route, as TF Serving names it.
+_API = {':predict': 'predict', ':classify': 'classify', '/metadata': 'get_model_metadata'}
 
 
 class RestServer:
@@ -42,10 +46,12 @@ class RestServer:
   """
 
   def __init__(self, service: handlers.ModelService, host: str, port: int,
-               max_body_bytes: int):
+               max_body_bytes: int, metrics_path: Optional[str] = None):
+    """`metrics_path`: where to serve the Prometheus metrics; None: nowhere."""
     self._connections = _Connections()
     handler = type('Handler', (_Handler,), {'service': service, 'max_body_bytes': max_body_bytes,
-                                            'connections': self._connections})
+                                            'connections': self._connections,
+                                            'metrics_path': metrics_path})
     self._httpd = _HTTPServer((host, port), handler)
     # Shutdown joins request threads, so in-flight requests finish before the process exits.
     self._httpd.daemon_threads = False
@@ -115,6 +121,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   service: handlers.ModelService
   max_body_bytes: int
   connections: _Connections
+  metrics_path: Optional[str]
   protocol_version = 'HTTP/1.1'
   server_version = 'ganpipe-model-server'
   timeout = IDLE_TIMEOUT_SECONDS
@@ -150,22 +157,34 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     self._respond(self._post)
 
   def _respond(self, action) -> None:
+    started, code, route = time.perf_counter(), grpc.StatusCode.OK, None
+    content_type = 'application/json'
     try:
       # Read first, whatever the route: a body left unread would be taken for the next request.
       self._body = self._read_body(required=self.command == 'POST')
-      route = _PATH.match(self.path.split('?', 1)[0])
-      if route is None:
-        raise errors.not_found(f'Malformed request: {self.command} {self.path}; expected '
-                               '/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]')
-      status, body = 200, action(route)
+      path = self.path.split('?', 1)[0]
+      if self.metrics_path and path == self.metrics_path and self.command == 'GET':
+        status, payload = 200, self.service.metrics.render().encode('utf-8')
+        content_type = metrics_lib.CONTENT_TYPE
+      else:
+        route = _PATH.match(path)
+        if route is None:
+          raise errors.not_found(
+              f'Malformed request: {self.command} {self.path}; expected '
+              '/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]')
+        status, payload = 200, json.dumps(action(route)).encode('utf-8')
     except errors.ServingError as e:
-      status, body = e.http_status, {'error': e.message}
+      code = e.code
+      status, payload = e.http_status, json.dumps({'error': e.message}).encode('utf-8')
     except Exception as e:  # pylint: disable=broad-except
+      code = grpc.StatusCode.INTERNAL
       log.exception('REST %s %s failed', self.command, self.path)
-      status, body = 500, {'error': f'{type(e).__name__}: {e}'}
-    payload = json.dumps(body).encode('utf-8')
+      status, payload = 500, json.dumps({'error': f'{type(e).__name__}: {e}'}).encode('utf-8')
+    api = _API.get(route['rest']) if route else None
+    if api:
+      self.service.metrics.record(route['name'], api, 'REST', code, time.perf_counter() - started)
     self.send_response(status)
-    self.send_header('Content-Type', 'application/json')
+    self.send_header('Content-Type', content_type)
     self.send_header('Content-Length', str(len(payload)))
     if self.connections.closing:
       self.close_connection = True  # The server is stopping: this is the connection's last answer.

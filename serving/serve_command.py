@@ -8,6 +8,7 @@ import threading
 from typing import List, Optional
 
 from serving import config as config_lib
+from serving import metrics
 
 
 def add_parser(commands) -> None:
@@ -64,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            'serves (default: true)')
   parser.add_argument('--num_request_iterations_for_warmup', type=int, default=1,
                       help='how often each warmup request is replayed (default: %(default)s)')
+  parser.add_argument('--monitoring_config_file',
+                      help="TF Serving's MonitoringConfig text proto; with prometheus_config "
+                           '{ enable: true } the REST port serves Prometheus metrics at its path '
+                           '(default /monitoring/prometheus/metrics)')
   parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
                       help='how long in-flight requests may run after SIGTERM')
 
@@ -87,6 +92,12 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
   else:
     raise config_lib.ConfigError('no models: give --model_config_file, or --model_name and '
                                  '--model_base_path')
+  metrics_path = None
+  if args.monitoring_config_file:
+    try:
+      metrics_path = metrics.read_monitoring_config(args.monitoring_config_file)
+    except ValueError as error:
+      raise config_lib.ConfigError(str(error)) from None
   return config_lib.ServerOptions(
       model_config=model_config, model_config_file=args.model_config_file,
       model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
@@ -102,7 +113,8 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       ssl_key_file=args.ssl_key_file,
       shutdown_grace_seconds=args.shutdown_grace_seconds,
       enable_model_warmup=args.enable_model_warmup,
-      num_request_iterations_for_warmup=args.num_request_iterations_for_warmup)
+      num_request_iterations_for_warmup=args.num_request_iterations_for_warmup,
+      metrics_path=metrics_path)
 
 
 def serve(args: argparse.Namespace) -> int:

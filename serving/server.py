@@ -76,7 +76,8 @@ class ModelServer:
       try:
         self._rest = rest.RestServer(self.service, self.options.host,
                                      self.options.rest_api_port,
-                                     self.options.max_message_size_bytes)
+                                     self.options.max_message_size_bytes,
+                                     self.options.metrics_path)
       except OSError as e:
         self.stop(grace=0)  # gRPC is serving already; a failed start leaves nothing running.
         raise OSError(f'cannot bind REST to {_bracket(self.options.host)}:'

@@ -1,0 +1,134 @@
+"""Prometheus metrics, as tensorflow_model_server exports them with `--monitoring_config_file`.
+
+The file is TF Serving's MonitoringConfig text proto:
+
+    prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }
+
+and the metrics are served on the REST port at that path, in Prometheus' text format, under TF
+Serving's own names, so dashboards and alerts written for it work unchanged:
+
+- `:tensorflow:serving:request_count{model_name, status}`: requests by model and status code
+  name (`OK`, `INVALID_ARGUMENT`, ...);
+- `:tensorflow:serving:request_latency{model_name, API, entrypoint}`: a histogram of request
+  wall time in microseconds, with TF Serving's buckets (exponential: 10 µs, x1.8, 33 buckets);
+  API is `predict`, `classify` or `get_model_metadata`, entrypoint `GRPC` or `REST`.
+
+A request for a model the server does not serve is counted under `model_name=""`: a label per
+name a client makes up would let clients grow the server's memory without bound.
+"""
+
+import bisect
+import collections
+import threading
+from typing import Callable, Dict, List, Optional, Tuple
+
+from google.protobuf import descriptor_pb2
+from google.protobuf import descriptor_pool
+from google.protobuf import message_factory
+from google.protobuf import text_format
+import grpc
+
+DEFAULT_PATH = '/monitoring/prometheus/metrics'
+CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+# monitoring::Buckets::Exponential(10, 1.8, 33): the upper bounds, in microseconds.
+LATENCY_BUCKETS_US = tuple(10 * 1.8**i for i in range(33))
+
+_REQUEST_COUNT = ':tensorflow:serving:request_count'
+_REQUEST_LATENCY = ':tensorflow:serving:request_latency'
+
+
+def _monitoring_config_class():
+  """tensorflow.serving.MonitoringConfig (monitoring_config.proto); tensorflow-serving-api
+  does not ship it."""
+  file_proto = descriptor_pb2.FileDescriptorProto(
+      name='tensorflow_serving/config/monitoring_config.proto', package='tensorflow.serving',
+      syntax='proto3')
+  prometheus = file_proto.message_type.add(name='PrometheusConfig')
+  prometheus.field.add(name='enable', number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
+                       label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+  prometheus.field.add(name='path', number=2,
+                       type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
+                       label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+  monitoring = file_proto.message_type.add(name='MonitoringConfig')
+  monitoring.field.add(name='prometheus_config', number=1,
+                       type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
+                       type_name='.tensorflow.serving.PrometheusConfig',
+                       label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+  pool = descriptor_pool.DescriptorPool()  # Its own pool: never clashes with a real import.
+  pool.Add(file_proto)
+  return message_factory.GetMessageClass(
+      pool.FindMessageTypeByName('tensorflow.serving.MonitoringConfig'))
+
+
+MonitoringConfig = _monitoring_config_class()
+
+
+def read_monitoring_config(path: str) -> Optional[str]:
+  """The metrics path a MonitoringConfig file enables, or None when Prometheus is off.
+
+  Raises:
+    ValueError: the file cannot be read, does not parse, or names a path not starting with /.
+  """
+  try:
+    with open(path, encoding='utf-8') as f:
+      config = text_format.Parse(f.read(), MonitoringConfig())
+  except (OSError, text_format.ParseError) as error:
+    raise ValueError(f'--monitoring_config_file {path}: {error}') from None
+  if not config.prometheus_config.enable:
+    return None
+  metrics_path = config.prometheus_config.path or DEFAULT_PATH
+  if not metrics_path.startswith('/'):
+    raise ValueError(f'--monitoring_config_file {path}: path {metrics_path!r} must start with /')
+  return metrics_path
+
+
+class Metrics:
+  """Request counts and latencies; thread-safe, cheap enough for every request."""
+
+  def __init__(self, served: Callable[[str], bool]):
+    """`served(name)`: whether the server serves a model of that name now."""
+    self._served = served
+    self._lock = threading.Lock()
+    self._counts: Dict[Tuple[str, str], int] = collections.Counter()
+    # (model_name, API, entrypoint) -> per-bucket counts (the last is +Inf), sum, count.
+    self._latencies: Dict[Tuple[str, str, str], List[float]] = {}
+
+  def record(self, model_name: str, api: str, entrypoint: str, code: grpc.StatusCode,
+             seconds: float) -> None:
+    name = model_name if self._served(model_name) else ''
+    micros = seconds * 1e6
+    with self._lock:
+      self._counts[(name, code.name)] += 1
+      histogram = self._latencies.get((name, api, entrypoint))
+      if histogram is None:
+        histogram = self._latencies[(name, api, entrypoint)] = [0] * (
+            len(LATENCY_BUCKETS_US) + 1) + [0.0, 0]
+      histogram[bisect.bisect_left(LATENCY_BUCKETS_US, micros)] += 1
+      histogram[-2] += micros
+      histogram[-1] += 1
+
+  def render(self) -> str:
+    """The Prometheus text exposition of every metric."""
+    with self._lock:
+      counts = sorted(self._counts.items())
+      latencies = sorted((key, list(values)) for key, values in self._latencies.items())
+    lines = [f'# TYPE {_REQUEST_COUNT} counter']
+    for (name, status), count in counts:
+      lines.append(f'{_REQUEST_COUNT}{_labels(model_name=name, status=status)} {count}')
+    lines.append(f'# TYPE {_REQUEST_LATENCY} histogram')
+    for (name, api, entrypoint), values in latencies:
+      labels = {'model_name': name, 'API': api, 'entrypoint': entrypoint}
+      cumulative = 0
+      for bound, count in zip(LATENCY_BUCKETS_US + (float('inf'),), values):
+        cumulative += count
+        le = '+Inf' if bound == float('inf') else f'{bound:.6g}'
+        lines.append(f'{_REQUEST_LATENCY}_bucket{_labels(**labels, le=le)} {cumulative}')
+      lines.append(f'{_REQUEST_LATENCY}_sum{_labels(**labels)} {values[-2]:.6g}')
+      lines.append(f'{_REQUEST_LATENCY}_count{_labels(**labels)} {values[-1]}')
+    return '\n'.join(lines) + '\n'
+
+
+def _labels(**labels: str) -> str:
+  def escape(value: str) -> str:
+    return value.replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
+  return '{' + ','.join(f'{key}="{escape(str(value))}"' for key, value in labels.items()) + '}'
