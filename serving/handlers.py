@@ -48,9 +48,9 @@ class ModelService:
     self._warmup_iterations = warmup_iterations
     self.batcher = (batching.BatchScheduler(batching_parameters)
                     if batching_parameters is not None else None)
+    self.metrics = metrics_lib.Metrics(lambda name: self.manager.has_model(name))
     self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds,
-                                            session_config)
-    self.metrics = metrics_lib.Metrics(self.manager.has_model)
+                                            session_config, on_load=self.metrics.record_load)
 
   def start(self) -> None:
     self.manager.start()

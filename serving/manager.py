@@ -4,6 +4,7 @@ import dataclasses
 import enum
 import logging
 import threading
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
@@ -45,8 +46,11 @@ class ModelManager:
 
   def __init__(self, config: model_server_config_pb2.ModelServerConfig,
                warmup: Callable[[servable_lib.LoadedVersion], int],
-               poll_wait_seconds: float = 1.0, session_config=None):
+               poll_wait_seconds: float = 1.0, session_config=None,
+               on_load: Optional[Callable[[str, bool, float], None]] = None):
+    """`on_load(path, succeeded, seconds)` hears of every SavedModel load attempt."""
     self._warmup = warmup
+    self._on_load = on_load
     self._session_config = session_config
     self._lock = threading.RLock()
     self._configs: Dict[str, model_server_config_pb2.ModelConfig] = {}
@@ -140,7 +144,13 @@ class ModelManager:
       self._versions[name][version] = status
     log.info('loading %s version %d from %s', name, version, path)
     try:
-      loaded = servable_lib.LoadedVersion(name, version, path, self._session_config)
+      started = time.perf_counter()
+      try:
+        loaded = servable_lib.LoadedVersion(name, version, path, self._session_config)
+      except Exception:
+        self._report_load(path, False, started)
+        raise
+      self._report_load(path, True, started)
       replayed = self._warmup(loaded)
     except Exception as e:  # pylint: disable=broad-except
       # Whatever a broken SavedModel raises, the server reports it and keeps serving.
@@ -154,6 +164,10 @@ class ModelManager:
     with self._lock:
       status.servable, status.state = loaded, State.AVAILABLE
     log.info('%s version %d is AVAILABLE (%d warmup requests replayed)', name, version, replayed)
+
+  def _report_load(self, path: str, succeeded: bool, started: float) -> None:
+    if self._on_load is not None:
+      self._on_load(path, succeeded, time.perf_counter() - started)
 
   def _unload_all(self, name: str) -> None:
     with self._lock:

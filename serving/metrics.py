@@ -11,7 +11,10 @@ Serving's own names, so dashboards and alerts written for it work unchanged:
   name (`OK`, `INVALID_ARGUMENT`, ...);
 - `:tensorflow:serving:request_latency{model_name, API, entrypoint}`: a histogram of request
   wall time in microseconds, with TF Serving's buckets (exponential: 10 µs, x1.8, 33 buckets);
-  API is `predict`, `classify` or `get_model_metadata`, entrypoint `GRPC` or `REST`.
+  API is `predict`, `classify` or `get_model_metadata`, entrypoint `GRPC` or `REST`;
+- `:tensorflow:cc:saved_model:load_attempt_count{model_path, status}`: SavedModel loads, status
+  `success` or `fail`, and `:tensorflow:cc:saved_model:load_latency{model_path}`, the
+  microseconds they took.
 
 A request for a model the server does not serve is counted under `model_name=""`: a label per
 name a client makes up would let clients grow the server's memory without bound.
@@ -35,6 +38,8 @@ LATENCY_BUCKETS_US = tuple(10 * 1.8**i for i in range(33))
 
 _REQUEST_COUNT = ':tensorflow:serving:request_count'
 _REQUEST_LATENCY = ':tensorflow:serving:request_latency'
+_LOAD_COUNT = ':tensorflow:cc:saved_model:load_attempt_count'
+_LOAD_LATENCY = ':tensorflow:cc:saved_model:load_latency'
 
 
 def _monitoring_config_class():
@@ -92,6 +97,13 @@ class Metrics:
     self._counts: Dict[Tuple[str, str], int] = collections.Counter()
     # (model_name, API, entrypoint) -> per-bucket counts (the last is +Inf), sum, count.
     self._latencies: Dict[Tuple[str, str, str], List[float]] = {}
+    self._loads: Dict[Tuple[str, str], int] = collections.Counter()
+    self._load_micros: Dict[str, float] = collections.Counter()
+
+  def record_load(self, model_path: str, succeeded: bool, seconds: float) -> None:
+    with self._lock:
+      self._loads[(model_path, 'success' if succeeded else 'fail')] += 1
+      self._load_micros[model_path] += seconds * 1e6
 
   def record(self, model_name: str, api: str, entrypoint: str, code: grpc.StatusCode,
              seconds: float) -> None:
@@ -112,7 +124,14 @@ class Metrics:
     with self._lock:
       counts = sorted(self._counts.items())
       latencies = sorted((key, list(values)) for key, values in self._latencies.items())
-    lines = [f'# TYPE {_REQUEST_COUNT} counter']
+      loads, load_micros = sorted(self._loads.items()), sorted(self._load_micros.items())
+    lines = [f'# TYPE {_LOAD_COUNT} counter']
+    for (path, status), count in loads:
+      lines.append(f'{_LOAD_COUNT}{_labels(model_path=path, status=status)} {count}')
+    lines.append(f'# TYPE {_LOAD_LATENCY} counter')
+    for path, micros in load_micros:
+      lines.append(f'{_LOAD_LATENCY}{_labels(model_path=path)} {micros:.0f}')
+    lines.append(f'# TYPE {_REQUEST_COUNT} counter')
     for (name, status), count in counts:
       lines.append(f'{_REQUEST_COUNT}{_labels(model_name=name, status=status)} {count}')
     lines.append(f'# TYPE {_REQUEST_LATENCY} histogram')

@@ -19,6 +19,8 @@ from tests.serving import fixture_models
 
 COUNT = ':tensorflow:serving:request_count'
 LATENCY = ':tensorflow:serving:request_latency'
+LOAD_COUNT = ':tensorflow:cc:saved_model:load_attempt_count'
+LOAD_LATENCY = ':tensorflow:cc:saved_model:load_latency'
 
 
 def _samples(text: str):
@@ -41,7 +43,7 @@ def test_counts_and_a_cumulative_histogram_in_microseconds():
   registry.record('m', 'predict', 'GRPC', grpc.StatusCode.INVALID_ARGUMENT, 1e-6)
   registry.record('made "up"\n', 'predict', 'REST', grpc.StatusCode.NOT_FOUND, 1e-6)
   text = registry.render()
-  assert text.startswith(f'# TYPE {COUNT} counter\n')
+  assert f'# TYPE {COUNT} counter\n' in text
   assert f'# TYPE {LATENCY} histogram\n' in text
   samples = _samples(text)
   assert samples[(COUNT, frozenset({('model_name', 'm'), ('status', 'OK')}))] == 2
@@ -104,8 +106,11 @@ def _get(url):
 @pytest.mark.parametrize('metrics_path', ['/monitoring/prometheus/metrics', None])
 def test_a_server_counts_its_grpc_and_rest_requests(tmp_path, metrics_path):
   fixture_models.build_half_plus_two(str(tmp_path / 'm' / '1'), 1)
+  fixture_models.build_corrupt(str(tmp_path / 'broken' / '1'))
   server = server_lib.ModelServer(config_lib.ServerOptions(
-      model_config=config_lib.single_model_config('m', str(tmp_path / 'm')), port=0,
+      model_config=fixture_models.server_config([
+          fixture_models.model_config('m', str(tmp_path / 'm')),
+          fixture_models.model_config('broken', str(tmp_path / 'broken'))]), port=0,
       rest_api_port=0, file_system_poll_wait_seconds=0, metrics_path=metrics_path)).start()
   rest = f'http://127.0.0.1:{server.rest_port}'
   try:
@@ -130,3 +135,8 @@ def test_a_server_counts_its_grpc_and_rest_requests(tmp_path, metrics_path):
   for entrypoint, count in (('GRPC', 2), ('REST', 1)):
     labels = frozenset({('model_name', 'm'), ('API', 'predict'), ('entrypoint', entrypoint)})
     assert samples[(LATENCY + '_count', labels)] == count
+  loads = {(dict(labels)['model_path'], dict(labels)['status']): value
+           for (name, labels), value in samples.items() if name == LOAD_COUNT}
+  assert loads == {(str(tmp_path / 'm' / '1'), 'success'): 1,
+                   (str(tmp_path / 'broken' / '1'), 'fail'): 1}
+  assert samples[(LOAD_LATENCY, frozenset({('model_path', str(tmp_path / 'm' / '1'))}))] > 0
