@@ -232,7 +232,11 @@ def _status(args: argparse.Namespace) -> int:
   config = _config_from_args(args)
   from pipeline import run_summary  # pylint: disable=import-outside-toplevel
   from pipeline import runner  # pylint: disable=import-outside-toplevel
-  summary = runner.summarize(config)
+  try:
+    summary = runner.summarize(config)
+  except run_summary.StoreError as error:
+    _error(f'{error}. Fix: pass --paths.metadata_path with the metadata.sqlite of a run')
+    return EXIT_FAILED
   if summary is None:
     _error(f'no run of pipeline {config.name!r} in {config.paths.metadata_path}. '
            'Fix: run `ganpipe run` first, or pass --paths.metadata_path')

@@ -16,7 +16,6 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata as tfx_metadata
 
 from pipeline import run_summary
 
@@ -74,10 +73,10 @@ def trace(metadata_path: str, pipeline_name: str, target: str) -> Lineage:
   Raises:
     LineageError: no artifact has that URI, pushed destination or published path.
   """
-  if not os.path.exists(metadata_path):
-    raise LineageError(f'no metadata store at {metadata_path}')
-  store = metadata_store.MetadataStore(
-      tfx_metadata.sqlite_metadata_connection_config(metadata_path))
+  try:
+    store = run_summary.open_store(metadata_path)
+  except run_summary.StoreError as error:
+    raise LineageError(str(error)) from None
   helper = run_summary.Store(store)
   root = _find(store, target)
   root_producer = _producer(store, root.id, None)

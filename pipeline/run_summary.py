@@ -4,6 +4,7 @@ blessings and where each model went."""
 import dataclasses
 import json
 import os
+import re
 from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
@@ -75,6 +76,32 @@ class RunSummary:
     return json.dumps(dataclasses.asdict(self), indent=2)
 
 
+class StoreError(LookupError):
+  """The metadata path is not an ML Metadata store that can be read."""
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+  """The MLMD SQLite store at `metadata_path`, opened read-only: reading never changes it.
+
+  Raises:
+    StoreError: there is no file there, or it is not an ML Metadata store.
+  """
+  if not os.path.isfile(metadata_path):
+    raise StoreError(f'no metadata store at {metadata_path}')
+  config = tfx_metadata.sqlite_metadata_connection_config(metadata_path)
+  config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+  try:
+    return metadata_store.MetadataStore(config)
+  except RuntimeError as error:  # how MLMD reports a file that is not its database
+    # "Error when executing query: file is not a database query: CREATE TABLE ...": read-only,
+    # MLMD's attempt to create its tables fails instead of writing them into the file.
+    reason = re.search(r'query: (.*?) query:', str(error))
+    reason = reason.group(1) if reason else str(error)[:200]
+    if 'readonly' in reason:
+      reason = 'it holds no ML Metadata tables'
+    raise StoreError(f'{metadata_path} is not an ML Metadata store: {reason}') from None
+
+
 class Store:
   """Small read-only helpers over an MLMD store."""
 
@@ -121,8 +148,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
   Returns:
     The summary, or None when the store holds no run of this pipeline.
   """
-  config = tfx_metadata.sqlite_metadata_connection_config(metadata_path)
-  store = Store(metadata_store.MetadataStore(config))
+  store = Store(open_store(metadata_path))
   runs = [c for c in store.store.get_contexts_by_type('pipeline_run')]
   pipeline_context = store.store.get_context_by_type_and_name('pipeline', pipeline_name)
   if pipeline_context is None or not runs:

@@ -67,6 +67,20 @@ def test_unknown_target_is_a_clear_error(metadata, tmp_path):
     lineage.trace(metadata, 'ganpipe', '/x')
   with pytest.raises(lineage.LineageError, match='no metadata store at'):
     lineage.trace(str(tmp_path / 'absent.sqlite'), 'ganpipe', '/x')
+  (tmp_path / 'notes.txt').write_text('not a database, but long enough to look like a file ' * 40)
+  with pytest.raises(lineage.LineageError,
+                     match='notes.txt is not an ML Metadata store: file is not a database'):
+    lineage.trace(str(tmp_path / 'notes.txt'), 'ganpipe', '/x')
+
+
+def test_the_store_is_opened_read_only(tmp_path):
+  # Opened for writing, as MLMD opens by default, an empty file would get MLMD's tables and
+  # become an empty store; a query must never write into the file it is given.
+  empty = tmp_path / 'metadata.sqlite'
+  empty.write_bytes(b'')
+  with pytest.raises(lineage.LineageError, match='it holds no ML Metadata tables'):
+    lineage.trace(str(empty), 'ganpipe', '/x')
+  assert empty.stat().st_size == 0
 
 
 def test_cli_prints_the_tree_or_json(metadata, capsys):
@@ -81,3 +95,12 @@ def test_cli_prints_the_tree_or_json(metadata, capsys):
   assert len(found['executions']) == 4
   assert cli.main(['lineage', '/nowhere', '--paths.metadata_path', metadata]) == cli.EXIT_FAILED
   assert 'no artifact in the metadata store is at /nowhere' in capsys.readouterr().err
+
+
+def test_status_names_a_file_that_is_not_a_store(tmp_path, capsys):
+  (tmp_path / 'notes.txt').write_text('not a database, but long enough to look like a file ' * 40)
+  assert cli.main(['status', '--paths.metadata_path', str(tmp_path / 'notes.txt')]) == (
+      cli.EXIT_FAILED)
+  err = capsys.readouterr().err
+  assert 'notes.txt is not an ML Metadata store: file is not a database' in err
+  assert 'Traceback' not in err
