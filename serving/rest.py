@@ -346,7 +346,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   def _check_size(self, size: int, so_far: bool = False) -> None:
     if size > self.max_body_bytes:
       # Reading on would hold the whole oversize body in memory.
-      raise errors.ServingError(
-          grpc.StatusCode.RESOURCE_EXHAUSTED,
+      raise errors.too_large(
           f'request body of {"at least " if so_far else ""}{size} bytes exceeds the limit of '
           f'{self.max_body_bytes} bytes')

@@ -186,8 +186,7 @@ def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
   if max_bytes is not None:
     decoded = math.prod(shape) * _item_bytes(proto.dtype)
     if decoded > max_bytes:
-      raise errors.ServingError(
-          grpc.StatusCode.RESOURCE_EXHAUSTED,
+      raise errors.too_large(
           f'input {key!r} of shape {shape} would take {decoded} bytes decoded, over the limit of '
           f'{max_bytes} bytes (--max_message_size_bytes)')
   try:
