@@ -16,16 +16,41 @@ from serving import servable as servable_lib
 Inputs = Mapping[str, np.ndarray]
 
 
+# TF Serving's words for a request whose deadline passed before its batch ran (batching_session).
+QUEUE_TIMEOUT_MESSAGE = 'Run() timeout exceeded while waiting in batching queue'
+
+
+def call_by(deadline: Optional[float], signature: servable_lib.Signature,
+            inputs: Inputs) -> Dict[str, np.ndarray]:
+  """Runs `signature` unless `deadline` (time.monotonic() seconds; None: none) has passed.
+
+  A request that waited for a thread past its deadline has no caller left to answer: its client
+  has had DEADLINE_EXCEEDED already, so its model time would only delay the requests behind it.
+  """
+  if deadline is not None and time.monotonic() >= deadline:
+    raise errors.ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                              'the request waited past its deadline for a thread to run it')
+  return signature(inputs)
+
+
 class _Task:
   """One request's rows, and the future its caller waits on: a thread's, or an event loop's."""
-  __slots__ = ('inputs', 'size', 'future', 'loop', 'enqueued')
+  __slots__ = ('inputs', 'size', 'future', 'loop', 'enqueued', 'deadline')
 
-  def __init__(self, inputs: Inputs, loop: Optional[asyncio.AbstractEventLoop] = None):
+  def __init__(self, inputs: Inputs, loop: Optional[asyncio.AbstractEventLoop] = None,
+               deadline: Optional[float] = None):
     self.inputs = inputs
     self.size = next(iter(inputs.values())).shape[0]
     self.loop = loop
     self.future = loop.create_future() if loop is not None else concurrent.futures.Future()
     self.enqueued = time.monotonic()
+    self.deadline = deadline
+
+  def abandoned(self, now: float) -> bool:
+    """Whether nobody waits for this task's answer: its deadline passed, or it was cancelled."""
+    # An event loop's future is only read here, from another thread: at worst a request that
+    # was cancelled a moment ago still runs.
+    return (self.deadline is not None and now >= self.deadline) or self.future.done()
 
 
 class BatchScheduler:
@@ -34,6 +59,11 @@ class BatchScheduler:
   A batch runs when it reaches `max_batch_size` rows or its oldest request has waited
   `batch_timeout_micros`. `num_batch_threads` batches run at once. Requests whose inputs differ
   outside dimension 0 go to separate batches, and signatures without a batch dimension run alone.
+
+  A request may carry a deadline. One still queued when its deadline passes, or whose caller was
+  cancelled, is left out of its batch: it gets RESOURCE_EXHAUSTED with TF Serving's message, and
+  the model never sees its rows. (TF Serving's batching session drops a batch only when all of
+  its requests are past their deadlines; past-deadline rows are model time nobody waits for.)
   """
 
   def __init__(self, parameters: config_lib.BatchingParameters):
@@ -55,14 +85,19 @@ class BatchScheduler:
     return (signature.batchable and len(sizes) == 1 and
             next(iter(sizes)) <= self._params.max_batch_size)
 
-  def run(self, signature: servable_lib.Signature, inputs: Inputs) -> Dict[str, np.ndarray]:
-    """Runs `signature` on `inputs`, batched with concurrent requests where possible."""
+  def run(self, signature: servable_lib.Signature, inputs: Inputs,
+          deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
+    """Runs `signature` on `inputs`, batched with concurrent requests where possible.
+
+    `deadline`: time.monotonic() seconds after which nobody waits for the answer; None: never.
+    """
     if not self.accepts(signature, inputs):
-      return signature(inputs)
-    return self._enqueue(signature, _Task(inputs)).future.result()
+      return call_by(deadline, signature, inputs)
+    return self._enqueue(signature, _Task(inputs, deadline=deadline)).future.result()
 
   async def run_async(self, signature: servable_lib.Signature, inputs: Inputs,
-                      executor: concurrent.futures.Executor) -> Dict[str, np.ndarray]:
+                      executor: concurrent.futures.Executor,
+                      deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
     """`run` for a coroutine on the running loop; a request that cannot batch runs on `executor`.
 
     The batch thread settles every request of a batch from one loop in one callback, so the loop
@@ -70,8 +105,8 @@ class BatchScheduler:
     """
     loop = asyncio.get_running_loop()
     if not self.accepts(signature, inputs):
-      return await loop.run_in_executor(executor, signature, inputs)
-    return await self._enqueue(signature, _Task(inputs, loop)).future
+      return await loop.run_in_executor(executor, call_by, deadline, signature, inputs)
+    return await self._enqueue(signature, _Task(inputs, loop, deadline)).future
 
   def _enqueue(self, signature: servable_lib.Signature, task: _Task) -> _Task:
     key = (id(signature),) + tuple(sorted((k, v.shape[1:]) for k, v in task.inputs.items()))
@@ -138,6 +173,14 @@ class BatchScheduler:
 
   @staticmethod
   def _run(signature: servable_lib.Signature, tasks: List[_Task]) -> None:
+    now = time.monotonic()
+    dropped = [task for task in tasks if task.abandoned(now)]
+    if dropped:
+      expired = errors.ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, QUEUE_TIMEOUT_MESSAGE)
+      _settle(dropped, [(None, expired)] * len(dropped))  # A cancelled one ignores it.
+      tasks = [task for task in tasks if task not in dropped]
+      if not tasks:
+        return
     try:
       if len(tasks) == 1:
         outcomes = [(signature(tasks[0].inputs), None)]

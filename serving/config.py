@@ -153,6 +153,12 @@ class ServerOptions:
   num_request_iterations_for_warmup: int = 1
   # Where the REST port serves Prometheus metrics (from --monitoring_config_file); None: nowhere.
   metrics_path: Optional[str] = None
+  # How long a REST request may wait for a thread and the model; 0 or less: forever.
+  rest_api_timeout_in_ms: int = 30000
+  # REST requests processed at once; None: TF Serving's default, 4 per CPU.
+  rest_api_num_threads: Optional[int] = None
+  # A gRPC call's deadline bounds its wait for the model, as in TF Serving.
+  enforce_session_run_timeout: bool = True
 
   def __post_init__(self):
     if not 0 <= self.port < 65536 or not 0 <= (self.rest_api_port or 0) < 65536:
@@ -167,6 +173,8 @@ class ServerOptions:
     if self.metrics_path and self.rest_api_port is None:
       raise ConfigError('--monitoring_config_file serves metrics on the REST port; give '
                         '--rest_api_port')
+    if self.rest_api_num_threads is not None and self.rest_api_num_threads < 1:
+      raise ConfigError('rest_api_num_threads must be at least 1')
     if self.max_message_size_bytes < 1024:
       raise ConfigError('max_message_size_bytes must be at least 1024')
     if self.num_request_iterations_for_warmup < 1:

@@ -90,17 +90,26 @@ def _async_rpc(method=None, api: Optional[str] = None):
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   """Predict, Classify and GetModelMetadata."""
 
-  def __init__(self, service: handlers.ModelService, executor: concurrent.futures.Executor):
+  def __init__(self, service: handlers.ModelService, executor: concurrent.futures.Executor,
+               enforce_deadlines: bool = True):
+    """`enforce_deadlines`: a call's deadline bounds its wait for the model, as TF Serving's
+    --enforce_session_run_timeout makes it bound the session run."""
     self._service = service
     self._executor = executor  # Runs model calls that do not go to a batch.
+    self._enforce_deadlines = enforce_deadlines
+
+  def _deadline(self, context) -> Optional[float]:
+    """The call's deadline in time.monotonic() seconds, or None."""
+    remaining = context.time_remaining() if self._enforce_deadlines else None
+    return None if remaining is None else time.monotonic() + remaining
 
   @_async_rpc(api='predict')
   async def Predict(self, request, context):  # pylint: disable=invalid-name
-    return await self._service.predict_async(request, self._executor)
+    return await self._service.predict_async(request, self._executor, self._deadline(context))
 
   @_async_rpc(api='classify')
   async def Classify(self, request, context):  # pylint: disable=invalid-name
-    return await self._service.classify_async(request, self._executor)
+    return await self._service.classify_async(request, self._executor, self._deadline(context))
 
   @_rpc(api='get_model_metadata')
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name

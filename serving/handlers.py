@@ -68,43 +68,51 @@ class ModelService:
     label = spec.version_label if spec.WhichOneof('version_choice') == 'version_label' else None
     return self.manager.resolve(spec.name, version, label)
 
-  def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+  # `deadline`, here and below: the time.monotonic() seconds after which nobody waits for the
+  # answer (a gRPC call's deadline, or --rest_api_timeout_in_ms), or None. A request still
+  # waiting for the model then never runs; see batching.call_by and batching.BatchScheduler.
+  def predict(self, request: predict_pb2.PredictRequest,
+              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
     call = _PredictCall(self, request)
-    return call.respond(self.run(call.signature, call.inputs))
+    return call.respond(self.run(call.signature, call.inputs, deadline))
 
   async def predict_async(self, request: predict_pb2.PredictRequest,
-                          executor: concurrent.futures.Executor) -> predict_pb2.PredictResponse:
+                          executor: concurrent.futures.Executor,
+                          deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
     """`predict` for a coroutine: the model runs on a batch thread or on `executor`."""
     call = _PredictCall(self, request)
-    return call.respond(await self.run_async(call.signature, call.inputs, executor))
+    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
 
-  def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray]
-          ) -> Dict[str, np.ndarray]:
+  def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
+          deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
     """Checks and runs a signature, batched when batching is on."""
     signature.check_inputs(inputs)
     if self.batcher is not None:
-      return self.batcher.run(signature, inputs)
-    return signature(inputs)
+      return self.batcher.run(signature, inputs, deadline)
+    return batching.call_by(deadline, signature, inputs)
 
   async def run_async(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
-                      executor: concurrent.futures.Executor) -> Dict[str, np.ndarray]:
+                      executor: concurrent.futures.Executor,
+                      deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
     """`run` for a coroutine; the model never runs on the event loop's thread."""
     signature.check_inputs(inputs)
     if self.batcher is not None:
-      return await self.batcher.run_async(signature, inputs, executor)
-    return await asyncio.get_running_loop().run_in_executor(executor, signature, inputs)
+      return await self.batcher.run_async(signature, inputs, executor, deadline)
+    return await asyncio.get_running_loop().run_in_executor(
+        executor, batching.call_by, deadline, signature, inputs)
 
   # --- Classify --------------------------------------------------------------------------------
-  def classify(self, request: classification_pb2.ClassificationRequest
-               ) -> classification_pb2.ClassificationResponse:
+  def classify(self, request: classification_pb2.ClassificationRequest,
+               deadline: Optional[float] = None) -> classification_pb2.ClassificationResponse:
     call = _ClassifyCall(self, request)
-    return call.respond(self.run(call.signature, call.inputs))
+    return call.respond(self.run(call.signature, call.inputs, deadline))
 
   async def classify_async(self, request: classification_pb2.ClassificationRequest,
-                           executor: concurrent.futures.Executor
+                           executor: concurrent.futures.Executor,
+                           deadline: Optional[float] = None
                            ) -> classification_pb2.ClassificationResponse:
     call = _ClassifyCall(self, request)
-    return call.respond(await self.run_async(call.signature, call.inputs, executor))
+    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
 
   # --- Metadata and status -------------------------------------------------------------------
   def get_model_metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest

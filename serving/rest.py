@@ -1,8 +1,10 @@
 """TF Serving's REST API (`/v1/models/...`) over the same handlers as gRPC."""
 
+import contextlib
 import http.server
 import json
 import logging
+import os
 import re
 import socket
 import sys
@@ -34,6 +36,9 @@ _PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
 # request threads forever (ThreadingHTTPServer has one per connection). A request that is still
 # arriving gets the same time for each read.
 IDLE_TIMEOUT_SECONDS = 60.0
+# TF Serving's defaults for --rest_api_timeout_in_ms and --rest_api_num_threads.
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
 # The metrics' API label of each timed route, as TF Serving names it.
 _API = {':predict': 'predict', ':classify': 'classify', '/metadata': 'get_model_metadata'}
 
@@ -46,12 +51,26 @@ class RestServer:
   """
 
   def __init__(self, service: handlers.ModelService, host: str, port: int,
-               max_body_bytes: int, metrics_path: Optional[str] = None):
-    """`metrics_path`: where to serve the Prometheus metrics; None: nowhere."""
+               max_body_bytes: int, metrics_path: Optional[str] = None,
+               timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+               num_threads: int = DEFAULT_NUM_THREADS):
+    """A server for `service` on `host`:`port`; nothing is bound until this returns.
+
+    Args:
+      metrics_path: where to serve the Prometheus metrics; None: nowhere.
+      timeout_seconds: how long a request may wait, once its body has arrived, for a free
+        thread and for the model (TF Serving's --rest_api_timeout_in_ms); 0 or less: forever.
+      num_threads: how many requests are processed at once (--rest_api_num_threads). More
+        connections may be open; their requests wait their turn.
+    """
+    if num_threads < 1:
+      raise ValueError(f'num_threads must be at least 1, got {num_threads}')
     self._connections = _Connections()
-    handler = type('Handler', (_Handler,), {'service': service, 'max_body_bytes': max_body_bytes,
-                                            'connections': self._connections,
-                                            'metrics_path': metrics_path})
+    handler = type('Handler', (_Handler,), {
+        'service': service, 'max_body_bytes': max_body_bytes, 'connections': self._connections,
+        'metrics_path': metrics_path,
+        'timeout_seconds': timeout_seconds if timeout_seconds > 0 else None,
+        'slots': threading.BoundedSemaphore(num_threads)})
     self._httpd = _HTTPServer((host, port), handler)
     # Shutdown joins request threads, so in-flight requests finish before the process exits.
     self._httpd.daemon_threads = False
@@ -122,6 +141,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
   max_body_bytes: int
   connections: _Connections
   metrics_path: Optional[str]
+  timeout_seconds: Optional[float]
+  slots: threading.BoundedSemaphore  # One per request being processed.
   protocol_version = 'HTTP/1.1'
   server_version = 'ganpipe-model-server'
   timeout = IDLE_TIMEOUT_SECONDS
@@ -162,6 +183,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     try:
       # Read first, whatever the route: a body left unread would be taken for the next request.
       self._body = self._read_body(required=self.command == 'POST')
+      self._deadline = (time.monotonic() + self.timeout_seconds
+                        if self.timeout_seconds is not None else None)
       path = self.path.split('?', 1)[0]
       if self.metrics_path and path == self.metrics_path and self.command == 'GET':
         status, payload = 200, self.service.metrics.render().encode('utf-8')
@@ -172,7 +195,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
           raise errors.not_found(
               f'Malformed request: {self.command} {self.path}; expected '
               '/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]')
-        status, payload = 200, json.dumps(action(route)).encode('utf-8')
+        with self._slot():
+          status, payload = 200, json.dumps(action(route)).encode('utf-8')
     except errors.ServingError as e:
       code = e.code
       status, payload = e.http_status, json.dumps({'error': e.message}).encode('utf-8')
@@ -192,6 +216,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.send_header('Connection', 'close')
     self.end_headers()
     self.wfile.write(payload)
+
+  @contextlib.contextmanager
+  def _slot(self):
+    """One of the --rest_api_num_threads processing slots, for at most the request's timeout."""
+    remaining = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+    if not self.slots.acquire(timeout=remaining):
+      raise errors.ServingError(
+          grpc.StatusCode.DEADLINE_EXCEEDED,
+          f'the server was busy: no REST thread became free within the request timeout of '
+          f'{self.timeout_seconds * 1000:g} ms (--rest_api_timeout_in_ms)')
+    try:
+      yield
+    finally:
+      self.slots.release()
 
   def _spec(self, route) -> model_pb2.ModelSpec:
     spec = model_pb2.ModelSpec(name=route['name'])
@@ -245,7 +283,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       inputs = rest_json.rows_to_inputs(body['instances'], dtypes)
     else:
       inputs = rest_json.columns_to_inputs(body['inputs'], dtypes)
-    outputs = self.service.run(signature, inputs)
+    outputs = self.service.run(signature, inputs, self._deadline)
     if 'instances' in body:
       return {'predictions': rest_json.outputs_to_rows(outputs)}
     if len(outputs) == 1:
@@ -267,7 +305,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       target = request.input.example_list
     for features in examples:
       rest_json.fill_example(target.examples.add(), features)
-    response = self.service.classify(request)
+    response = self.service.classify(request, self._deadline)
     return {'results': [[[item.label, item.score] for item in result.classes]
                         for result in response.result.classifications]}
 

@@ -69,6 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="TF Serving's MonitoringConfig text proto; with prometheus_config "
                            '{ enable: true } the REST port serves Prometheus metrics at its path '
                            '(default /monitoring/prometheus/metrics)')
+  parser.add_argument('--rest_api_timeout_in_ms', type=int, default=30000,
+                      help='how long a REST request may wait for a thread and the model; '
+                           'past it, 504 or 429 (default: %(default)s; 0: forever)')
+  parser.add_argument('--rest_api_num_threads', type=int, default=None,
+                      help='REST requests processed at once; others wait (default: 4 per CPU)')
+  parser.add_argument('--enforce_session_run_timeout', type=_flag_bool, nargs='?', const=True,
+                      default=True, metavar='true|false',
+                      help="a gRPC call's deadline bounds its wait for the model; a request "
+                           'still waiting when it passes never runs (default: true)')
   parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
                       help='how long in-flight requests may run after SIGTERM')
 
@@ -114,7 +123,9 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       shutdown_grace_seconds=args.shutdown_grace_seconds,
       enable_model_warmup=args.enable_model_warmup,
       num_request_iterations_for_warmup=args.num_request_iterations_for_warmup,
-      metrics_path=metrics_path)
+      metrics_path=metrics_path, rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+      rest_api_num_threads=args.rest_api_num_threads,
+      enforce_session_run_timeout=args.enforce_session_run_timeout)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -74,10 +74,11 @@ class ModelServer:
       self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
     if self.options.rest_api_port is not None:
       try:
-        self._rest = rest.RestServer(self.service, self.options.host,
-                                     self.options.rest_api_port,
-                                     self.options.max_message_size_bytes,
-                                     self.options.metrics_path)
+        self._rest = rest.RestServer(
+            self.service, self.options.host, self.options.rest_api_port,
+            self.options.max_message_size_bytes, self.options.metrics_path,
+            timeout_seconds=self.options.rest_api_timeout_in_ms / 1000,
+            num_threads=self.options.rest_api_num_threads or rest.DEFAULT_NUM_THREADS)
       except OSError as e:
         self.stop(grace=0)  # gRPC is serving already; a failed start leaves nothing running.
         raise OSError(f'cannot bind REST to {_bracket(self.options.host)}:'
@@ -101,7 +102,8 @@ class ModelServer:
         options=[('grpc.max_receive_message_length', size),
                  ('grpc.max_send_message_length', size)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        grpc_services.PredictionServicer(self.service, self._executor), self._grpc)
+        grpc_services.PredictionServicer(self.service, self._executor,
+                                         self.options.enforce_session_run_timeout), self._grpc)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         grpc_services.ModelServicer(self.service), self._grpc)
     health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)

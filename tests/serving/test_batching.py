@@ -175,7 +175,7 @@ def test_a_coroutine_whose_request_cannot_batch_runs_on_the_executor():
   assert threads and threads[0].startswith('model')
 
 
-def test_a_failed_batch_fails_every_coroutine_in_it_and_a_cancelled_one_harms_none():
+def test_a_failed_batch_fails_every_coroutine_in_it_and_a_cancelled_one_is_left_out():
 
   class Broken(RecordingSignature):
 
@@ -201,4 +201,115 @@ def test_a_failed_batch_fails_every_coroutine_in_it_and_a_cancelled_one_harms_no
     scheduler.stop()
   assert isinstance(outcomes[0], asyncio.CancelledError)
   assert [o.message for o in outcomes[1:]] == ['the model broke'] * 2
-  assert signature.calls == [3]
+  assert signature.calls == [2]  # Nobody waited for the cancelled request's rows.
+
+
+# --- deadlines ---------------------------------------------------------------------------------
+class GatedSignature(RecordingSignature):
+  """Records the first value of each call; the first call waits until `release` is set."""
+
+  def __init__(self):
+    super().__init__()
+    self.entered = threading.Event()
+    self.release = threading.Event()
+
+  def __call__(self, inputs):
+    if not self.entered.is_set():
+      self.entered.set()
+      self.release.wait(10)
+    self.calls.append([float(v) for v in inputs['x'][:, 0]])
+    return {'y': inputs['x'] * 2}
+
+
+def _row(value):
+  return {'x': np.array([[value]], np.float32)}
+
+
+def test_a_request_whose_deadline_passes_in_the_queue_is_left_out_of_its_batch():
+  scheduler = _scheduler(max_batch_size=4, batch_timeout_micros=10_000, num_batch_threads=1)
+  signature = GatedSignature()
+  outcomes = {}
+
+  def call(value, deadline=None):
+    try:
+      outcomes[value] = float(scheduler.run(signature, _row(value), deadline)['y'][0, 0])
+    except errors.ServingError as e:
+      outcomes[value] = e
+
+  first = threading.Thread(target=call, args=(1.0,))
+  first.start()
+  try:
+    assert signature.entered.wait(10)  # The one batch thread is busy with the first request.
+    # Two more queue behind it: one with no deadline, one whose deadline passes while it waits.
+    waiting = [threading.Thread(target=call, args=(2.0,)),
+               threading.Thread(target=call, args=(3.0, time.monotonic() + 0.05))]
+    for thread in waiting:
+      thread.start()
+    time.sleep(0.3)
+    signature.release.set()
+    for thread in [first] + waiting:
+      thread.join(10)
+  finally:
+    signature.release.set()
+    scheduler.stop()
+  assert outcomes[1.0] == 2.0 and outcomes[2.0] == 4.0
+  expired = outcomes[3.0]
+  assert isinstance(expired, errors.ServingError)
+  assert expired.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+  assert expired.message == batching.QUEUE_TIMEOUT_MESSAGE
+  assert expired.http_status == 429  # As TF Serving's REST API: a client may retry later.
+  assert signature.calls == [[1.0], [2.0]]  # The model never saw the expired row.
+
+
+def test_a_request_with_time_left_runs_with_its_batch():
+  scheduler = _scheduler(max_batch_size=2, batch_timeout_micros=10_000, num_batch_threads=1)
+  signature = RecordingSignature()
+  try:
+    answer = scheduler.run(signature, _row(5.0), time.monotonic() + 10)
+  finally:
+    scheduler.stop()
+  assert float(answer['y'][0, 0]) == 10.0 and signature.calls == [1]
+
+
+def test_a_coroutine_past_its_deadline_in_the_queue_gets_resource_exhausted():
+  scheduler = _scheduler(max_batch_size=4, batch_timeout_micros=100_000, num_batch_threads=1)
+  signature = RecordingSignature()
+
+  async def main():
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+      # The batch waits 100 ms to fill; the second request's deadline is 20 ms away.
+      return await asyncio.gather(
+          scheduler.run_async(signature, _row(1.0), executor),
+          scheduler.run_async(signature, _row(2.0), executor, time.monotonic() + 0.02),
+          return_exceptions=True)
+
+  try:
+    kept, expired = asyncio.run(main())
+  finally:
+    scheduler.stop()
+  assert float(kept['y'][0, 0]) == 2.0
+  assert isinstance(expired, errors.ServingError)
+  assert expired.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+  assert signature.calls == [1]
+
+
+@pytest.mark.parametrize('batched', [False, True], ids=['unbatchable', 'larger-than-a-batch'])
+def test_a_request_that_runs_alone_is_not_run_past_its_deadline(batched):
+  scheduler = _scheduler(max_batch_size=1, num_batch_threads=1)
+  signature = RecordingSignature() if batched else Unbatchable()
+  inputs = {'x': np.ones((2 if batched else 1, 1), np.float32)}
+
+  async def main():
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+      return await scheduler.run_async(signature, inputs, executor, time.monotonic() - 1)
+
+  try:
+    with pytest.raises(errors.ServingError, match='deadline') as raised:
+      asyncio.run(main())
+    with pytest.raises(errors.ServingError, match='deadline'):
+      scheduler.run(signature, inputs, time.monotonic() - 1)
+  finally:
+    scheduler.stop()
+  assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+  assert raised.value.http_status == 504
+  assert signature.calls == []
