@@ -22,8 +22,8 @@ _OPENERS: Dict[str, Callable[[str, images.ImagePolicy], base.ImageSource]] = {
     FASHION_MNIST: lambda input_base, policy: builtin.FashionMnistSource(input_base or None),
     FOLDER: lambda input_base, policy: folder.FolderSource(
         input_base, images.max_file_bytes(policy.max_pixels)),
-    IDX: lambda input_base, policy: idx.IdxSource(input_base),
-    NPZ: lambda input_base, policy: npz.NpzSource(input_base),
+    IDX: lambda input_base, policy: idx.IdxSource(input_base, max_pixels=policy.max_pixels),
+    NPZ: lambda input_base, policy: npz.NpzSource(input_base, policy.max_pixels),
     TFRECORD: lambda input_base, policy: tfrecord.TfRecordSource(input_base),
 }
 SOURCES = tuple(_OPENERS)
@@ -34,7 +34,8 @@ BUILT_IN = (DIGITS,)
 def open_source(name: str, input_base: str, policy: images.ImagePolicy) -> base.ImageSource:
   """Opens the source `name` reading `input_base` (a folder or URI; ignored by `digits`).
 
-  A folder source reads no file larger than an image under `policy` can be.
+  A folder source reads no file larger than an image under `policy` can be, and IDX and npz
+  sources refuse images over its `max_pixels` from their headers.
 
   Raises:
     ValueError: unknown source.

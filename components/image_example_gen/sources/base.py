@@ -36,14 +36,17 @@ class ImageSource(abc.ABC):
 # emit a rejection for every record promised.
 
 
-def check_image_dims(path: str, record_dims: Sequence[int]) -> None:
-  """Raises ValueError unless each record is a (height, width[, channels]) image of sane size."""
+def check_image_dims(path: str, record_dims: Sequence[int],
+                     max_pixels: int = images.MAX_PIXELS) -> None:
+  """Raises ValueError unless each record is a (height, width[, channels]) image of 1 to
+  `max_pixels` pixels (the ImagePolicy's limit)."""
   if len(record_dims) not in (2, 3):
     raise ValueError(f'{path}: images of {len(record_dims)} dimensions {list(record_dims)}; '
                      'images have 2 or 3 (height, width[, channels])')
-  if min(record_dims) == 0 or record_dims[0] * record_dims[1] > images.MAX_PIXELS:
+  if min(record_dims) == 0 or record_dims[0] * record_dims[1] > max_pixels:
     raise ValueError(f'{path}: images of {"x".join(map(str, record_dims))} are not images '
-                     f'this pipeline reads (1 to {images.MAX_PIXELS} pixels)')
+                     f'this pipeline reads (1 to {max_pixels} pixels; the limit is '
+                     '--data.max_image_pixels)')
 
 
 def check_length(path: str, count: int, record_bytes: int, found: int) -> None:

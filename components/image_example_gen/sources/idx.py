@@ -11,6 +11,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
+from components.image_example_gen import images
 from components.image_example_gen import records
 from components.image_example_gen.sources import base
 
@@ -69,7 +70,7 @@ def _data_bytes(path: str, header: IdxHeader) -> int:
       total += len(block)
 
 
-def check_file(path: str, labels: bool) -> IdxHeader:
+def check_file(path: str, labels: bool, max_pixels: int = images.MAX_PIXELS) -> IdxHeader:
   """The header of an IDX file of labels or images, once it is known to fit the file's bytes.
 
   Raises:
@@ -86,7 +87,7 @@ def check_file(path: str, labels: bool) -> IdxHeader:
     raise ValueError(f'{path}: records of {len(record_dims)} dimensions {list(record_dims)}; '
                      'labels have none')
   if not labels:
-    base.check_image_dims(path, record_dims)
+    base.check_image_dims(path, record_dims, max_pixels)
   base.check_length(path, header.count, header.record_bytes, found)
   return header
 
@@ -144,14 +145,16 @@ class IdxSource(base.ImageSource):
   given, else are the label values themselves.
   """
 
-  def __init__(self, root: str, class_names: Optional[Sequence[str]] = None):
+  def __init__(self, root: str, class_names: Optional[Sequence[str]] = None,
+               max_pixels: int = images.MAX_PIXELS):
+    """`max_pixels`: the ImagePolicy's limit; larger images fail here, before any is read."""
     if not tf.io.gfile.isdir(root):
       raise FileNotFoundError(f'IDX folder {root!r} does not exist')
     self._root = root
     self._pairs = find_pairs(root)
     values = set()
     for pair in self._pairs:
-      check_file(pair.images, labels=False)
+      check_file(pair.images, labels=False, max_pixels=max_pixels)
       labels = check_file(pair.labels, labels=True)
       # Labels are one byte each: reading them all is cheap, and it fixes the class map.
       values.update(int(v) for v in read_records(pair.labels, 0, labels.count))

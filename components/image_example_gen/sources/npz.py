@@ -64,7 +64,7 @@ def archive_members(path: str) -> Dict[str, NpyHeader]:
             if name.endswith('.npy')}
 
 
-def check_archive(path: str) -> Dict[str, NpyHeader]:
+def check_archive(path: str, max_pixels: int = images_lib.MAX_PIXELS) -> Dict[str, NpyHeader]:
   """The arrays of an .npz, once `images` and `labels` are known to fit their headers.
 
   Raises:
@@ -82,7 +82,7 @@ def check_archive(path: str) -> Dict[str, NpyHeader]:
   labels = members[LABELS]
   if len(labels.shape) != 1:
     raise ValueError(f'{path}: labels of shape {list(labels.shape)}; labels are (n,)')
-  base.check_image_dims(f'{path} images', members[IMAGES].shape[1:])
+  base.check_image_dims(f'{path} images', members[IMAGES].shape[1:], max_pixels)
   for name in (IMAGES, LABELS):
     header = members[name]
     base.check_length(f'{path} member {name}.npy', header.shape[0], header.record_bytes,
@@ -106,7 +106,8 @@ class NpzSource(base.ImageSource):
   With `class_names`, labels index it; otherwise class ids index the sorted label values.
   """
 
-  def __init__(self, root: str):
+  def __init__(self, root: str, max_pixels: int = images_lib.MAX_PIXELS):
+    """`max_pixels`: the ImagePolicy's limit; larger images fail here, before any is read."""
     if not tf.io.gfile.isdir(root):
       raise FileNotFoundError(f'npz folder {root!r} does not exist')
     self._root = root
@@ -116,7 +117,7 @@ class NpzSource(base.ImageSource):
       raise FileNotFoundError(f'no .npz files in {root!r}')
     names, values = None, set()
     for path in self._files:
-      members = check_archive(path)
+      members = check_archive(path, max_pixels)
       if CLASS_NAMES in members:
         file_names = [str(n) for n in read_member(path, CLASS_NAMES)]
         if names is not None and file_names != names:

@@ -11,6 +11,7 @@ import pytest
 
 from components.image_example_gen import images
 from components.image_example_gen import report
+from components.image_example_gen import sources
 from components.image_example_gen.sources import builtin
 from components.image_example_gen.sources import idx
 from components.image_example_gen.sources import npz
@@ -101,6 +102,34 @@ def test_an_idx_file_that_disagrees_with_its_header_fails_naming_the_file(tmp_pa
   _rewrite(images_path if which == 'images' else labels_path, edit, gz)
   with pytest.raises(ValueError, match=match):
     idx.IdxSource(str(tmp_path / 'idx'))
+
+
+@pytest.mark.parametrize('source', ['idx', 'npz'])
+def test_the_policys_pixel_limit_applies_to_array_headers(tmp_path, source):
+  pixels, labels = image_data.digits_arrays(10)  # 8x8: 64 pixels each
+  data = tmp_path / source
+  data.mkdir()
+  if source == 'idx':
+    image_data.write_idx(str(data / 'train-images-idx3-ubyte'), pixels)
+    image_data.write_idx(str(data / 'train-labels-idx1-ubyte'), labels)
+  else:
+    _write_npz(data / 'all.npz', pixels, labels)
+  under = images.ImagePolicy((4, 4, 1), max_pixels=63)
+  with pytest.raises(ValueError, match=r'images of 8x8 are not images this pipeline reads '
+                                       r'\(1 to 63 pixels; the limit is --data.max_image_pixels'):
+    sources.open_source(source, str(data), under)
+  at = images.ImagePolicy((4, 4, 1), max_pixels=64)
+  assert sources.open_source(source, str(data), at).class_names == [str(v) for v in
+                                                                     sorted(set(labels))]
+
+
+def test_a_raised_pixel_limit_lets_larger_idx_images_through_the_header_check(tmp_path):
+  images_path, _ = _idx_pair(tmp_path)
+  _rewrite(images_path, lambda raw: raw[:8] + struct.pack('>II', 10**5, 10**5) + raw[16:])
+  # Past the size check, the file is then judged by its length, as any other.
+  with pytest.raises(ValueError, match='is truncated'):
+    sources.open_source('idx', str(tmp_path / 'idx'),
+                        images.ImagePolicy((8, 8, 1), max_pixels=10**10))
 
 
 def test_a_truncated_idx_file_fails_the_component_before_any_record_is_read(tmp_path):
