@@ -306,8 +306,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     for features in examples:
       rest_json.fill_example(target.examples.add(), features)
     response = self.service.classify(request, self._deadline)
-    return {'results': [[[item.label, item.score] for item in result.classes]
-                        for result in response.result.classifications]}
+    return {'result': [[[item.label, item.score] for item in result.classes]
+                       for result in response.result.classifications]}
 
   def _read_json(self) -> Dict[str, Any]:
     try:

@@ -106,8 +106,9 @@ def test_rest_classify(rest_base):
                        {'signature_name': fm.CLASSIFY_SIGNATURE,
                         'examples': [{'x': 1.0}, {'x': 4.0}]})
   assert status == 200, body
-  assert body == {'results': [[['', fm.half_plus_two_y(LATEST, 1.0)]],
-                              [['', fm.half_plus_two_y(LATEST, 4.0)]]]}
+  # TF Serving's key is "result", singular (api_rest.md; json_tensor.h).
+  assert body == {'result': [[['', fm.half_plus_two_y(LATEST, 1.0)]],
+                             [['', fm.half_plus_two_y(LATEST, 4.0)]]]}
 
 
 @pytest.mark.parametrize('suffix, versions', [('', {1, 2}), ('/versions/1', {1})])
