@@ -159,6 +159,9 @@ class ServerOptions:
   rest_api_num_threads: Optional[int] = None
   # A gRPC call's deadline bounds its wait for the model, as in TF Serving.
   enforce_session_run_timeout: bool = True
+  # Signatures serve only their own method (predict, classify, regress); off, as TF Serving's
+  # default, any signature of the right shape serves each.
+  enable_signature_method_name_check: bool = False
 
   def __post_init__(self):
     if not 0 <= self.port < 65536 or not 0 <= (self.rest_api_port or 0) < 65536:

@@ -88,7 +88,7 @@ def _async_rpc(method=None, api: Optional[str] = None):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-  """Predict, Classify and GetModelMetadata."""
+  """Predict, Classify, Regress and GetModelMetadata."""
 
   def __init__(self, service: handlers.ModelService, executor: concurrent.futures.Executor,
                enforce_deadlines: bool = True):
@@ -115,10 +115,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name
     return self._service.get_model_metadata(request)
 
-  @_rpc
-  def Regress(self, request, context):  # pylint: disable=invalid-name
-    raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                              'Regress is not supported by this server; use Predict')
+  @_async_rpc(api='regress')
+  async def Regress(self, request, context):  # pylint: disable=invalid-name
+    return await self._service.regress_async(request, self._executor, self._deadline(context))
 
   @_rpc
   def MultiInference(self, request, context):  # pylint: disable=invalid-name

@@ -16,6 +16,7 @@ from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
+from tensorflow_serving.apis import regression_pb2
 
 from serving import batching
 from serving import config as config_lib
@@ -37,12 +38,16 @@ class ModelService:
   def __init__(self, model_config, poll_wait_seconds: float = 1.0,
                batching_parameters: Optional[config_lib.BatchingParameters] = None,
                session_config=None, warmup_iterations: int = 1,
-               max_input_bytes: Optional[int] = None):
+               max_input_bytes: Optional[int] = None, check_method_names: bool = False):
     """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off.
 
     `max_input_bytes`: the most one request tensor may take decoded (see servable.to_ndarray).
+    `check_method_names`: TF Serving's --enable_signature_method_name_check. Off (its default),
+    any signature of the right shape serves Predict, Classify and Regress, as TF2 SavedModels
+    (whose signatures all say `predict`) need; on, a signature serves only its own method.
     """
     self.max_input_bytes = max_input_bytes
+    self.check_method_names = check_method_names
     if warmup_iterations < 0:
       raise ValueError(f'warmup_iterations must not be negative, got {warmup_iterations}')
     self._warmup_iterations = warmup_iterations
@@ -112,6 +117,19 @@ class ModelService:
                            deadline: Optional[float] = None
                            ) -> classification_pb2.ClassificationResponse:
     call = _ClassifyCall(self, request)
+    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
+
+  # --- Regress ---------------------------------------------------------------------------------
+  def regress(self, request: regression_pb2.RegressionRequest,
+              deadline: Optional[float] = None) -> regression_pb2.RegressionResponse:
+    call = _RegressCall(self, request)
+    return call.respond(self.run(call.signature, call.inputs, deadline))
+
+  async def regress_async(self, request: regression_pb2.RegressionRequest,
+                          executor: concurrent.futures.Executor,
+                          deadline: Optional[float] = None
+                          ) -> regression_pb2.RegressionResponse:
+    call = _RegressCall(self, request)
     return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
 
   # --- Metadata and status -------------------------------------------------------------------
@@ -193,8 +211,8 @@ class ModelService:
           signature = loaded.signature(request.model_spec.signature_name)
           inputs = {k: servable_lib.to_ndarray(v, k) for k, v in request.inputs.items()}
           signature.check_inputs(inputs)
-        elif kind == 'classify_log':
-          request = log_entry.classify_log.request
+        elif kind in ('classify_log', 'regress_log'):
+          request = getattr(log_entry, kind).request
           signature = loaded.signature(request.model_spec.signature_name)
           (input_key,) = signature.inputs
           inputs = {input_key: np.array(_serialized_examples(request.input), dtype=object)}
@@ -208,13 +226,32 @@ class ModelService:
     return count
 
 
-def _resolve_signature(service: ModelService, spec: model_pb2.ModelSpec, kind: str, method: str):
-  """The version and signature a request names; INVALID_ARGUMENT unless it has `method`."""
+# What each API takes under --enable_signature_method_name_check, and how TF Serving names it.
+_METHODS = {
+    'prediction': (servable_lib.PREDICT_METHOD, servable_lib.CLASSIFY_METHOD,
+                   servable_lib.REGRESS_METHOD),
+    'classification': (servable_lib.CLASSIFY_METHOD,),
+    'regression': (servable_lib.REGRESS_METHOD,),
+}
+
+
+def _resolve_signature(service: ModelService, spec: model_pb2.ModelSpec, kind: str):
+  """The version and signature a request names, checked as TF Serving checks them for `kind`."""
   loaded = service.resolve(spec)
-  signature = loaded.signature(spec.signature_name)
-  if signature.method_name != method:
-    raise errors.invalid_argument(f'Expected {kind} signature method_name to be {method}. '
-                                  f'Was: {signature.method_name}')
+  try:
+    signature = loaded.signature(spec.signature_name)
+  except errors.ServingError as e:
+    if kind == 'prediction':
+      raise
+    # TF Serving: Predict says FAILED_PRECONDITION for a missing signature; Classify and
+    # Regress say INVALID_ARGUMENT.
+    raise errors.invalid_argument(e.message) from None
+  methods = _METHODS[kind]
+  if service.check_method_names and signature.method_name not in methods:
+    expected = methods[0] if len(methods) == 1 else f'one of {{{", ".join(methods)}}}'
+    raise errors.invalid_argument(f'Expected {kind} signature method_name to be {expected}. '
+                                  f'Was: {signature.method_name} (signature '
+                                  f'{signature.name!r}; --enable_signature_method_name_check)')
   return loaded, signature
 
 
@@ -222,8 +259,7 @@ class _PredictCall:
   """A Predict request resolved to its signature and inputs, and how to answer it."""
 
   def __init__(self, service: ModelService, request: predict_pb2.PredictRequest):
-    self.loaded, self.signature = _resolve_signature(service, request.model_spec, 'prediction',
-                                                     servable_lib.PREDICT_METHOD)
+    self.loaded, self.signature = _resolve_signature(service, request.model_spec, 'prediction')
     self.output_filter = list(request.output_filter)
     for key in self.output_filter:
       if key not in self.signature.outputs:
@@ -244,39 +280,106 @@ class _PredictCall:
     return response
 
 
-class _ClassifyCall:
-  """A Classify request resolved to its signature and serialized examples, and its answer."""
+class _ExamplesCall:
+  """A Classify or Regress request: serialized tf.Examples into a signature's one input."""
 
-  def __init__(self, service: ModelService,
-               request: classification_pb2.ClassificationRequest):
-    self.loaded, self.signature = _resolve_signature(service, request.model_spec, 'classification',
-                                                     servable_lib.CLASSIFY_METHOD)
+  kind = ''
+
+  def __init__(self, service: ModelService, request):
+    self.loaded, self.signature = _resolve_signature(service, request.model_spec, self.kind)
     if len(self.signature.inputs) != 1:
-      raise errors.invalid_argument(f'classification signature {self.signature.name!r} must '
-                                    f'have exactly one input, has {len(self.signature.inputs)}')
+      raise errors.invalid_argument(f'Expected one input Tensor. {self._which} has '
+                                    f'{len(self.signature.inputs)}')
+    self.check_outputs(set(self.signature.outputs))
     self.examples = _serialized_examples(request.input)
     (input_key,) = self.signature.inputs
     self.inputs = {input_key: np.array(self.examples, dtype=object)}
 
+  @property
+  def _which(self) -> str:
+    return f'{self.kind.capitalize()} signature {self.signature.name!r}'
+
+  def check_outputs(self, names) -> None:
+    raise NotImplementedError
+
+  def output(self, outputs: Mapping[str, np.ndarray], key: str, float_only: bool) -> np.ndarray:
+    """Output `key`, once it is known to have one row per example (TF Serving's checks)."""
+    value = outputs[key]
+    if value.ndim == 0 or value.shape[0] != len(self.examples):
+      raise errors.invalid_argument(
+          f'{self._which}: output {key!r} of shape {list(value.shape)} does not have a row for '
+          f'each of the {len(self.examples)} examples')
+    if float_only and value.dtype != np.float32:
+      raise errors.invalid_argument(f'{self._which}: expected output {key!r} of DT_FLOAT. '
+                                    f'Got: {value.dtype}')
+    if not float_only and value.dtype.kind not in ('O', 'S'):
+      raise errors.invalid_argument(f'{self._which}: expected output {key!r} of DT_STRING. '
+                                    f'Got: {value.dtype}')
+    return value
+
+
+class _ClassifyCall(_ExamplesCall):
+  """A Classify request resolved to its signature and serialized examples, and its answer."""
+
+  kind = 'classification'
+
+  def check_outputs(self, names) -> None:
+    if len(names) not in (1, 2):
+      raise errors.invalid_argument(f'Expected one or two output Tensors, found {len(names)}: '
+                                    f'{self._which} has {sorted(names)}')
+    if not names & {'classes', 'scores'}:
+      raise errors.invalid_argument(
+          'Expected classification signature outputs to contain at least one of "classes" or '
+          f'"scores". {self._which} has {sorted(names)}')
+
   def respond(self, outputs: Mapping[str, np.ndarray]
               ) -> classification_pb2.ClassificationResponse:
-    classes, scores = outputs.get('classes'), outputs.get('scores')
-    if classes is None and scores is None:
-      raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                                f'classification signature {self.signature.name!r} has neither '
-                                '`classes` nor `scores` outputs')
-    count = len(self.examples)
+    classes = self.output(outputs, 'classes', False) if 'classes' in outputs else None
+    scores = self.output(outputs, 'scores', True) if 'scores' in outputs else None
+    for key, value in (('classes', classes), ('scores', scores)):
+      if value is not None and value.ndim != 2:
+        raise errors.invalid_argument(f'{self._which}: expected output {key!r} of shape '
+                                      f'[batch_size, num_classes], got {list(value.shape)}')
+    if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+      raise errors.invalid_argument(f'{self._which}: Tensors class and score should match in '
+                                    f'dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}')
     response = classification_pb2.ClassificationResponse()
     _fill_spec(response.model_spec, self.loaded, self.signature.name)
-    rows = (scores if scores is not None else classes).reshape(count, -1)
-    for i in range(count):
+    width = (scores if scores is not None else classes).shape[1]
+    for i in range(len(self.examples)):
       result = response.result.classifications.add()
-      for j in range(rows.shape[1]):
+      for j in range(width):
         item = result.classes.add()
         if classes is not None:
-          item.label = classes.reshape(count, -1)[i, j].decode('utf-8', 'replace')
+          item.label = classes[i, j].decode('utf-8', 'replace')
         if scores is not None:
-          item.score = float(scores.reshape(count, -1)[i, j])
+          item.score = float(scores[i, j])
+    return response
+
+
+class _RegressCall(_ExamplesCall):
+  """A Regress request: one float per example, from the signature's output `outputs`."""
+
+  kind = 'regression'
+
+  def check_outputs(self, names) -> None:
+    if len(names) != 1:
+      raise errors.invalid_argument(f'Expected one output Tensor. {self._which} has '
+                                    f'{sorted(names)}')
+    if names != {'outputs'}:
+      raise errors.invalid_argument(f'No regression outputs found in SignatureDef: '
+                                    f'{self._which} has {sorted(names)}, not "outputs"')
+
+  def respond(self, outputs: Mapping[str, np.ndarray]) -> regression_pb2.RegressionResponse:
+    values = self.output(outputs, 'outputs', True)
+    if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+      raise errors.invalid_argument(
+          f'{self._which}: Expected output Tensor shape to be either [batch_size] or '
+          f'[batch_size, 1] but got {list(values.shape)}')
+    response = regression_pb2.RegressionResponse()
+    _fill_spec(response.model_spec, self.loaded, self.signature.name)
+    for value in values.reshape(-1):
+      response.result.regressions.add().value = float(value)
     return response
 
 

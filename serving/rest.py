@@ -18,6 +18,7 @@ from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_pb2
+from tensorflow_serving.apis import regression_pb2
 
 from serving import errors
 from serving import handlers
@@ -40,7 +41,8 @@ IDLE_TIMEOUT_SECONDS = 60.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
 # The metrics' API label of each timed route, as TF Serving names it.
-_API = {':predict': 'predict', ':classify': 'classify', '/metadata': 'get_model_metadata'}
+_API = {':predict': 'predict', ':classify': 'classify', ':regress': 'regress',
+        '/metadata': 'get_model_metadata'}
 
 
 class RestServer:
@@ -265,14 +267,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     } for status in response.model_version_status]}
 
   def _post(self, route) -> Dict[str, Any]:
-    if route['rest'] not in (':predict', ':classify'):
-      raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED if route['rest'] else
-                                grpc.StatusCode.INVALID_ARGUMENT,
-                                f'POST {self.path}: only :predict and :classify are supported')
+    if route['rest'] not in (':predict', ':classify', ':regress'):
+      raise errors.invalid_argument(f'POST {self.path}: expected :predict, :classify or '
+                                    ':regress')
     body = self._read_json()
     spec = self._spec(route)
-    if route['rest'] == ':classify':
-      return self._classify(spec, body)
+    if route['rest'] != ':predict':
+      return self._examples(route['rest'], spec, body)
     loaded = self.service.resolve(spec)
     signature = loaded.signature(body.get('signature_name'))
     if ('instances' in body) == ('inputs' in body):
@@ -291,11 +292,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       return {'outputs': rest_json.to_json(value, key)}
     return {'outputs': {key: rest_json.to_json(value, key) for key, value in outputs.items()}}
 
-  def _classify(self, spec: model_pb2.ModelSpec, body: Dict[str, Any]) -> Dict[str, Any]:
+  def _examples(self, verb: str, spec: model_pb2.ModelSpec,
+                body: Dict[str, Any]) -> Dict[str, Any]:
+    """:classify or :regress: {"examples": [...], "context": {...}} -> {"result": [...]}."""
     examples = body.get('examples')
     if not isinstance(examples, list) or not examples:
       raise errors.invalid_argument('"examples" must be a non-empty list of feature objects')
-    request = classification_pb2.ClassificationRequest()
+    classify = verb == ':classify'
+    request = (classification_pb2.ClassificationRequest() if classify else
+               regression_pb2.RegressionRequest())
     request.model_spec.CopyFrom(spec)
     request.model_spec.signature_name = body.get('signature_name', '')
     if 'context' in body:
@@ -305,6 +310,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       target = request.input.example_list
     for features in examples:
       rest_json.fill_example(target.examples.add(), features)
+    if not classify:
+      response = self.service.regress(request, self._deadline)
+      return {'result': [item.value for item in response.result.regressions]}
     response = self.service.classify(request, self._deadline)
     return {'result': [[[item.label, item.score] for item in result.classes]
                        for result in response.result.classifications]}

@@ -18,6 +18,7 @@ from serving import errors
 
 PREDICT_METHOD = 'tensorflow/serving/predict'
 CLASSIFY_METHOD = 'tensorflow/serving/classify'
+REGRESS_METHOD = 'tensorflow/serving/regress'
 DEFAULT_SIGNATURE = 'serving_default'
 # TF Serving hides the init op from clients; it is not a signature anyone can call.
 _INIT_OP_SIGNATURE = '__saved_model_init_op'

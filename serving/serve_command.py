@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       default=True, metavar='true|false',
                       help="a gRPC call's deadline bounds its wait for the model; a request "
                            'still waiting when it passes never runs (default: true)')
+  parser.add_argument('--enable_signature_method_name_check', type=_flag_bool, nargs='?',
+                      const=True, default=False, metavar='true|false',
+                      help='a signature serves only the API its method_name names; off, any '
+                           'signature of the right shape serves Predict, Classify and Regress, '
+                           'as TF2 SavedModels need (default: false)')
   parser.add_argument('--shutdown_grace_seconds', type=float, default=30.0,
                       help='how long in-flight requests may run after SIGTERM')
 
@@ -125,7 +130,8 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       num_request_iterations_for_warmup=args.num_request_iterations_for_warmup,
       metrics_path=metrics_path, rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
       rest_api_num_threads=args.rest_api_num_threads,
-      enforce_session_run_timeout=args.enforce_session_run_timeout)
+      enforce_session_run_timeout=args.enforce_session_run_timeout,
+      enable_signature_method_name_check=args.enable_signature_method_name_check)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -43,7 +43,8 @@ class ModelServer:
         config_lib.session_config(options),
         options.num_request_iterations_for_warmup if options.enable_model_warmup else 0,
         # A request tensor decodes to no more than the largest request the server takes.
-        max_input_bytes=options.max_message_size_bytes)
+        max_input_bytes=options.max_message_size_bytes,
+        check_method_names=options.enable_signature_method_name_check)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None

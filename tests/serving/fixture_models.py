@@ -28,6 +28,9 @@ HALF_PLUS_TWO = 'half_plus_two'
 STRING_LENGTH = 'string_length'
 PREDICT_SIGNATURE = 'serving_default'
 CLASSIFY_SIGNATURE = 'classify_x_to_y'
+REGRESS_SIGNATURE = 'regress_x_to_y'
+# A classifier as TF2's tf.saved_model.save writes one: method_name `predict`.
+PREDICT_METHOD_CLASSIFY_SIGNATURE = 'classify_as_predict'
 STABLE_LABEL = 'stable'
 CANARY_LABEL = 'canary'
 CONFIG_FILE = 'models.config'
@@ -64,9 +67,10 @@ def _save(export_dir: str, build_graph: Callable[[], Dict[str, Any]]) -> None:
 def build_half_plus_two(export_dir: str, version: int) -> None:
   """Writes half_plus_two: y = 0.5 * x + offset_for_version(version).
 
-  Signatures: `serving_default` (predict) x float32 [None, 1] -> y, x_squared; and
-  `classify_x_to_y` (classify) taking serialized tf.Examples with a float feature `x` on input
-  key `inputs`, answering `scores` = y. y uses a [1, 1] matmul, so an x of the wrong shape fails
+  Signatures: `serving_default` (predict) x float32 [None, 1] -> y, x_squared; and three taking
+  serialized tf.Examples with a float feature `x` on input key `inputs`: `classify_x_to_y`
+  (classify) answering `scores` = y, `regress_x_to_y` (regress) answering `outputs` = y, and
+  `classify_as_predict`, the first with method_name `predict`, as TF2 writes classifiers. y uses a [1, 1] matmul, so an x of the wrong shape fails
   inside TensorFlow too, as it would on a real TF Serving, which does not check feed shapes.
   """
 
@@ -84,6 +88,10 @@ def build_half_plus_two(export_dir: str, version: int) -> None:
             inputs={'x': x}, outputs={'y': y, 'x_squared': x_squared}),
         CLASSIFY_SIGNATURE: tf.compat.v1.saved_model.classification_signature_def(
             examples=serialized, classes=None, scores=scores),
+        REGRESS_SIGNATURE: tf.compat.v1.saved_model.regression_signature_def(
+            examples=serialized, predictions=scores),
+        PREDICT_METHOD_CLASSIFY_SIGNATURE: tf.compat.v1.saved_model.predict_signature_def(
+            inputs={'inputs': serialized}, outputs={'scores': scores}),
     }
 
   _save(export_dir, graph)

@@ -122,9 +122,9 @@ def test_a_chunked_body_is_read_and_the_connection_stays_usable(rest_server):
 def test_a_body_sent_to_a_route_that_refuses_it_is_not_read_as_the_next_request(rest_server):
   connection = _connect(rest_server)
   try:
-    connection.request('POST', '/v1/models/half_plus_two:regress', body=b'{"examples": []}')
+    connection.request('POST', '/v1/models/half_plus_two/metadata', body=b'{"examples": []}')
     status, _, body = _answer(connection)
-    assert status == 501 and 'only :predict and :classify' in body['error']
+    assert status == 400 and 'expected :predict, :classify or :regress' in body['error']
     connection.request('GET', '/v1/models/half_plus_two')
     status, _, body = _answer(connection)
     assert status == 200 and body['model_version_status'][0]['state'] == 'AVAILABLE'

@@ -13,6 +13,7 @@ from tests.serving import fixture_models as fm
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 PREDICT_METHOD = 'tensorflow/serving/predict'
 CLASSIFY_METHOD = 'tensorflow/serving/classify'
+REGRESS_METHOD = 'tensorflow/serving/regress'
 LATEST = 2  # half_plus_two's highest version
 
 

@@ -10,10 +10,12 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import regression_pb2
 
 from tests.serving import fixture_models as fm
 from tests.serving.conformance.protocol import (
-    AVAILABLE, CLASSIFY_METHOD, LATEST, PREDICT_METHOD, predict_request, rpc_error, x)
+    AVAILABLE, CLASSIFY_METHOD, LATEST, PREDICT_METHOD, REGRESS_METHOD, predict_request,
+    rpc_error, x)
 
 
 # --- gRPC Predict -------------------------------------------------------------------------------
@@ -124,8 +126,9 @@ def test_wrong_shape_is_invalid_argument_about_the_shape(prediction_stub, values
 # --- Classify -----------------------------------------------------------------------------------
 
 
-def _classification_request(xs, signature: str) -> classification_pb2.ClassificationRequest:
-  request = classification_pb2.ClassificationRequest()
+def _classification_request(xs, signature: str,
+                            request_type=classification_pb2.ClassificationRequest):
+  request = request_type()
   request.model_spec.name = fm.HALF_PLUS_TWO
   request.model_spec.signature_name = signature
   for value in xs:
@@ -144,11 +147,58 @@ def test_classify_on_the_classify_signature(prediction_stub):
   assert response.model_spec.version.value == LATEST
 
 
-def test_classify_on_a_predict_signature_is_invalid_argument(prediction_stub):
+def test_classify_on_a_signature_without_classes_or_scores_is_invalid_argument(prediction_stub):
+  # serving_default has one input, but its outputs are y and x_squared.
   error = rpc_error(prediction_stub.Classify,
-                     _classification_request([1.0], fm.PREDICT_SIGNATURE))
+                    _classification_request([1.0], fm.PREDICT_SIGNATURE))
   assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-  assert CLASSIFY_METHOD in error.details(), error.details()
+  assert '"classes" or "scores"' in error.details(), error.details()
+
+
+def test_classify_on_a_tf2_classifier_whose_method_name_is_predict(prediction_stub):
+  # TF Serving's --enable_signature_method_name_check is off by default: a signature of the
+  # right shape classifies, whatever its method_name, as TF2 SavedModels need.
+  response = prediction_stub.Classify(
+      _classification_request([2.0], fm.PREDICT_METHOD_CLASSIFY_SIGNATURE), timeout=30)
+  assert [[c.score for c in r.classes] for r in response.result.classifications] == [
+      [fm.half_plus_two_y(LATEST, 2.0)]]
+
+
+@pytest.mark.parametrize('signature', [fm.CLASSIFY_SIGNATURE, fm.REGRESS_SIGNATURE])
+def test_predict_on_a_classify_or_regress_signature_feeds_it_directly(prediction_stub, signature):
+  example = _classification_request([3.0], signature).input.example_list.examples[0]
+  response = prediction_stub.Predict(
+      predict_request({'inputs': x([example.SerializeToString()], tf.string)},
+                      signature=signature), timeout=30)
+  (output,) = response.outputs.values()
+  assert tf.make_ndarray(output).tolist() == [[fm.half_plus_two_y(LATEST, 3.0)]]
+
+
+# --- Regress ------------------------------------------------------------------------------------
+
+
+def test_regress_on_the_regress_signature(prediction_stub):
+  response = prediction_stub.Regress(
+      _classification_request([1.0, -2.0], fm.REGRESS_SIGNATURE,
+                              regression_pb2.RegressionRequest), timeout=30)
+  assert [r.value for r in response.result.regressions] == [
+      fm.half_plus_two_y(LATEST, 1.0), fm.half_plus_two_y(LATEST, -2.0)]
+  assert response.model_spec.name == fm.HALF_PLUS_TWO
+  assert response.model_spec.version.value == LATEST
+
+
+@pytest.mark.parametrize('signature, pattern', [
+    # serving_default has two outputs; a regression has one, named "outputs".
+    pytest.param(fm.PREDICT_SIGNATURE, 'Expected one output Tensor', id='two-outputs'),
+    pytest.param(fm.CLASSIFY_SIGNATURE, 'No regression outputs found', id='no-outputs-key'),
+    # TF Serving: Classify and Regress name a missing signature INVALID_ARGUMENT.
+    pytest.param('no_such_signature', 'no_such_signature', id='unknown-signature'),
+])
+def test_regress_errors(prediction_stub, signature, pattern):
+  error = rpc_error(prediction_stub.Regress, _classification_request(
+      [1.0], signature, regression_pb2.RegressionRequest))
+  assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+  assert re.search(pattern, error.details()), error.details()
 
 
 # --- Metadata and status ------------------------------------------------------------------------
@@ -184,6 +234,9 @@ def test_metadata_describes_both_signatures(prediction_stub, version):
   assert classify.method_name == CLASSIFY_METHOD
   assert sorted(classify.inputs) == ['inputs'] and sorted(classify.outputs) == ['scores']
   assert classify.inputs['inputs'].dtype == tf.string.as_datatype_enum
+  regress = signatures[fm.REGRESS_SIGNATURE]
+  assert regress.method_name == REGRESS_METHOD
+  assert sorted(regress.inputs) == ['inputs'] and sorted(regress.outputs) == ['outputs']
 
 
 @pytest.mark.parametrize('name, fields, code', [

@@ -111,6 +111,14 @@ def test_rest_classify(rest_base):
                              [['', fm.half_plus_two_y(LATEST, 4.0)]]]}
 
 
+def test_rest_regress(rest_base):
+  status, body = _http('POST', f'{rest_base}/v1/models/{fm.HALF_PLUS_TWO}:regress',
+                       {'signature_name': fm.REGRESS_SIGNATURE,
+                        'examples': [{'x': 1.0}, {'x': 4.0}]})
+  assert status == 200, body
+  assert body == {'result': [fm.half_plus_two_y(LATEST, 1.0), fm.half_plus_two_y(LATEST, 4.0)]}
+
+
 @pytest.mark.parametrize('suffix, versions', [('', {1, 2}), ('/versions/1', {1})])
 def test_rest_model_status(rest_base, suffix, versions):
   status, body = _http('GET', f'{rest_base}/v1/models/{fm.HALF_PLUS_TWO}{suffix}')
