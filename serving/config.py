@@ -162,6 +162,9 @@ class ServerOptions:
   # Signatures serve only their own method (predict, classify, regress); off, as TF Serving's
   # default, any signature of the right shape serves each.
   enable_signature_method_name_check: bool = False
+  # A version that fails to load is retried this often, this far apart, before it is given up.
+  max_num_load_retries: int = 5
+  load_retry_interval_micros: int = 60_000_000
 
   def __post_init__(self):
     if not 0 <= self.port < 65536 or not 0 <= (self.rest_api_port or 0) < 65536:
@@ -176,6 +179,9 @@ class ServerOptions:
     if self.metrics_path and self.rest_api_port is None:
       raise ConfigError('--monitoring_config_file serves metrics on the REST port; give '
                         '--rest_api_port')
+    if self.max_num_load_retries < 0 or self.load_retry_interval_micros < 0:
+      raise ConfigError('max_num_load_retries and load_retry_interval_micros must not be '
+                        'negative')
     if self.rest_api_num_threads is not None and self.rest_api_num_threads < 1:
       raise ConfigError('rest_api_num_threads must be at least 1')
     if self.max_message_size_bytes < 1024:

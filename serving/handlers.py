@@ -38,13 +38,15 @@ class ModelService:
   def __init__(self, model_config, poll_wait_seconds: float = 1.0,
                batching_parameters: Optional[config_lib.BatchingParameters] = None,
                session_config=None, warmup_iterations: int = 1,
-               max_input_bytes: Optional[int] = None, check_method_names: bool = False):
+               max_input_bytes: Optional[int] = None, check_method_names: bool = False,
+               max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0):
     """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off.
 
     `max_input_bytes`: the most one request tensor may take decoded (see servable.to_ndarray).
     `check_method_names`: TF Serving's --enable_signature_method_name_check. Off (its default),
     any signature of the right shape serves Predict, Classify and Regress, as TF2 SavedModels
     (whose signatures all say `predict`) need; on, a signature serves only its own method.
+    `max_load_retries`, `load_retry_interval_seconds`: see manager.ModelManager.
     """
     self.max_input_bytes = max_input_bytes
     self.check_method_names = check_method_names
@@ -54,8 +56,10 @@ class ModelService:
     self.batcher = (batching.BatchScheduler(batching_parameters)
                     if batching_parameters is not None else None)
     self.metrics = metrics_lib.Metrics(lambda name: self.manager.has_model(name))
-    self.manager = manager_lib.ModelManager(model_config, self.warmup, poll_wait_seconds,
-                                            session_config, on_load=self.metrics.record_load)
+    self.manager = manager_lib.ModelManager(
+        model_config, self.warmup, poll_wait_seconds, session_config,
+        on_load=self.metrics.record_load, max_load_retries=max_load_retries,
+        load_retry_interval_seconds=load_retry_interval_seconds)
 
   def start(self) -> None:
     self.manager.start()

@@ -33,8 +33,12 @@ class VersionStatus:
   state: State
   error: Optional[str] = None
   servable: Optional[servable_lib.LoadedVersion] = None
-  # A failed version is retried only when its files change (TF Serving gives up after retries too).
+  # What the load attempt read (saved_model.pb's size and time). A failed version is retried
+  # --max_num_load_retries times, --load_retry_interval_micros apart, as in TF Serving; after
+  # that only once saved_model.pb changes.
   fingerprint: Optional[Tuple] = None
+  failures: int = 0  # Failed attempts in a row on these files.
+  failed_at: float = 0.0  # time.monotonic() of the last one.
 
 
 class ModelManager:
@@ -47,8 +51,20 @@ class ModelManager:
   def __init__(self, config: model_server_config_pb2.ModelServerConfig,
                warmup: Callable[[servable_lib.LoadedVersion], int],
                poll_wait_seconds: float = 1.0, session_config=None,
-               on_load: Optional[Callable[[str, bool, float], None]] = None):
-    """`on_load(path, succeeded, seconds)` hears of every SavedModel load attempt."""
+               on_load: Optional[Callable[[str, bool, float], None]] = None,
+               max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0):
+    """`on_load(path, succeeded, seconds)` hears of every SavedModel load attempt.
+
+    A version that fails to load is tried again at a later poll, `max_load_retries` times at
+    most and `load_retry_interval_seconds` apart (TF Serving's --max_num_load_retries and
+    --load_retry_interval_micros), for failures that pass: a file system that was briefly
+    unreachable, say. After that it is tried again only when its saved_model.pb changes (the
+    version copied again).
+    """
+    if max_load_retries < 0 or load_retry_interval_seconds < 0:
+      raise ValueError('max_load_retries and load_retry_interval_seconds must not be negative')
+    self._max_load_retries = max_load_retries
+    self._load_retry_interval = load_retry_interval_seconds
     self._warmup = warmup
     self._on_load = on_load
     self._session_config = session_config
@@ -116,10 +132,17 @@ class ModelManager:
       with self._lock:
         status = self._versions[config.name].get(version)
       fingerprint = _fingerprint(on_disk[version])
-      if status is not None and (status.state in (State.LOADING, State.AVAILABLE) or
-                                 (status.error and status.fingerprint == fingerprint)):
+      failures = 0
+      if status is not None and status.error and status.fingerprint == fingerprint:
+        if (status.failures > self._max_load_retries or
+            time.monotonic() - status.failed_at < self._load_retry_interval):
+          continue
+        failures = status.failures
+        log.info('retrying the load of %s version %d (retry %d of %d)', config.name, version,
+                 failures, self._max_load_retries)
+      elif status is not None and status.state in (State.LOADING, State.AVAILABLE):
         continue
-      self._load(config.name, version, on_disk[version], fingerprint)
+      self._load(config.name, version, on_disk[version], fingerprint, failures)
     with self._lock:
       statuses = self._versions[config.name]
       wanted_available = [v for v in wanted
@@ -137,8 +160,10 @@ class ModelManager:
       with self._lock:
         status.servable, status.state = None, State.END
 
-  def _load(self, name: str, version: int, path: str, fingerprint: Tuple) -> None:
-    status = VersionStatus(version, State.LOADING, fingerprint=fingerprint)
+  def _load(self, name: str, version: int, path: str, fingerprint: Tuple,
+            failures: int = 0) -> None:
+    """Loads one version; `failures`: how many attempts on the same files failed before."""
+    status = VersionStatus(version, State.LOADING, fingerprint=fingerprint, failures=failures)
     with self._lock:
       previous = self._versions[name].get(version)
       self._versions[name][version] = status
@@ -155,9 +180,14 @@ class ModelManager:
     except Exception as e:  # pylint: disable=broad-except
       # Whatever a broken SavedModel raises, the server reports it and keeps serving.
       message = f'failed to load {name} version {version} from {path}: {_one_line(e)}'
+      status.failures += 1
+      if status.failures > self._max_load_retries:
+        message += (f' (gave up after {status.failures} attempts; it is tried again when its '
+                    'saved_model.pb changes)')
       log.error('%s', message)
       with self._lock:
         status.state, status.error = State.END, message
+        status.failed_at = time.monotonic()
         if previous is not None and previous.state == State.AVAILABLE:
           self._versions[name][version] = previous
       return

@@ -78,6 +78,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       default=True, metavar='true|false',
                       help="a gRPC call's deadline bounds its wait for the model; a request "
                            'still waiting when it passes never runs (default: true)')
+  parser.add_argument('--max_num_load_retries', type=int, default=5,
+                      help='how often a version that failed to load is tried again before it is '
+                           'given up until its saved_model.pb changes (default: %(default)s)')
+  parser.add_argument('--load_retry_interval_micros', type=int, default=60_000_000,
+                      help='the wait between those tries (default: %(default)s, one minute)')
   parser.add_argument('--enable_signature_method_name_check', type=_flag_bool, nargs='?',
                       const=True, default=False, metavar='true|false',
                       help='a signature serves only the API its method_name names; off, any '
@@ -131,7 +136,9 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       metrics_path=metrics_path, rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
       rest_api_num_threads=args.rest_api_num_threads,
       enforce_session_run_timeout=args.enforce_session_run_timeout,
-      enable_signature_method_name_check=args.enable_signature_method_name_check)
+      enable_signature_method_name_check=args.enable_signature_method_name_check,
+      max_num_load_retries=args.max_num_load_retries,
+      load_retry_interval_micros=args.load_retry_interval_micros)
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -44,7 +44,9 @@ class ModelServer:
         options.num_request_iterations_for_warmup if options.enable_model_warmup else 0,
         # A request tensor decodes to no more than the largest request the server takes.
         max_input_bytes=options.max_message_size_bytes,
-        check_method_names=options.enable_signature_method_name_check)
+        check_method_names=options.enable_signature_method_name_check,
+        max_load_retries=options.max_num_load_retries,
+        load_retry_interval_seconds=options.load_retry_interval_micros / 1e6)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None

@@ -70,8 +70,9 @@ def build_half_plus_two(export_dir: str, version: int) -> None:
   Signatures: `serving_default` (predict) x float32 [None, 1] -> y, x_squared; and three taking
   serialized tf.Examples with a float feature `x` on input key `inputs`: `classify_x_to_y`
   (classify) answering `scores` = y, `regress_x_to_y` (regress) answering `outputs` = y, and
-  `classify_as_predict`, the first with method_name `predict`, as TF2 writes classifiers. y uses a [1, 1] matmul, so an x of the wrong shape fails
-  inside TensorFlow too, as it would on a real TF Serving, which does not check feed shapes.
+  `classify_as_predict`, the first with method_name `predict`, as TF2 writes classifiers. y uses
+  a [1, 1] matmul, so an x of the wrong shape fails inside TensorFlow too, as it would on a real
+  TF Serving, which does not check feed shapes.
   """
 
   def graph():
