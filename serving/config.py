@@ -131,6 +131,8 @@ class ServerOptions:
   model_config_file_poll_wait_seconds: float = 0.0
   host: str = '127.0.0.1'
   port: int = 8500
+  # A UNIX socket that also serves gRPC (TF Serving's --grpc_socket_path); None: none.
+  grpc_socket_path: Optional[str] = None
   rest_api_port: Optional[int] = None  # None: no REST; 0: a free port
   file_system_poll_wait_seconds: float = 1.0
   enable_batching: bool = False

@@ -24,6 +24,8 @@ def add_parser(commands) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--port', type=int, default=8500, help='gRPC port; 0 picks a free one')
+  parser.add_argument('--grpc_socket_path',
+                      help='also serve gRPC on this UNIX socket (clients: --target unix:PATH)')
   parser.add_argument('--rest_api_port', type=int, default=None,
                       help='REST port (off unless given; 0 picks a free one)')
   parser.add_argument('--host', default='127.0.0.1',
@@ -120,7 +122,7 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
   return config_lib.ServerOptions(
       model_config=model_config, model_config_file=args.model_config_file,
       model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
-      host=args.host, port=args.port,
+      host=args.host, port=args.port, grpc_socket_path=args.grpc_socket_path,
       rest_api_port=args.rest_api_port,
       file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
       enable_batching=args.enable_batching or bool(args.batching_parameters_file),
@@ -173,6 +175,8 @@ def _run_until_signalled(options: config_lib.ServerOptions) -> int:
     print(f'ganpipe: error: cannot start the server: {e}', file=sys.stderr)
     return 1
   print(f'Running gRPC ModelServer at {options.host}:{server.port} ...', flush=True)
+  if options.grpc_socket_path:
+    print(f'Running gRPC ModelServer at unix:{options.grpc_socket_path} ...', flush=True)
   if server.rest_port is not None:
     print(f'Exporting HTTP/REST API at:{options.host}:{server.rest_port} ...', flush=True)
   stopping = threading.Event()

@@ -3,6 +3,9 @@
 import asyncio
 import concurrent.futures
 import logging
+import os
+import socket
+import stat
 import threading
 from typing import Optional
 
@@ -118,16 +121,28 @@ class ModelServer:
     tls_config = tls.load(self.options.ssl_config_file, self.options.ssl_cert_file,
                           self.options.ssl_key_file)
     try:
-      if tls_config is not None:
-        port = self._grpc.add_secure_port(address, tls_config.server_credentials())
-      else:
-        port = self._grpc.add_insecure_port(address)
+      port = self._add_port(address, tls_config)
     except RuntimeError as e:  # grpcio's "Failed to bind to address ...".
       raise OSError(f'cannot bind gRPC to {address}: is the port in use?') from e
     if not port:
       raise OSError(f'cannot bind gRPC to {address}')
+    if self.options.grpc_socket_path:
+      _check_socket_path(self.options.grpc_socket_path)
+      socket_address = f'unix:{self.options.grpc_socket_path}'
+      try:
+        bound = self._add_port(socket_address, tls_config)
+      except RuntimeError:
+        bound = 0
+      if not bound:
+        raise OSError(f'cannot listen on the UNIX socket {self.options.grpc_socket_path}: is '
+                      'its folder missing or not writable?')
     await self._grpc.start()
     return port
+
+  def _add_port(self, address: str, tls_config: Optional[tls.TlsConfig]) -> int:
+    if tls_config is not None:
+      return self._grpc.add_secure_port(address, tls_config.server_credentials())
+    return self._grpc.add_insecure_port(address)
 
   def stop(self, grace: Optional[float] = None) -> None:
     """Stops accepting requests, lets in-flight ones finish, then unloads the models.
@@ -160,6 +175,26 @@ class ModelServer:
     if self._executor is not None:
       self._executor.shutdown(wait=True)
       self._executor = None
+
+
+def _check_socket_path(path: str) -> None:
+  """Raises OSError if `path` cannot become this server's socket without harm.
+
+  gRPC removes whatever socket is at the path before it binds, a live one too: a second server
+  would silently take the path from the first. A stale socket (left by a killed server) is fine.
+  """
+  if not os.path.lexists(path):
+    return
+  if not stat.S_ISSOCK(os.lstat(path).st_mode):
+    raise OSError(f'--grpc_socket_path {path} exists and is not a socket; remove it or choose '
+                  'another path')
+  with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+    probe.settimeout(1.0)
+    try:
+      probe.connect(path)
+    except OSError:
+      return  # Nobody listens: a socket left behind, which gRPC replaces.
+  raise OSError(f'another server is listening on unix:{path}')
 
 
 def _bracket(host: str) -> str:
