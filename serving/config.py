@@ -3,7 +3,7 @@
 import dataclasses
 import os
 import re
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -139,6 +139,10 @@ class ServerOptions:
   batching: BatchingParameters = BatchingParameters()
   max_message_size_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
   grpc_max_threads: int = 32
+  # Extra gRPC server arguments, as TF Serving's --grpc_channel_arguments "k=v,k=v": a value
+  # that parses as a 32-bit integer is passed as one, others as strings. They come last, so they
+  # win over the server's own (grpc.max_receive_message_length, say).
+  grpc_channel_arguments: Tuple[Tuple[str, Union[int, str]], ...] = ()
   # tensorflow_model_server's session threads. Intra-op: threads one op may use, 0 = one per
   # CPU. Inter-op: 0 = a pool with one thread per CPU; negative = each Session::Run runs its ops
   # on the thread that called it, which this server does by default (see session_config).
@@ -196,6 +200,23 @@ class ServerOptions:
       raise ConfigError('TLS needs both --ssl_cert_file and --ssl_key_file')
     if self.ssl_config_file and self.ssl_cert_file:
       raise ConfigError('give --ssl_config_file or --ssl_cert_file and --ssl_key_file, not both')
+
+
+def parse_grpc_channel_arguments(text: str) -> Tuple[Tuple[str, Union[int, str]], ...]:
+  """TF Serving's --grpc_channel_arguments: "grpc.max_connection_age_ms=2000,key=value"."""
+  arguments = []
+  for item in filter(None, (part.strip() for part in (text or '').split(','))):
+    key, sep, value = item.partition('=')
+    if not sep or not key.strip():
+      raise ConfigError(f'--grpc_channel_arguments: {item!r} is not key=value')
+    value = value.strip()
+    try:
+      number = int(value)
+      typed = number if -2**31 <= number < 2**31 else value
+    except ValueError:
+      typed = value
+    arguments.append((key.strip(), typed))
+  return tuple(arguments)
 
 
 def session_config(options: ServerOptions):

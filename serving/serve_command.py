@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='larger requests get RESOURCE_EXHAUSTED (default: %(default)s)')
   parser.add_argument('--grpc_max_threads', type=int, default=32,
                       help='concurrent gRPC requests handled (default: %(default)s)')
+  parser.add_argument('--grpc_channel_arguments', default='',
+                      help='gRPC server arguments, "key=value,key=value" '
+                           '(e.g. grpc.max_connection_age_ms=30000)')
   parser.add_argument('--tensorflow_intra_op_parallelism', type=int, default=0,
                       help='threads a single TensorFlow op may use; 0 = one per CPU')
   parser.add_argument('--tensorflow_inter_op_parallelism', type=int, default=-1,
@@ -128,6 +131,7 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       enable_batching=args.enable_batching or bool(args.batching_parameters_file),
       batching=config_lib.read_batching_parameters(args.batching_parameters_file),
       max_message_size_bytes=args.max_message_size_bytes, grpc_max_threads=args.grpc_max_threads,
+      grpc_channel_arguments=config_lib.parse_grpc_channel_arguments(args.grpc_channel_arguments),
       tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
       tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
       ssl_config_file=args.ssl_config_file, ssl_cert_file=args.ssl_cert_file,

@@ -105,8 +105,10 @@ class ModelServer:
     size = self.options.max_message_size_bytes
     self._grpc = grpc.aio.server(
         migration_thread_pool=self._executor,
-        options=[('grpc.max_receive_message_length', size),
-                 ('grpc.max_send_message_length', size)])
+        # --grpc_channel_arguments last: they override the server's own.
+        options=list({'grpc.max_receive_message_length': size,
+                      'grpc.max_send_message_length': size,
+                      **dict(self.options.grpc_channel_arguments)}.items()))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         grpc_services.PredictionServicer(self.service, self._executor,
                                          self.options.enforce_session_run_timeout), self._grpc)

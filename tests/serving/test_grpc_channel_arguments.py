@@ -1,0 +1,62 @@
+"""--grpc_channel_arguments: gRPC server arguments passed through, as in TF Serving."""
+
+import argparse
+
+import grpc
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+from serving import config as config_lib
+from serving import serve_command
+from serving import server as server_lib
+from tests.serving import fixture_models
+
+
+def test_channel_arguments_parse_as_tf_serving_parses_them():
+  assert config_lib.parse_grpc_channel_arguments(
+      'grpc.max_connection_age_ms=30000, grpc.http2.min_ping_interval_without_data_ms=5000,'
+      'grpc.primary_user_agent=ganpipe,big=9999999999') == (
+          ('grpc.max_connection_age_ms', 30000),
+          ('grpc.http2.min_ping_interval_without_data_ms', 5000),
+          ('grpc.primary_user_agent', 'ganpipe'),
+          ('big', '9999999999'))  # Not a 32-bit integer: passed as a string, as TF Serving.
+  assert config_lib.parse_grpc_channel_arguments('') == ()
+
+
+@pytest.mark.parametrize('text', ['grpc.max_connection_age_ms', '=5', 'a=1,,b'])
+def test_a_malformed_channel_argument_is_a_clear_error(tmp_path, text):
+  parser = argparse.ArgumentParser()
+  serve_command.add_arguments(parser)
+  args = parser.parse_args(['--model_base_path', str(tmp_path), '--grpc_channel_arguments', text])
+  if text == 'a=1,,b':  # An empty item is skipped; 'b' has no value.
+    text = 'b'
+  with pytest.raises(config_lib.ConfigError, match=f"{text!r} is not key=value"):
+    serve_command.options_from_args(args)
+
+
+def test_channel_arguments_reach_the_grpc_server_and_override_its_own(tmp_path):
+  fixture_models.build_half_plus_two(str(tmp_path / 'm' / '1'), 1)
+  server = server_lib.ModelServer(config_lib.ServerOptions(
+      model_config=config_lib.single_model_config('m', str(tmp_path / 'm')), port=0,
+      file_system_poll_wait_seconds=0,
+      grpc_channel_arguments=(('grpc.max_receive_message_length', 2048),))).start()
+  try:
+    with grpc.insecure_channel(f'127.0.0.1:{server.port}') as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+      def predict(rows):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = 'm'
+        request.inputs['x'].CopyFrom(tf.make_tensor_proto([[1.0]] * rows, dtype=tf.float32))
+        return stub.Predict(request, timeout=30)
+
+      assert tf.make_ndarray(predict(10).outputs['y']).shape == (10, 1)
+      # 1,000 floats are about 4 KB: over the 2 KiB the argument allows, under the server's own
+      # --max_message_size_bytes default.
+      with pytest.raises(grpc.RpcError) as raised:
+        predict(1000)
+      assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+  finally:
+    server.stop(grace=1)
