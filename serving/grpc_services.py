@@ -88,7 +88,7 @@ def _async_rpc(method=None, api: Optional[str] = None):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-  """Predict, Classify, Regress and GetModelMetadata."""
+  """Predict, Classify, Regress, MultiInference and GetModelMetadata."""
 
   def __init__(self, service: handlers.ModelService, executor: concurrent.futures.Executor,
                enforce_deadlines: bool = True):
@@ -119,10 +119,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
   async def Regress(self, request, context):  # pylint: disable=invalid-name
     return await self._service.regress_async(request, self._executor, self._deadline(context))
 
-  @_rpc
-  def MultiInference(self, request, context):  # pylint: disable=invalid-name
-    raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                              'MultiInference is not supported by this server; use Predict')
+  @_async_rpc  # TF Serving counts no MultiInference in its request metrics.
+  async def MultiInference(self, request, context):  # pylint: disable=invalid-name
+    return await self._service.multi_inference_async(request, self._executor,
+                                                     self._deadline(context))
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):

@@ -4,7 +4,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 
 import grpc
 import numpy as np
@@ -12,6 +12,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import model_pb2
 from tensorflow_serving.apis import predict_pb2
@@ -113,28 +114,46 @@ class ModelService:
   # --- Classify --------------------------------------------------------------------------------
   def classify(self, request: classification_pb2.ClassificationRequest,
                deadline: Optional[float] = None) -> classification_pb2.ClassificationResponse:
-    call = _ClassifyCall(self, request)
+    call = _ClassifyCall(self, request.model_spec, request.input)
     return call.respond(self.run(call.signature, call.inputs, deadline))
 
   async def classify_async(self, request: classification_pb2.ClassificationRequest,
                            executor: concurrent.futures.Executor,
                            deadline: Optional[float] = None
                            ) -> classification_pb2.ClassificationResponse:
-    call = _ClassifyCall(self, request)
+    call = _ClassifyCall(self, request.model_spec, request.input)
     return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
 
   # --- Regress ---------------------------------------------------------------------------------
   def regress(self, request: regression_pb2.RegressionRequest,
               deadline: Optional[float] = None) -> regression_pb2.RegressionResponse:
-    call = _RegressCall(self, request)
+    call = _RegressCall(self, request.model_spec, request.input)
     return call.respond(self.run(call.signature, call.inputs, deadline))
 
   async def regress_async(self, request: regression_pb2.RegressionRequest,
                           executor: concurrent.futures.Executor,
                           deadline: Optional[float] = None
                           ) -> regression_pb2.RegressionResponse:
-    call = _RegressCall(self, request)
+    call = _RegressCall(self, request.model_spec, request.input)
     return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
+
+  # --- MultiInference ------------------------------------------------------------------------
+  async def multi_inference_async(self, request: inference_pb2.MultiInferenceRequest,
+                                  executor: concurrent.futures.Executor,
+                                  deadline: Optional[float] = None
+                                  ) -> inference_pb2.MultiInferenceResponse:
+    """Classify and Regress tasks of one model on the same examples, as TF Serving runs them."""
+    calls = _multi_inference_calls(self, request)
+    response = inference_pb2.MultiInferenceResponse()
+    for call in calls:
+      answer = call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
+      result = response.results.add()
+      result.model_spec.CopyFrom(answer.model_spec)
+      if isinstance(call, _ClassifyCall):
+        result.classification_result.CopyFrom(answer.result)
+      else:
+        result.regression_result.CopyFrom(answer.result)
+    return response
 
   # --- Metadata and status -------------------------------------------------------------------
   def get_model_metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
@@ -289,13 +308,13 @@ class _ExamplesCall:
 
   kind = ''
 
-  def __init__(self, service: ModelService, request):
-    self.loaded, self.signature = _resolve_signature(service, request.model_spec, self.kind)
+  def __init__(self, service: ModelService, spec: model_pb2.ModelSpec, request_input):
+    self.loaded, self.signature = _resolve_signature(service, spec, self.kind)
     if len(self.signature.inputs) != 1:
       raise errors.invalid_argument(f'Expected one input Tensor. {self._which} has '
                                     f'{len(self.signature.inputs)}')
     self.check_outputs(set(self.signature.outputs))
-    self.examples = _serialized_examples(request.input)
+    self.examples = _serialized_examples(request_input)
     (input_key,) = self.signature.inputs
     self.inputs = {input_key: np.array(self.examples, dtype=object)}
 
@@ -385,6 +404,44 @@ class _RegressCall(_ExamplesCall):
     for value in values.reshape(-1):
       response.result.regressions.add().value = float(value)
     return response
+
+
+def _multi_inference_calls(service: ModelService, request: inference_pb2.MultiInferenceRequest
+                           ) -> List[_ExamplesCall]:
+  """The tasks of a MultiInferenceRequest, checked as TF Serving checks them (multi_inference.cc).
+
+  Every task reads the model version the first task names, and the same input tensor.
+  """
+  if not request.tasks:
+    raise errors.invalid_argument('MultiInferenceRequest has no tasks')
+  first = request.tasks[0].model_spec
+  calls: List[_ExamplesCall] = []
+  seen = set()
+  for task in request.tasks:
+    if not task.model_spec.name:
+      raise errors.invalid_argument('Found ModelSpec with an empty model name.')
+    if task.model_spec.name != first.name:
+      raise errors.invalid_argument('All ModelSpecs in a MultiInferenceRequest must access the '
+                                    f'same model name: {first.name!r} and '
+                                    f'{task.model_spec.name!r}')
+    signature_name = task.model_spec.signature_name or servable_lib.DEFAULT_SIGNATURE
+    if signature_name in seen:
+      raise errors.invalid_argument(f'Duplicate evaluation of signature: {signature_name}')
+    seen.add(signature_name)
+    call_type = {servable_lib.CLASSIFY_METHOD: _ClassifyCall,
+                 servable_lib.REGRESS_METHOD: _RegressCall}.get(task.method_name)
+    if call_type is None:
+      raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                                f'Unsupported signature method_name: {task.method_name}')
+    spec = model_pb2.ModelSpec()
+    spec.CopyFrom(first)
+    spec.signature_name = signature_name
+    calls.append(call_type(service, spec, request.input))
+  tensors = {next(iter(call.signature.signature_def.inputs.values())).name for call in calls}
+  if len(tensors) > 1:
+    raise errors.invalid_argument(f'Input tensor must be the same for all Signatures; the tasks '
+                                  f'feed {sorted(tensors)}')
+  return calls
 
 
 def _fill_spec(spec: model_pb2.ModelSpec, loaded: servable_lib.LoadedVersion,

@@ -10,6 +10,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import regression_pb2
 
 from tests.serving import fixture_models as fm
@@ -198,6 +199,53 @@ def test_regress_errors(prediction_stub, signature, pattern):
   error = rpc_error(prediction_stub.Regress, _classification_request(
       [1.0], signature, regression_pb2.RegressionRequest))
   assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+  assert re.search(pattern, error.details()), error.details()
+
+
+# --- MultiInference -----------------------------------------------------------------------------
+
+
+def _multi_inference_request(tasks, xs=(1.0, 4.0)) -> inference_pb2.MultiInferenceRequest:
+  request = inference_pb2.MultiInferenceRequest()
+  for name, signature, method in tasks:
+    task = request.tasks.add(method_name=method)
+    task.model_spec.name = name
+    task.model_spec.signature_name = signature
+  for value in xs:
+    request.input.example_list.examples.add().features.feature['x'].float_list.value.append(value)
+  return request
+
+
+def test_multi_inference_classifies_and_regresses_the_same_examples(prediction_stub):
+  response = prediction_stub.MultiInference(_multi_inference_request([
+      (fm.HALF_PLUS_TWO, fm.CLASSIFY_SIGNATURE, CLASSIFY_METHOD),
+      (fm.HALF_PLUS_TWO, fm.REGRESS_SIGNATURE, REGRESS_METHOD)]), timeout=30)
+  expected = [fm.half_plus_two_y(LATEST, 1.0), fm.half_plus_two_y(LATEST, 4.0)]
+  classified, regressed = response.results
+  assert [[c.score for c in r.classes]
+          for r in classified.classification_result.classifications] == [[v] for v in expected]
+  assert [r.value for r in regressed.regression_result.regressions] == expected
+  assert [r.model_spec.signature_name for r in response.results] == [fm.CLASSIFY_SIGNATURE,
+                                                                     fm.REGRESS_SIGNATURE]
+  assert {r.model_spec.version.value for r in response.results} == {LATEST}
+
+
+@pytest.mark.parametrize('tasks, code, pattern', [
+    pytest.param([(fm.HALF_PLUS_TWO, fm.CLASSIFY_SIGNATURE, CLASSIFY_METHOD),
+                   (fm.STRING_LENGTH, fm.PREDICT_SIGNATURE, CLASSIFY_METHOD)],
+                  grpc.StatusCode.INVALID_ARGUMENT, 'same model name', id='two-models'),
+    pytest.param([(fm.HALF_PLUS_TWO, fm.REGRESS_SIGNATURE, REGRESS_METHOD)] * 2,
+                 grpc.StatusCode.INVALID_ARGUMENT, 'Duplicate evaluation of signature',
+                 id='same-signature-twice'),
+    pytest.param([(fm.HALF_PLUS_TWO, fm.PREDICT_SIGNATURE, PREDICT_METHOD)],
+                 grpc.StatusCode.UNIMPLEMENTED, 'Unsupported signature method_name',
+                 id='predict-task'),
+    pytest.param([('', fm.CLASSIFY_SIGNATURE, CLASSIFY_METHOD)],
+                 grpc.StatusCode.INVALID_ARGUMENT, 'empty model name', id='no-model-name'),
+])
+def test_multi_inference_errors(prediction_stub, tasks, code, pattern):
+  error = rpc_error(prediction_stub.MultiInference, _multi_inference_request(tasks))
+  assert error.code() == code, error.details()
   assert re.search(pattern, error.details()), error.details()
 
 
