@@ -170,6 +170,8 @@ class ServerOptions:
   enable_signature_method_name_check: bool = False
   # A version that fails to load is retried this often, this far apart, before it is given up.
   max_num_load_retries: int = 5
+  # A new version label may name a version that is not available yet (reloads only).
+  allow_version_labels_for_unavailable_models: bool = False
   load_retry_interval_micros: int = 60_000_000
 
   def __post_init__(self):

@@ -40,7 +40,8 @@ class ModelService:
                batching_parameters: Optional[config_lib.BatchingParameters] = None,
                session_config=None, warmup_iterations: int = 1,
                max_input_bytes: Optional[int] = None, check_method_names: bool = False,
-               max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0):
+               max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0,
+               allow_labels_for_unavailable_models: bool = False):
     """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off.
 
     `max_input_bytes`: the most one request tensor may take decoded (see servable.to_ndarray).
@@ -48,7 +49,10 @@ class ModelService:
     any signature of the right shape serves Predict, Classify and Regress, as TF2 SavedModels
     (whose signatures all say `predict`) need; on, a signature serves only its own method.
     `max_load_retries`, `load_retry_interval_seconds`: see manager.ModelManager.
+    `allow_labels_for_unavailable_models`: TF Serving's
+    --allow_version_labels_for_unavailable_models; see reload_config.
     """
+    self._allow_labels_for_unavailable = allow_labels_for_unavailable_models
     self.max_input_bytes = max_input_bytes
     self.check_method_names = check_method_names
     if warmup_iterations < 0:
@@ -197,10 +201,15 @@ class ModelService:
       config_lib.validate_model_server_config(request.config)
     except config_lib.ConfigError as e:
       raise errors.invalid_argument(str(e)) from e
-    # As TF Serving (without --allow_version_labels_for_unavailable_models): a label may only move
-    # to a version that serves now, so a bad reload cannot break the clients using that label.
+    # As TF Serving: a label may only move to a version that serves now, so a bad reload cannot
+    # break the clients using that label. With --allow_version_labels_for_unavailable_models, a
+    # new label may name a version not loaded yet (a canary before its push); until it loads,
+    # requests by that label are NOT_FOUND.
     for model in request.config.model_config_list.config:
+      current = self.manager.version_labels(model.name)
       for label, version in model.version_labels.items():
+        if self._allow_labels_for_unavailable and label not in current:
+          continue
         if not self.manager.is_available(model.name, version):
           raise errors.ServingError(
               grpc.StatusCode.FAILED_PRECONDITION,

@@ -217,6 +217,12 @@ class ModelManager:
         return [dataclasses.replace(statuses[version])]
       return [dataclasses.replace(s) for _, s in sorted(statuses.items())]
 
+  def version_labels(self, name: str) -> Dict[str, int]:
+    """The labels model `name` has now ({} for a model not configured)."""
+    with self._lock:
+      config = self._configs.get(name)
+      return dict(config.version_labels) if config is not None else {}
+
   def is_available(self, name: str, version: int) -> bool:
     with self._lock:
       status = self._versions.get(name, {}).get(version)

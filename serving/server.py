@@ -49,7 +49,8 @@ class ModelServer:
         max_input_bytes=options.max_message_size_bytes,
         check_method_names=options.enable_signature_method_name_check,
         max_load_retries=options.max_num_load_retries,
-        load_retry_interval_seconds=options.load_retry_interval_micros / 1e6)
+        load_retry_interval_seconds=options.load_retry_interval_micros / 1e6,
+        allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None
