@@ -170,6 +170,8 @@ class ServerOptions:
   enable_signature_method_name_check: bool = False
   # A version that fails to load is retried this often, this far apart, before it is given up.
   max_num_load_retries: int = 5
+  # The tag set of the MetaGraph each version loads.
+  saved_model_tags: Tuple[str, ...] = ('serve',)
   # A new version label may name a version that is not available yet (reloads only).
   allow_version_labels_for_unavailable_models: bool = False
   load_retry_interval_micros: int = 60_000_000
@@ -187,6 +189,8 @@ class ServerOptions:
     if self.metrics_path and self.rest_api_port is None:
       raise ConfigError('--monitoring_config_file serves metrics on the REST port; give '
                         '--rest_api_port')
+    if not self.saved_model_tags or not all(self.saved_model_tags):
+      raise ConfigError(f'saved_model_tags must be one or more tags, got {self.saved_model_tags}')
     if self.max_num_load_retries < 0 or self.load_retry_interval_micros < 0:
       raise ConfigError('max_num_load_retries and load_retry_interval_micros must not be '
                         'negative')

@@ -4,7 +4,7 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -41,7 +41,8 @@ class ModelService:
                session_config=None, warmup_iterations: int = 1,
                max_input_bytes: Optional[int] = None, check_method_names: bool = False,
                max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0,
-               allow_labels_for_unavailable_models: bool = False):
+               allow_labels_for_unavailable_models: bool = False,
+               saved_model_tags: Sequence[str] = servable_lib.DEFAULT_TAGS):
     """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off.
 
     `max_input_bytes`: the most one request tensor may take decoded (see servable.to_ndarray).
@@ -49,6 +50,7 @@ class ModelService:
     any signature of the right shape serves Predict, Classify and Regress, as TF2 SavedModels
     (whose signatures all say `predict`) need; on, a signature serves only its own method.
     `max_load_retries`, `load_retry_interval_seconds`: see manager.ModelManager.
+    `saved_model_tags`: the tag set of the MetaGraph each version loads.
     `allow_labels_for_unavailable_models`: TF Serving's
     --allow_version_labels_for_unavailable_models; see reload_config.
     """
@@ -64,7 +66,7 @@ class ModelService:
     self.manager = manager_lib.ModelManager(
         model_config, self.warmup, poll_wait_seconds, session_config,
         on_load=self.metrics.record_load, max_load_retries=max_load_retries,
-        load_retry_interval_seconds=load_retry_interval_seconds)
+        load_retry_interval_seconds=load_retry_interval_seconds, saved_model_tags=saved_model_tags)
 
   def start(self) -> None:
     self.manager.start()

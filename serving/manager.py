@@ -5,7 +5,7 @@ import enum
 import logging
 import threading
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 from tensorflow_serving.config import model_server_config_pb2
@@ -52,7 +52,8 @@ class ModelManager:
                warmup: Callable[[servable_lib.LoadedVersion], int],
                poll_wait_seconds: float = 1.0, session_config=None,
                on_load: Optional[Callable[[str, bool, float], None]] = None,
-               max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0):
+               max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0,
+               saved_model_tags: Sequence[str] = servable_lib.DEFAULT_TAGS):
     """`on_load(path, succeeded, seconds)` hears of every SavedModel load attempt.
 
     A version that fails to load is tried again at a later poll, `max_load_retries` times at
@@ -63,6 +64,7 @@ class ModelManager:
     """
     if max_load_retries < 0 or load_retry_interval_seconds < 0:
       raise ValueError('max_load_retries and load_retry_interval_seconds must not be negative')
+    self._tags = tuple(saved_model_tags)
     self._max_load_retries = max_load_retries
     self._load_retry_interval = load_retry_interval_seconds
     self._warmup = warmup
@@ -171,7 +173,7 @@ class ModelManager:
     try:
       started = time.perf_counter()
       try:
-        loaded = servable_lib.LoadedVersion(name, version, path, self._session_config)
+        loaded = servable_lib.LoadedVersion(name, version, path, self._session_config, self._tags)
       except Exception:
         self._report_load(path, False, started)
         raise

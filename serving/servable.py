@@ -3,7 +3,7 @@
 import functools
 import math
 import os
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -20,6 +20,7 @@ PREDICT_METHOD = 'tensorflow/serving/predict'
 CLASSIFY_METHOD = 'tensorflow/serving/classify'
 REGRESS_METHOD = 'tensorflow/serving/regress'
 DEFAULT_SIGNATURE = 'serving_default'
+DEFAULT_TAGS = ('serve',)
 # TF Serving hides the init op from clients; it is not a signature anyone can call.
 _INIT_OP_SIGNATURE = '__saved_model_init_op'
 
@@ -105,15 +106,17 @@ class LoadedVersion:
   """
 
   def __init__(self, model_name: str, version: int, path: str,
-               session_config: Optional[tf.compat.v1.ConfigProto] = None):
+               session_config: Optional[tf.compat.v1.ConfigProto] = None,
+               tags: Sequence[str] = DEFAULT_TAGS):
+    """`tags`: the MetaGraph to load is the one tagged with exactly these (--saved_model_tags)."""
     self.model_name = model_name
     self.version = version
     self.path = path
     loader = loader_impl.SavedModelLoader(path)
-    meta_graph = _serving_meta_graph(loader.saved_model, path)
+    meta_graph = _meta_graph(loader.saved_model, path, tags)
     self._session = tf.compat.v1.Session(graph=tf.Graph(), config=session_config)
     with self._session.graph.as_default():
-      loader.load(self._session, ['serve'])
+      loader.load(self._session, list(tags))
     self.signature_defs = {name: signature_def
                            for name, signature_def in meta_graph.signature_def.items()}
     self.signatures = {}
@@ -140,11 +143,14 @@ class LoadedVersion:
     return os.path.join(self.path, 'assets.extra', 'tf_serving_warmup_requests')
 
 
-def _serving_meta_graph(saved_model, path: str) -> meta_graph_pb2.MetaGraphDef:
+def _meta_graph(saved_model, path: str, tags: Sequence[str]) -> meta_graph_pb2.MetaGraphDef:
+  """The MetaGraph whose tag set is `tags`, as TF Serving's loader picks it."""
   for meta_graph in saved_model.meta_graphs:
-    if 'serve' in meta_graph.meta_info_def.tags:
+    if set(meta_graph.meta_info_def.tags) == set(tags):
       return meta_graph
-  raise ValueError(f'{path} has no MetaGraph tagged "serve"')
+  found = [sorted(meta_graph.meta_info_def.tags) for meta_graph in saved_model.meta_graphs]
+  raise ValueError(f'{path} has no MetaGraph tagged {sorted(set(tags))} (--saved_model_tags); '
+                   f'its MetaGraphs are tagged {found}')
 
 
 def _dtype_of(value: np.ndarray) -> tf.dtypes.DType:

@@ -87,6 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       nargs='?', const=True, default=False, metavar='true|false',
                       help='a config reload may give a new label to a version not loaded yet '
                            '(default: false)')
+  parser.add_argument('--saved_model_tags', default='serve',
+                      help='comma-separated tags of the MetaGraph to load (default: serve)')
   parser.add_argument('--max_num_load_retries', type=int, default=5,
                       help='how often a version that failed to load is tried again before it is '
                            'given up until its saved_model.pb changes (default: %(default)s)')
@@ -148,6 +150,7 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       enforce_session_run_timeout=args.enforce_session_run_timeout,
       enable_signature_method_name_check=args.enable_signature_method_name_check,
       max_num_load_retries=args.max_num_load_retries,
+      saved_model_tags=tuple(tag.strip() for tag in args.saved_model_tags.split(',')),
       allow_version_labels_for_unavailable_models=(
           args.allow_version_labels_for_unavailable_models),
       load_retry_interval_micros=args.load_retry_interval_micros)

@@ -50,7 +50,8 @@ class ModelServer:
         check_method_names=options.enable_signature_method_name_check,
         max_load_retries=options.max_num_load_retries,
         load_retry_interval_seconds=options.load_retry_interval_micros / 1e6,
-        allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models)
+        allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
+        saved_model_tags=options.saved_model_tags)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None

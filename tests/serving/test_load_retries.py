@@ -22,7 +22,7 @@ class _FlakyLoads:
     self.failures = failures
     self.attempts = 0
 
-  def __call__(self, model_name, version, path, session_config=None):
+  def __call__(self, model_name, version, path, session_config=None, tags=None):
     self.attempts += 1
     if self.attempts <= self.failures:
       raise OSError(f'storage unreachable (attempt {self.attempts})')

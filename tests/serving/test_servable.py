@@ -145,3 +145,36 @@ def test_only_int64_ascii_version_folders_are_versions(tmp_path):
     (tmp_path / name / 'saved_model.pb').write_bytes(b'')
   found = manager._versions_on_disk(str(tmp_path))  # pylint: disable=protected-access
   assert sorted(found) == [1, 2**63 - 1]
+
+
+def _save_tagged(export_dir: str, tags) -> None:
+  """half of x, saved under the MetaGraph tags `tags` only."""
+  with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+    x = tf.compat.v1.placeholder(tf.float32, shape=[None, 1], name='x')
+    signature = tf.compat.v1.saved_model.predict_signature_def(
+        inputs={'x': x}, outputs={'y': tf.multiply(x, 0.5, name='y')})
+    builder = tf.compat.v1.saved_model.Builder(export_dir)
+    builder.add_meta_graph_and_variables(session, tags,
+                                         signature_def_map={'serving_default': signature})
+    builder.save()
+
+
+def test_the_metagraph_loaded_is_the_one_with_the_saved_model_tags(tmp_path):
+  path = str(tmp_path / 'gpu')
+  _save_tagged(path, ['serve', 'gpu'])
+  with pytest.raises(ValueError, match=r"no MetaGraph tagged \['serve'\] \(--saved_model_tags\); "
+                                       r"its MetaGraphs are tagged \[\['gpu', 'serve'\]\]"):
+    servable.LoadedVersion('m', 1, path)
+  loaded = servable.LoadedVersion('m', 1, path, tags=('gpu', 'serve'))
+  x = np.array([[4.0]], np.float32)
+  assert loaded.signature(None)({'x': x})['y'].tolist() == [[2.0]]
+
+
+def test_saved_model_tags_is_a_comma_separated_flag(tmp_path):
+  parser = argparse.ArgumentParser()
+  serve_command.add_arguments(parser)
+  args = parser.parse_args(['--model_base_path', str(tmp_path), '--saved_model_tags', 'serve,gpu'])
+  assert serve_command.options_from_args(args).saved_model_tags == ('serve', 'gpu')
+  args = parser.parse_args(['--model_base_path', str(tmp_path), '--saved_model_tags', 'serve,'])
+  with pytest.raises(config_lib.ConfigError, match='saved_model_tags must be one or more tags'):
+    serve_command.options_from_args(args)
