@@ -4,7 +4,7 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import grpc
 import numpy as np
@@ -66,8 +66,12 @@ class BatchScheduler:
   its requests are past their deadlines; past-deadline rows are model time nobody waits for.)
   """
 
-  def __init__(self, parameters: config_lib.BatchingParameters):
+  def __init__(self, parameters: config_lib.BatchingParameters,
+               on_batch: Optional[Callable[[str, List[float]], None]] = None):
+    """`on_batch(thread_pool_name, waits)` hears of each model call a batch makes, with the
+    seconds each of its requests waited in the queue."""
     self._params = parameters
+    self._on_batch = on_batch
     self._timeout = parameters.batch_timeout_micros / 1e6
     self._queues: Dict[Tuple, List[_Task]] = {}
     self._rows: Dict[Tuple, int] = {}
@@ -127,6 +131,13 @@ class BatchScheduler:
         self._cond.notify()
     return task
 
+  def _padded_size(self, rows: int) -> int:
+    """The smallest allowed batch size that holds `rows`; `rows` when any size is allowed."""
+    for size in self._params.allowed_batch_sizes:
+      if size >= rows:
+        return size
+    return rows
+
   def stop(self) -> None:
     """Runs what is queued, then stops the batch threads."""
     with self._cond:
@@ -171,8 +182,7 @@ class BatchScheduler:
         return self._signatures[key], tasks
     return None
 
-  @staticmethod
-  def _run(signature: servable_lib.Signature, tasks: List[_Task]) -> None:
+  def _run(self, signature: servable_lib.Signature, tasks: List[_Task]) -> None:
     now = time.monotonic()
     dropped = [task for task in tasks if task.abandoned(now)]
     if dropped:
@@ -181,19 +191,26 @@ class BatchScheduler:
       tasks = [task for task in tasks if task not in dropped]
       if not tasks:
         return
+    if self._on_batch is not None:
+      self._on_batch(self._params.thread_pool_name, [now - task.enqueued for task in tasks])
     try:
-      if len(tasks) == 1:
+      total = sum(task.size for task in tasks)
+      padded = self._padded_size(total)
+      if len(tasks) == 1 and padded == total:
         outcomes = [(signature(tasks[0].inputs), None)]
       else:
-        merged = {key: np.concatenate([task.inputs[key] for task in tasks])
-                  for key in tasks[0].inputs}
+        merged = {}
+        for key, first in tasks[0].inputs.items():
+          parts = [task.inputs[key] for task in tasks]
+          if padded > total:  # Up to an allowed batch size, with copies of the first row.
+            parts.append(np.repeat(first[:1], padded - total, axis=0))
+          merged[key] = np.concatenate(parts)
         outputs = signature(merged)
-        total = sum(task.size for task in tasks)
         for key, value in outputs.items():
-          if value.ndim == 0 or value.shape[0] != total:
+          if value.ndim == 0 or value.shape[0] != padded:
             raise errors.ServingError(
                 grpc.StatusCode.INTERNAL, f'batched output {key!r} of signature '
-                f'{signature.name!r} has {value.shape[0] if value.ndim else 0} rows for {total} '
+                f'{signature.name!r} has {value.shape[0] if value.ndim else 0} rows for {padded} '
                 'inputs')
         outcomes, start = [], 0
         for task in tasks:

@@ -2,11 +2,12 @@
 
 import dataclasses
 import os
-import re
 from typing import Optional, Tuple, Union
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
+
+from serving import protos
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -78,48 +79,74 @@ def validate_model_server_config(config: model_server_config_pb2.ModelServerConf
 
 @dataclasses.dataclass(frozen=True)
 class BatchingParameters:
-  """TF Serving's batching parameters (session_bundle_config.proto BatchingParameters)."""
+  """TF Serving's batching parameters (session_bundle_config.proto BatchingParameters).
+
+  `allowed_batch_sizes`: when given, each batch is padded (with copies of its first row) up to
+  the smallest of them that holds it, as TF Serving does for models compiled for fixed sizes;
+  the padding rows' outputs are dropped. `thread_pool_name` labels the batching metrics.
+  """
   max_batch_size: int = 32
   batch_timeout_micros: int = 1000
   num_batch_threads: int = 4
   max_enqueued_batches: int = 100
+  allowed_batch_sizes: Tuple[int, ...] = ()
+  thread_pool_name: str = 'batch_threads'
 
   def __post_init__(self):
-    for field in dataclasses.fields(self):
-      if getattr(self, field.name) < (0 if field.name == 'batch_timeout_micros' else 1):
-        raise ConfigError(f'batching parameter {field.name} must be positive, '
-                          f'got {getattr(self, field.name)}')
+    for name in ('max_batch_size', 'batch_timeout_micros', 'num_batch_threads',
+                 'max_enqueued_batches'):
+      if getattr(self, name) < (0 if name == 'batch_timeout_micros' else 1):
+        raise ConfigError(f'batching parameter {name} must be positive, '
+                          f'got {getattr(self, name)}')
+    sizes = self.allowed_batch_sizes
+    # TF Serving's checks (batching_session.cc).
+    if any(later <= earlier for earlier, later in zip(sizes, sizes[1:])) or (
+        sizes and sizes[0] < 1):
+      raise ConfigError(f'allowed_batch_sizes entries must be monotonically increasing, got '
+                        f'{list(sizes)}')
+    if sizes and sizes[-1] != self.max_batch_size:
+      raise ConfigError(f'Last entry in allowed_batch_sizes must match max_batch_size; last '
+                        f'entry was {sizes[-1]}; expected {self.max_batch_size}')
 
 
-# The file is a text proto of wrapper messages: `max_batch_size { value: 32 }`. The proto itself is
-# not shipped in tensorflow-serving-api, so it is read here; unknown fields are errors, as in TF.
-_BATCHING_FIELD = re.compile(r'(\w+)\s*\{\s*value\s*:\s*(-?\d+)\s*\}')
-_IGNORED_BATCHING_FIELDS = frozenset({'allowed_batch_sizes', 'pad_variable_length_inputs',
-                                      'thread_pool_name', 'enable_large_batch_splitting',
-                                      'max_execution_batch_size'})
+# The --batching_parameters_file proto; tensorflow-serving-api does not ship it.
+_BatchingParametersProto = protos.message_classes(
+    'tensorflow_serving/servables/tensorflow/session_bundle_config.proto', {
+        'BatchingParameters': [
+            ('max_batch_size', protos.INT64_VALUE),
+            ('batch_timeout_micros', protos.INT64_VALUE),
+            ('max_enqueued_batches', protos.INT64_VALUE),
+            ('num_batch_threads', protos.INT64_VALUE),
+            ('thread_pool_name', protos.STRING_VALUE),
+            ('allowed_batch_sizes', protos.INT64, protos.REPEATED),
+            ('pad_variable_length_inputs', protos.BOOL),
+            ('enable_large_batch_splitting', protos.BOOL_VALUE),
+            ('max_execution_batch_size', protos.INT64_VALUE),
+        ]})['BatchingParameters']
 
 
 def read_batching_parameters(path: Optional[str]) -> BatchingParameters:
-  """Parses a `--batching_parameters_file`; None gives TF Serving's defaults."""
+  """Parses a `--batching_parameters_file`; None gives TF Serving's defaults.
+
+  The file is TF Serving's BatchingParameters text proto (`max_batch_size { value: 32 }`); a
+  field it does not have, or a malformed line, is an error, as in tensorflow_model_server.
+  Requests that cannot share a batch (different shapes, or more rows than max_batch_size) run
+  in batches of their own, so pad_variable_length_inputs, enable_large_batch_splitting and
+  max_execution_batch_size are read but change nothing in the answers.
+  """
   if path is None:
     return BatchingParameters()
   try:
     with open(path, encoding='utf-8') as f:
-      text = re.sub(r'#[^\n]*', '', f.read())
+      proto = text_format.Parse(f.read(), _BatchingParametersProto())
   except OSError as e:
     raise ConfigError(f'cannot read batching parameters file {path}: {e.strerror}') from e
-  known = {f.name for f in dataclasses.fields(BatchingParameters)}
-  values = {}
-  for name, value in _BATCHING_FIELD.findall(text):
-    if name in known:
-      values[name] = int(value)
-    elif name not in _IGNORED_BATCHING_FIELDS:
-      raise ConfigError(f'batching parameters file {path}: unknown field {name!r}; '
-                        f'known: {", ".join(sorted(known))}')
-  leftover = _BATCHING_FIELD.sub('', text).strip()
-  if leftover and not re.fullmatch(r'(\w+\s*(:\s*\S+|\{[^}]*\})\s*)*', leftover):
-    raise ConfigError(f'batching parameters file {path} does not parse near {leftover[:40]!r}')
-  return BatchingParameters(**values)
+  except text_format.ParseError as e:
+    raise ConfigError(f'batching parameters file {path}: {e}') from None
+  values = {name: getattr(proto, name).value
+            for name in ('max_batch_size', 'batch_timeout_micros', 'num_batch_threads',
+                         'max_enqueued_batches', 'thread_pool_name') if proto.HasField(name)}
+  return BatchingParameters(allowed_batch_sizes=tuple(proto.allowed_batch_sizes), **values)
 
 
 @dataclasses.dataclass(frozen=True)

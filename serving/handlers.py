@@ -60,9 +60,9 @@ class ModelService:
     if warmup_iterations < 0:
       raise ValueError(f'warmup_iterations must not be negative, got {warmup_iterations}')
     self._warmup_iterations = warmup_iterations
-    self.batcher = (batching.BatchScheduler(batching_parameters)
-                    if batching_parameters is not None else None)
     self.metrics = metrics_lib.Metrics(lambda name: self.manager.has_model(name))
+    self.batcher = (batching.BatchScheduler(batching_parameters, self.metrics.record_batch)
+                    if batching_parameters is not None else None)
     self.manager = manager_lib.ModelManager(
         model_config, self.warmup, poll_wait_seconds, session_config,
         on_load=self.metrics.record_load, max_load_retries=max_load_retries,

@@ -14,7 +14,11 @@ Serving's own names, so dashboards and alerts written for it work unchanged:
   API is `predict`, `classify` or `get_model_metadata`, entrypoint `GRPC` or `REST`;
 - `:tensorflow:cc:saved_model:load_attempt_count{model_path, status}`: SavedModel loads, status
   `success` or `fail`, and `:tensorflow:cc:saved_model:load_latency{model_path}`, the
-  microseconds they took.
+  microseconds they took;
+- with batching, `:tensorflow:serving:batching_session:queuing_latency{thread_pool_name}`: a
+  histogram of the microseconds each request waited for its batch (TF Serving's buckets: 100 µs,
+  x1.2, 52 buckets), and `:tensorflow:serving:batching_session:wrapped_run_count`, the model
+  calls batches made. Requests over calls is the mean batch size.
 
 A request for a model the server does not serve is counted under `model_name=""`: a label per
 name a client makes up would let clients grow the server's memory without bound.
@@ -23,13 +27,12 @@ name a client makes up would let clients grow the server's memory without bound.
 import bisect
 import collections
 import threading
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
 from google.protobuf import text_format
 import grpc
+
+from serving import protos
 
 DEFAULT_PATH = '/monitoring/prometheus/metrics'
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -40,32 +43,17 @@ _REQUEST_COUNT = ':tensorflow:serving:request_count'
 _REQUEST_LATENCY = ':tensorflow:serving:request_latency'
 _LOAD_COUNT = ':tensorflow:cc:saved_model:load_attempt_count'
 _LOAD_LATENCY = ':tensorflow:cc:saved_model:load_latency'
+_QUEUING_LATENCY = ':tensorflow:serving:batching_session:queuing_latency'
+_WRAPPED_RUNS = ':tensorflow:serving:batching_session:wrapped_run_count'
+# monitoring::Buckets::Exponential(100, 1.2, 52), batching_session.cc.
+QUEUING_BUCKETS_US = tuple(100 * 1.2**i for i in range(52))
 
 
-def _monitoring_config_class():
-  """tensorflow.serving.MonitoringConfig (monitoring_config.proto); tensorflow-serving-api
-  does not ship it."""
-  file_proto = descriptor_pb2.FileDescriptorProto(
-      name='tensorflow_serving/config/monitoring_config.proto', package='tensorflow.serving',
-      syntax='proto3')
-  prometheus = file_proto.message_type.add(name='PrometheusConfig')
-  prometheus.field.add(name='enable', number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_BOOL,
-                       label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-  prometheus.field.add(name='path', number=2,
-                       type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                       label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-  monitoring = file_proto.message_type.add(name='MonitoringConfig')
-  monitoring.field.add(name='prometheus_config', number=1,
-                       type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
-                       type_name='.tensorflow.serving.PrometheusConfig',
-                       label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-  pool = descriptor_pool.DescriptorPool()  # Its own pool: never clashes with a real import.
-  pool.Add(file_proto)
-  return message_factory.GetMessageClass(
-      pool.FindMessageTypeByName('tensorflow.serving.MonitoringConfig'))
-
-
-MonitoringConfig = _monitoring_config_class()
+# tensorflow.serving.MonitoringConfig (monitoring_config.proto).
+MonitoringConfig = protos.message_classes('tensorflow_serving/config/monitoring_config.proto', {
+    'PrometheusConfig': [('enable', protos.BOOL), ('path', protos.STRING)],
+    'MonitoringConfig': [('prometheus_config', '.tensorflow.serving.PrometheusConfig')],
+})['MonitoringConfig']
 
 
 def read_monitoring_config(path: str) -> Optional[str]:
@@ -99,6 +87,8 @@ class Metrics:
     self._latencies: Dict[Tuple[str, str, str], List[float]] = {}
     self._loads: Dict[Tuple[str, str], int] = collections.Counter()
     self._load_micros: Dict[str, float] = collections.Counter()
+    self._queuing: Dict[str, List[float]] = {}  # thread_pool_name -> histogram
+    self._wrapped_runs = 0
 
   def record_load(self, model_path: str, succeeded: bool, seconds: float) -> None:
     with self._lock:
@@ -108,16 +98,22 @@ class Metrics:
   def record(self, model_name: str, api: str, entrypoint: str, code: grpc.StatusCode,
              seconds: float) -> None:
     name = model_name if self._served(model_name) else ''
-    micros = seconds * 1e6
     with self._lock:
       self._counts[(name, code.name)] += 1
       histogram = self._latencies.get((name, api, entrypoint))
       if histogram is None:
-        histogram = self._latencies[(name, api, entrypoint)] = [0] * (
-            len(LATENCY_BUCKETS_US) + 1) + [0.0, 0]
-      histogram[bisect.bisect_left(LATENCY_BUCKETS_US, micros)] += 1
-      histogram[-2] += micros
-      histogram[-1] += 1
+        histogram = self._latencies[(name, api, entrypoint)] = _histogram(LATENCY_BUCKETS_US)
+      _observe(histogram, LATENCY_BUCKETS_US, seconds * 1e6)
+
+  def record_batch(self, thread_pool_name: str, waits_seconds: Sequence[float]) -> None:
+    """One model call of a batch, whose requests waited `waits_seconds` in its queue."""
+    with self._lock:
+      self._wrapped_runs += 1
+      histogram = self._queuing.get(thread_pool_name)
+      if histogram is None:
+        histogram = self._queuing[thread_pool_name] = _histogram(QUEUING_BUCKETS_US)
+      for wait in waits_seconds:
+        _observe(histogram, QUEUING_BUCKETS_US, wait * 1e6)
 
   def render(self) -> str:
     """The Prometheus text exposition of every metric."""
@@ -125,6 +121,8 @@ class Metrics:
       counts = sorted(self._counts.items())
       latencies = sorted((key, list(values)) for key, values in self._latencies.items())
       loads, load_micros = sorted(self._loads.items()), sorted(self._load_micros.items())
+      queuing = sorted((key, list(values)) for key, values in self._queuing.items())
+      wrapped_runs = self._wrapped_runs
     lines = [f'# TYPE {_LOAD_COUNT} counter']
     for (path, status), count in loads:
       lines.append(f'{_LOAD_COUNT}{_labels(model_path=path, status=status)} {count}')
@@ -136,15 +134,38 @@ class Metrics:
       lines.append(f'{_REQUEST_COUNT}{_labels(model_name=name, status=status)} {count}')
     lines.append(f'# TYPE {_REQUEST_LATENCY} histogram')
     for (name, api, entrypoint), values in latencies:
-      labels = {'model_name': name, 'API': api, 'entrypoint': entrypoint}
-      cumulative = 0
-      for bound, count in zip(LATENCY_BUCKETS_US + (float('inf'),), values):
-        cumulative += count
-        le = '+Inf' if bound == float('inf') else f'{bound:.6g}'
-        lines.append(f'{_REQUEST_LATENCY}_bucket{_labels(**labels, le=le)} {cumulative}')
-      lines.append(f'{_REQUEST_LATENCY}_sum{_labels(**labels)} {values[-2]:.6g}')
-      lines.append(f'{_REQUEST_LATENCY}_count{_labels(**labels)} {values[-1]}')
+      lines += _histogram_lines(_REQUEST_LATENCY, LATENCY_BUCKETS_US, values,
+                                {'model_name': name, 'API': api, 'entrypoint': entrypoint})
+    if wrapped_runs:
+      lines.append(f'# TYPE {_QUEUING_LATENCY} histogram')
+      for pool, values in queuing:
+        lines += _histogram_lines(_QUEUING_LATENCY, QUEUING_BUCKETS_US, values,
+                                  {'thread_pool_name': pool})
+      lines += [f'# TYPE {_WRAPPED_RUNS} counter', f'{_WRAPPED_RUNS} {wrapped_runs}']
     return '\n'.join(lines) + '\n'
+
+
+def _histogram(buckets: Sequence[float]) -> List[float]:
+  """Per-bucket counts (the last one +Inf), then the sum and the count."""
+  return [0] * (len(buckets) + 1) + [0.0, 0]
+
+
+def _observe(histogram: List[float], buckets: Sequence[float], value: float) -> None:
+  histogram[bisect.bisect_left(buckets, value)] += 1
+  histogram[-2] += value
+  histogram[-1] += 1
+
+
+def _histogram_lines(name: str, buckets: Sequence[float], values: List[float],
+                     labels: Dict[str, str]) -> List[str]:
+  lines, cumulative = [], 0
+  for bound, count in zip(tuple(buckets) + (float('inf'),), values):
+    cumulative += count
+    le = '+Inf' if bound == float('inf') else f'{bound:.6g}'
+    lines.append(f'{name}_bucket{_labels(**labels, le=le)} {cumulative}')
+  lines.append(f'{name}_sum{_labels(**labels)} {values[-2]:.6g}')
+  lines.append(f'{name}_count{_labels(**labels)} {values[-1]}')
+  return lines
 
 
 def _labels(**labels: str) -> str:

@@ -20,32 +20,17 @@ import ssl
 import tempfile
 from typing import Optional
 
-from google.protobuf import descriptor_pb2
-from google.protobuf import descriptor_pool
-from google.protobuf import message_factory
 from google.protobuf import text_format
 import grpc
 
-
-def _ssl_config_class():
-  """tensorflow.serving.SSLConfig (ssl_config.proto), which tensorflow-serving-api does not ship."""
-  file_proto = descriptor_pb2.FileDescriptorProto(
-      name='tensorflow_serving/config/ssl_config.proto', package='tensorflow.serving',
-      syntax='proto3')
-  message = file_proto.message_type.add(name='SSLConfig')
-  for number, (name, kind) in enumerate([
-      ('server_key', descriptor_pb2.FieldDescriptorProto.TYPE_STRING),
-      ('server_cert', descriptor_pb2.FieldDescriptorProto.TYPE_STRING),
-      ('custom_ca', descriptor_pb2.FieldDescriptorProto.TYPE_STRING),
-      ('client_verify', descriptor_pb2.FieldDescriptorProto.TYPE_BOOL)], start=1):
-    message.field.add(name=name, number=number, type=kind,
-                      label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
-  pool = descriptor_pool.DescriptorPool()  # Its own pool: never clashes with a real import.
-  pool.Add(file_proto)
-  return message_factory.GetMessageClass(pool.FindMessageTypeByName('tensorflow.serving.SSLConfig'))
+from serving import protos
 
 
-SSLConfig = _ssl_config_class()
+# tensorflow.serving.SSLConfig (ssl_config.proto).
+SSLConfig = protos.message_classes('tensorflow_serving/config/ssl_config.proto', {
+    'SSLConfig': [('server_key', protos.STRING), ('server_cert', protos.STRING),
+                  ('custom_ca', protos.STRING), ('client_verify', protos.BOOL)],
+})['SSLConfig']
 
 
 @dataclasses.dataclass(frozen=True)

@@ -313,3 +313,19 @@ def test_a_request_that_runs_alone_is_not_run_past_its_deadline(batched):
   assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
   assert raised.value.http_status == 504
   assert signature.calls == []
+
+
+# --- allowed_batch_sizes -----------------------------------------------------------------------
+def test_batches_are_padded_to_the_next_allowed_size_and_the_padding_dropped():
+  scheduler = _scheduler(max_batch_size=8, batch_timeout_micros=50_000, num_batch_threads=1,
+                         allowed_batch_sizes=(2, 4, 8))
+  signature = RecordingSignature()
+  try:
+    answers = _concurrently(scheduler, signature, [1.0, 2.0, 3.0])
+    alone = scheduler.run(signature, _row(5.0))
+  finally:
+    scheduler.stop()
+  assert sorted(float(a['y'][0, 0]) for a in answers) == [2.0, 4.0, 6.0]
+  assert all(a['y'].shape == (1, 1) for a in answers) and alone['y'].tolist() == [[10.0]]
+  # Three rows ran as a batch of 4 (or, had they split, of 2s); one row as a batch of 2.
+  assert all(size in (2, 4) for size in signature.calls) and signature.calls[-1] == 2

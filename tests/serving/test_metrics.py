@@ -21,6 +21,8 @@ COUNT = ':tensorflow:serving:request_count'
 LATENCY = ':tensorflow:serving:request_latency'
 LOAD_COUNT = ':tensorflow:cc:saved_model:load_attempt_count'
 LOAD_LATENCY = ':tensorflow:cc:saved_model:load_latency'
+QUEUING = ':tensorflow:serving:batching_session:queuing_latency'
+RUNS = ':tensorflow:serving:batching_session:wrapped_run_count'
 
 
 def _samples(text: str):
@@ -29,9 +31,9 @@ def _samples(text: str):
   for line in text.splitlines():
     if line.startswith('# TYPE '):
       continue
-    match = re.fullmatch(r'(\S+?)\{(.*)\} (\S+)', line)
+    match = re.fullmatch(r'([^\s{]+)(?:\{(.*)\})? (\S+)', line)
     assert match, line
-    labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2)))
+    labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(2) or ''))
     samples[(match.group(1), labels)] = float(match.group(3))
   return samples
 
@@ -58,6 +60,20 @@ def test_counts_and_a_cumulative_histogram_in_microseconds():
   assert buckets['1983.59'] == 2 and buckets['3570.47'] == 3 and buckets['+Inf'] == 3
   assert samples[(LATENCY + '_count', frozenset(grpc_labels))] == 3
   assert samples[(LATENCY + '_sum', frozenset(grpc_labels))] == pytest.approx(2016, abs=0.5)
+
+
+def test_batching_metrics_count_model_calls_and_each_requests_queue_wait():
+  registry = metrics.Metrics(served=lambda name: True)
+  assert QUEUING not in registry.render()  # Nothing about batching until a batch runs.
+  registry.record_batch('batch_threads', [50e-6, 0.001])  # one call for two requests
+  registry.record_batch('batch_threads', [0.0002])
+  samples = _samples(registry.render())
+  assert samples[(RUNS, frozenset())] == 2
+  pool = frozenset({('thread_pool_name', 'batch_threads')})
+  assert samples[(QUEUING + '_count', pool)] == 3
+  assert samples[(QUEUING + '_sum', pool)] == pytest.approx(1250)
+  assert samples[(QUEUING + '_bucket', pool | {('le', '100')})] == 1
+  assert samples[(QUEUING + '_bucket', pool | {('le', '+Inf')})] == 3
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -101,6 +117,29 @@ def _get(url):
       return response.status, response.headers['Content-Type'], response.read().decode()
   except urllib.error.HTTPError as error:
     return error.code, error.headers['Content-Type'], error.read().decode()
+
+
+def test_a_batching_server_reports_its_batches(tmp_path):
+  fixture_models.build_half_plus_two(str(tmp_path / 'm' / '1'), 1)
+  server = server_lib.ModelServer(config_lib.ServerOptions(
+      model_config=config_lib.single_model_config('m', str(tmp_path / 'm')), port=0,
+      rest_api_port=0, file_system_poll_wait_seconds=0, metrics_path='/metrics',
+      enable_batching=True, batching=config_lib.BatchingParameters(
+          max_batch_size=4, batch_timeout_micros=200_000, thread_pool_name='m_batches'))).start()
+  try:
+    with client_lib.ServingClient(f'127.0.0.1:{server.port}', retries=0) as client:
+      for _ in range(3):
+        client.predict('m', {'x': np.array([[1.0]], np.float32)})
+    status, _, text = _get(f'http://127.0.0.1:{server.rest_port}/metrics')
+  finally:
+    server.stop(grace=1)
+  assert status == 200
+  samples = _samples(text)
+  # Three requests one after another: three calls, each request waiting out the 200 ms timeout.
+  assert samples[(RUNS, frozenset())] == 3
+  pool = frozenset({('thread_pool_name', 'm_batches')})
+  assert samples[(QUEUING + '_count', pool)] == 3
+  assert samples[(QUEUING + '_sum', pool)] >= 3 * 200_000
 
 
 @pytest.mark.parametrize('metrics_path', ['/monitoring/prometheus/metrics', None])

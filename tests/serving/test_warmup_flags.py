@@ -105,3 +105,42 @@ def test_bad_warmup_and_batching_flag_values_are_usage_errors(tmp_path, capsys):
   assert "expected true or false, got 'yes please'" in capsys.readouterr().err
   with pytest.raises(ValueError, match='num_request_iterations_for_warmup must be at least 1'):
     _options(tmp_path, '--num_request_iterations_for_warmup=0')
+
+
+def _batching_file(tmp_path, text):
+  path = tmp_path / 'batching.config'
+  path.write_text(text)
+  return config_lib.read_batching_parameters(str(path))
+
+
+def test_the_batching_parameters_file_is_tf_servings_text_proto(tmp_path):
+  parameters = _batching_file(tmp_path, '''
+      max_batch_size { value: 8 }
+      batch_timeout_micros { value: 0 }  # run at once
+      num_batch_threads { value: 2 }
+      max_enqueued_batches { value: 10 }
+      thread_pool_name { value: "classifier_batch_threads" }
+      allowed_batch_sizes: 4
+      allowed_batch_sizes: 8
+      pad_variable_length_inputs: true
+  ''')
+  assert parameters == config_lib.BatchingParameters(
+      max_batch_size=8, batch_timeout_micros=0, num_batch_threads=2, max_enqueued_batches=10,
+      thread_pool_name='classifier_batch_threads', allowed_batch_sizes=(4, 8))
+
+
+@pytest.mark.parametrize('text, match', [
+    # A plain value where TF Serving wants a wrapper: it used to be skipped, and 32 used.
+    pytest.param('max_batch_size: 64', 'max_batch_size', id='not-a-wrapper'),
+    pytest.param('max_batch_sizes { value: 64 }', 'max_batch_sizes', id='typo'),
+    pytest.param('max_batch_size { value: "64" }', 'max_batch_size|value', id='a-string'),
+    pytest.param('max_batch_size { value: 8 } allowed_batch_sizes: 4 allowed_batch_sizes: 2',
+                 'monotonically increasing', id='sizes-not-increasing'),
+    pytest.param('max_batch_size { value: 8 } allowed_batch_sizes: 4',
+                 'Last entry in allowed_batch_sizes must match max_batch_size', id='last-size'),
+    pytest.param('num_batch_threads { value: 0 }', 'num_batch_threads must be positive',
+                 id='no-threads'),
+])
+def test_a_batching_parameters_file_tf_serving_would_refuse_is_an_error(tmp_path, text, match):
+  with pytest.raises(config_lib.ConfigError, match=match):
+    _batching_file(tmp_path, text)
