@@ -105,11 +105,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
   @_async_rpc(api='predict')
   async def Predict(self, request, context):  # pylint: disable=invalid-name
-    return await self._service.predict_async(request, self._executor, self._deadline(context))
+    return await self._service.handle_async(request, self._executor, self._deadline(context))
 
   @_async_rpc(api='classify')
   async def Classify(self, request, context):  # pylint: disable=invalid-name
-    return await self._service.classify_async(request, self._executor, self._deadline(context))
+    return await self._service.handle_async(request, self._executor, self._deadline(context))
 
   @_rpc(api='get_model_metadata')
   def GetModelMetadata(self, request, context):  # pylint: disable=invalid-name
@@ -117,7 +117,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
   @_async_rpc(api='regress')
   async def Regress(self, request, context):  # pylint: disable=invalid-name
-    return await self._service.regress_async(request, self._executor, self._deadline(context))
+    return await self._service.handle_async(request, self._executor, self._deadline(context))
 
   @_async_rpc  # TF Serving counts no MultiInference in its request metrics.
   async def MultiInference(self, request, context):  # pylint: disable=invalid-name

@@ -76,7 +76,7 @@ class ModelService:
       self.batcher.stop()
     self.manager.stop()
 
-  # --- Predict ---------------------------------------------------------------------------------
+  # --- Requests ---------------------------------------------------------------------------------
   def resolve(self, spec: model_pb2.ModelSpec) -> servable_lib.LoadedVersion:
     if not spec.name:
       raise errors.invalid_argument('Missing ModelSpec name')
@@ -84,20 +84,31 @@ class ModelService:
     label = spec.version_label if spec.WhichOneof('version_choice') == 'version_label' else None
     return self.manager.resolve(spec.name, version, label)
 
+  # --- Predict, Classify, Regress -------------------------------------------------------------
   # `deadline`, here and below: the time.monotonic() seconds after which nobody waits for the
   # answer (a gRPC call's deadline, or --rest_api_timeout_in_ms), or None. A request still
   # waiting for the model then never runs; see batching.call_by and batching.BatchScheduler.
-  def predict(self, request: predict_pb2.PredictRequest,
-              deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
-    call = _PredictCall(self, request)
+  def handle(self, request, deadline: Optional[float] = None):
+    """Answers a PredictRequest, ClassificationRequest or RegressionRequest."""
+    call = self._call(request)
     return call.respond(self.run(call.signature, call.inputs, deadline))
 
-  async def predict_async(self, request: predict_pb2.PredictRequest,
-                          executor: concurrent.futures.Executor,
-                          deadline: Optional[float] = None) -> predict_pb2.PredictResponse:
-    """`predict` for a coroutine: the model runs on a batch thread or on `executor`."""
-    call = _PredictCall(self, request)
+  async def handle_async(self, request, executor: concurrent.futures.Executor,
+                         deadline: Optional[float] = None):
+    """`handle` for a coroutine: the model runs on a batch thread or on `executor`."""
+    call = self._call(request)
     return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
+
+  predict = classify = regress = handle
+
+  def _call(self, request):
+    if isinstance(request, predict_pb2.PredictRequest):
+      return _PredictCall(self, request)
+    if isinstance(request, classification_pb2.ClassificationRequest):
+      return _ClassifyCall(self, request.model_spec, request.input)
+    if isinstance(request, regression_pb2.RegressionRequest):
+      return _RegressCall(self, request.model_spec, request.input)
+    raise TypeError(f'not a Predict, Classify or Regress request: {type(request).__name__}')
 
   def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
           deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
@@ -116,32 +127,6 @@ class ModelService:
       return await self.batcher.run_async(signature, inputs, executor, deadline)
     return await asyncio.get_running_loop().run_in_executor(
         executor, batching.call_by, deadline, signature, inputs)
-
-  # --- Classify --------------------------------------------------------------------------------
-  def classify(self, request: classification_pb2.ClassificationRequest,
-               deadline: Optional[float] = None) -> classification_pb2.ClassificationResponse:
-    call = _ClassifyCall(self, request.model_spec, request.input)
-    return call.respond(self.run(call.signature, call.inputs, deadline))
-
-  async def classify_async(self, request: classification_pb2.ClassificationRequest,
-                           executor: concurrent.futures.Executor,
-                           deadline: Optional[float] = None
-                           ) -> classification_pb2.ClassificationResponse:
-    call = _ClassifyCall(self, request.model_spec, request.input)
-    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
-
-  # --- Regress ---------------------------------------------------------------------------------
-  def regress(self, request: regression_pb2.RegressionRequest,
-              deadline: Optional[float] = None) -> regression_pb2.RegressionResponse:
-    call = _RegressCall(self, request.model_spec, request.input)
-    return call.respond(self.run(call.signature, call.inputs, deadline))
-
-  async def regress_async(self, request: regression_pb2.RegressionRequest,
-                          executor: concurrent.futures.Executor,
-                          deadline: Optional[float] = None
-                          ) -> regression_pb2.RegressionResponse:
-    call = _RegressCall(self, request.model_spec, request.input)
-    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
 
   # --- MultiInference ------------------------------------------------------------------------
   async def multi_inference_async(self, request: inference_pb2.MultiInferenceRequest,

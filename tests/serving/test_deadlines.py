@@ -5,7 +5,6 @@ for a thread and for the model, as in TF Serving. The probe model leaves a file 
 runs, so each test can tell which requests the model saw.
 """
 
-import argparse
 import http.client
 import json
 import os
@@ -21,9 +20,9 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from serving import batching
 from serving import config as config_lib
 from serving import grpc_services
-from serving import serve_command
 from serving import server as server_lib
 from tests.serving import fixture_models
+from tests.serving.flags import serve_options
 
 MODEL_SECONDS = 1.0  # How long the probe model takes per call.
 SHORT_TIMEOUT = 0.3  # A deadline that passes while a request waits behind one call.
@@ -170,20 +169,13 @@ def test_enforce_session_run_timeout_decides_whether_the_call_deadline_counts(
     assert deadline is None
 
 
-def _options(tmp_path, *flags):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-  return serve_command.options_from_args(parser.parse_args(
-      ['--model_base_path', str(tmp_path), *flags]))
-
-
-def test_the_deadline_flags_take_tf_servings_names_and_defaults(tmp_path):
-  default = _options(tmp_path)
+def test_the_deadline_flags_take_tf_servings_names_and_defaults():
+  default = serve_options()
   assert (default.rest_api_timeout_in_ms, default.rest_api_num_threads,
           default.enforce_session_run_timeout) == (30000, None, True)
-  given = _options(tmp_path, '--rest_api_timeout_in_ms=1500', '--rest_api_num_threads=3',
+  given = serve_options('--rest_api_timeout_in_ms=1500', '--rest_api_num_threads=3',
                    '--enforce_session_run_timeout=false')
   assert (given.rest_api_timeout_in_ms, given.rest_api_num_threads,
           given.enforce_session_run_timeout) == (1500, 3, False)
   with pytest.raises(config_lib.ConfigError, match='rest_api_num_threads must be at least 1'):
-    _options(tmp_path, '--rest_api_num_threads=0')
+    serve_options('--rest_api_num_threads=0')

@@ -1,6 +1,5 @@
 """--grpc_socket_path: gRPC on a UNIX socket too, as TF Serving serves a sidecar on one host."""
 
-import argparse
 import os
 import socket
 
@@ -8,9 +7,9 @@ import pytest
 
 from serving import client as client_lib
 from serving import config as config_lib
-from serving import serve_command
 from serving import server as server_lib
 from tests.serving import fixture_models
+from tests.serving.flags import serve_options
 
 
 @pytest.fixture(name='start')
@@ -69,11 +68,6 @@ def test_a_socket_in_a_missing_folder_is_a_clear_error(start, tmp_path):
     start(tmp_path / 'missing' / 'grpc.sock')
 
 
-def test_the_socket_flag_takes_tf_servings_name(tmp_path):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-  args = parser.parse_args(['--model_base_path', str(tmp_path),
-                            '--grpc_socket_path', '/run/tfs.sock'])
-  assert serve_command.options_from_args(args).grpc_socket_path == '/run/tfs.sock'
-  args = parser.parse_args(['--model_base_path', str(tmp_path)])
-  assert serve_command.options_from_args(args).grpc_socket_path is None
+def test_the_socket_flag_takes_tf_servings_name():
+  assert serve_options('--grpc_socket_path', '/run/tfs.sock').grpc_socket_path == '/run/tfs.sock'
+  assert serve_options().grpc_socket_path is None

@@ -3,16 +3,15 @@
 saved_model.pb changes.
 """
 
-import argparse
 import os
 
 import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
 from serving import manager as manager_lib
-from serving import serve_command
 from serving import servable as servable_lib
 from tests.serving import fixture_models
+from tests.serving.flags import serve_options
 
 
 class _FlakyLoads:
@@ -94,17 +93,10 @@ def test_retries_wait_the_retry_interval(base_path, monkeypatch):
   assert loads.attempts == 1
 
 
-def test_the_retry_flags_take_tf_servings_names_and_defaults(tmp_path):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-
-  def options(*flags):
-    return serve_command.options_from_args(parser.parse_args(
-        ['--model_base_path', str(tmp_path), *flags]))
-
-  default = options()
+def test_the_retry_flags_take_tf_servings_names_and_defaults():
+  default = serve_options()
   assert (default.max_num_load_retries, default.load_retry_interval_micros) == (5, 60_000_000)
-  given = options('--max_num_load_retries=0', '--load_retry_interval_micros=250000')
+  given = serve_options('--max_num_load_retries=0', '--load_retry_interval_micros=250000')
   assert (given.max_num_load_retries, given.load_retry_interval_micros) == (0, 250_000)
   with pytest.raises(ValueError, match='must not be negative'):
-    options('--max_num_load_retries=-1')
+    serve_options('--max_num_load_retries=-1')

@@ -1,7 +1,6 @@
 """A loaded version on its own: which folders are versions, its Session's thread settings, and
 the tensor conversions."""
 
-import argparse
 
 import grpc
 import numpy as np
@@ -12,9 +11,9 @@ from tensorflow.core.framework import tensor_pb2
 from serving import config as config_lib
 from serving import errors
 from serving import manager
-from serving import serve_command
 from serving import servable
 from tests.serving import fixture_models
+from tests.serving.flags import serve_options
 
 VALUES = {
     'float32 scalar': np.float32(1.5).reshape(()),
@@ -85,14 +84,10 @@ def test_every_inter_op_setting_gives_the_same_answers(half_plus_two, inter_op):
 
 
 def test_session_thread_flags_reach_the_session_config():
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-  args = parser.parse_args(['--model_base_path', '/models/m', '--tensorflow_inter_op_parallelism',
-                            '3', '--tensorflow_intra_op_parallelism', '2'])
-  config = config_lib.session_config(serve_command.options_from_args(args))
+  config = config_lib.session_config(serve_options('--tensorflow_inter_op_parallelism', '3',
+                                                   '--tensorflow_intra_op_parallelism', '2'))
   assert (config.inter_op_parallelism_threads, config.intra_op_parallelism_threads) == (3, 2)
-  default = config_lib.session_config(serve_command.options_from_args(
-      parser.parse_args(['--model_base_path', '/models/m'])))
+  default = config_lib.session_config(serve_options())
   # By default a request's ops run on the thread that runs the request.
   assert default.inter_op_parallelism_threads < 0
 
@@ -170,11 +165,7 @@ def test_the_metagraph_loaded_is_the_one_with_the_saved_model_tags(tmp_path):
   assert loaded.signature(None)({'x': x})['y'].tolist() == [[2.0]]
 
 
-def test_saved_model_tags_is_a_comma_separated_flag(tmp_path):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-  args = parser.parse_args(['--model_base_path', str(tmp_path), '--saved_model_tags', 'serve,gpu'])
-  assert serve_command.options_from_args(args).saved_model_tags == ('serve', 'gpu')
-  args = parser.parse_args(['--model_base_path', str(tmp_path), '--saved_model_tags', 'serve,'])
+def test_saved_model_tags_is_a_comma_separated_flag():
+  assert serve_options('--saved_model_tags', 'serve,gpu').saved_model_tags == ('serve', 'gpu')
   with pytest.raises(config_lib.ConfigError, match='saved_model_tags must be one or more tags'):
-    serve_command.options_from_args(args)
+    serve_options('--saved_model_tags', 'serve,')

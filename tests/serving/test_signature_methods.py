@@ -5,8 +5,6 @@ serves Predict, Classify and Regress whatever its method_name. On, each API take
 signatures whose method_name allows it. Warmup replays Regress records too.
 """
 
-import argparse
-
 import grpc
 import pytest
 import tensorflow as tf
@@ -18,9 +16,9 @@ from tensorflow_serving.apis import regression_pb2
 
 from serving import config as config_lib
 from serving import handlers
-from serving import serve_command
 from serving import server as server_lib
 from tests.serving import fixture_models as fm
+from tests.serving.flags import serve_options
 
 
 @pytest.fixture(name='stub', scope='module')
@@ -85,19 +83,12 @@ def test_with_the_check_predict_still_takes_classify_and_regress_signatures(stub
   assert tf.make_ndarray(output).tolist() == [[fm.half_plus_two_y(1, 5.0)]]
 
 
-def test_the_method_name_check_flag_takes_tf_servings_forms(tmp_path):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-
-  def options(*flags):
-    return serve_command.options_from_args(parser.parse_args(
-        ['--model_base_path', str(tmp_path), *flags]))
-
-  assert not options().enable_signature_method_name_check
-  assert options('--enable_signature_method_name_check').enable_signature_method_name_check
-  assert options('--enable_signature_method_name_check=true').enable_signature_method_name_check
-  assert not options(
-      '--enable_signature_method_name_check=false').enable_signature_method_name_check
+@pytest.mark.parametrize('flags, check', [
+    ((), False), (('--enable_signature_method_name_check',), True),
+    (('--enable_signature_method_name_check=true',), True),
+    (('--enable_signature_method_name_check=false',), False)])
+def test_the_method_name_check_flag_takes_tf_servings_forms(flags, check):
+  assert serve_options(*flags).enable_signature_method_name_check == check
 
 
 class _Version:

@@ -1,7 +1,5 @@
 """--allow_version_labels_for_unavailable_models: a canary label set before its version loads."""
 
-import argparse
-
 import grpc
 import pytest
 import tensorflow as tf
@@ -11,8 +9,8 @@ from tensorflow_serving.apis import predict_pb2
 from serving import config as config_lib
 from serving import errors
 from serving import handlers
-from serving import serve_command
 from tests.serving import fixture_models as fm
+from tests.serving.flags import serve_options
 
 
 @pytest.fixture(name='service')
@@ -64,14 +62,7 @@ def test_a_label_in_use_still_moves_only_to_a_version_that_serves(service):
   assert _y_by_label(service, 'stable') == (1, [[fm.half_plus_two_y(1, 2.0)]])
 
 
-def test_the_flag_takes_tf_servings_name_and_is_off_by_default(tmp_path):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-
-  def options(*flags):
-    return serve_command.options_from_args(parser.parse_args(
-        ['--model_base_path', str(tmp_path), *flags]))
-
-  assert not options().allow_version_labels_for_unavailable_models
-  assert options('--allow_version_labels_for_unavailable_models=true'
-                 ).allow_version_labels_for_unavailable_models
+def test_the_flag_takes_tf_servings_name_and_is_off_by_default():
+  assert not serve_options().allow_version_labels_for_unavailable_models
+  assert serve_options('--allow_version_labels_for_unavailable_models=true'
+                       ).allow_version_labels_for_unavailable_models

@@ -1,6 +1,5 @@
 """Warmup replay counts, and the TF Serving flags that control warmup and batching."""
 
-import argparse
 import os
 
 import pytest
@@ -11,9 +10,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from serving import client as client_lib
 from serving import config as config_lib
 from serving import handlers
-from serving import serve_command
 from serving import server as server_lib
 from tests.serving import fixture_models
+from tests.serving.flags import serve_options
 
 
 class _CountingSignature:
@@ -81,30 +80,24 @@ def test_the_server_replays_warmup_only_when_enabled(tmp_path, enabled):
   assert sorted(os.listdir(markers)) == (expected if enabled else [])
 
 
-def _options(tmp_path, *flags):
-  parser = argparse.ArgumentParser()
-  serve_command.add_arguments(parser)
-  return serve_command.options_from_args(parser.parse_args(
-      ['--model_base_path', str(tmp_path), *flags]))
-
-
 def test_boolean_flags_take_tf_servings_forms(tmp_path):
-  assert not _options(tmp_path).enable_batching
-  assert _options(tmp_path, '--enable_batching').enable_batching
-  assert _options(tmp_path, '--enable_batching=true').enable_batching
-  assert not _options(tmp_path, '--enable_batching=false').enable_batching
-  assert _options(tmp_path).enable_model_warmup
-  assert not _options(tmp_path, '--enable_model_warmup=false').enable_model_warmup
-  assert _options(tmp_path, '--num_request_iterations_for_warmup=4').num_request_iterations_for_warmup == 4
+  assert not serve_options().enable_batching
+  assert serve_options('--enable_batching').enable_batching
+  assert serve_options('--enable_batching=true').enable_batching
+  assert not serve_options('--enable_batching=false').enable_batching
+  assert serve_options().enable_model_warmup
+  assert not serve_options('--enable_model_warmup=false').enable_model_warmup
+  iterations = serve_options('--num_request_iterations_for_warmup=4')
+  assert iterations.num_request_iterations_for_warmup == 4
 
 
 def test_bad_warmup_and_batching_flag_values_are_usage_errors(tmp_path, capsys):
   with pytest.raises(SystemExit) as exited:
-    _options(tmp_path, '--enable_batching=yes please')
+    serve_options('--enable_batching=yes please')
   assert exited.value.code == 2
   assert "expected true or false, got 'yes please'" in capsys.readouterr().err
   with pytest.raises(ValueError, match='num_request_iterations_for_warmup must be at least 1'):
-    _options(tmp_path, '--num_request_iterations_for_warmup=0')
+    serve_options('--num_request_iterations_for_warmup=0')
 
 
 def _batching_file(tmp_path, text):
