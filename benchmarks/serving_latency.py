@@ -24,10 +24,12 @@ import json
 import os
 import platform
 import shutil
+import re
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence
+import urllib.request
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
@@ -38,6 +40,7 @@ from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-
 from benchmarks.serving_load import GRPC_THREADS  # noqa: E402  pylint: disable=wrong-import-position
 
 MODEL_NAME = 'classifier'
+METRICS_PATH = '/metrics'
 SIGNATURE = 'serving_default'
 BATCHING = {'max_batch_size': 32, 'batch_timeout_micros': 1000, 'num_batch_threads': 2}
 DISTINCT_IMAGES = 64  # Requests cycle through this many digits, so no answer is cached anywhere.
@@ -109,9 +112,28 @@ def model_server(workdir: str, base_path: str, batching: bool) -> serving_load.S
     path = os.path.join(workdir, 'batching_parameters.txt')
     with open(path, 'w') as f:
       f.write(' '.join(f'{key} {{ value: {value} }}' for key, value in BATCHING.items()) + '\n')
-    command += ['--enable_batching', '--batching_parameters_file', path]
+    # Its batching metrics on a REST port, to read the batch sizes it made.
+    monitoring = os.path.join(workdir, 'monitoring.config')
+    with open(monitoring, 'w') as f:
+      f.write(f'prometheus_config {{ enable: true, path: "{METRICS_PATH}" }}\n')
+    command += ['--enable_batching', '--batching_parameters_file', path,
+                '--rest_api_port', '0', '--monitoring_config_file', monitoring]
     name = 'server_batching_on'
   return serving_load.Server(name, command, workdir)
+
+
+def batch_counts(server: serving_load.Server) -> Optional[Tuple[float, float]]:
+  """(requests batched, model calls) so far, from the server's metrics; None without them."""
+  if server.rest_target is None:
+    return None
+  with urllib.request.urlopen(f'http://{server.rest_target}{METRICS_PATH}', timeout=30) as page:
+    text = page.read().decode()
+  requests = re.search(r'^:tensorflow:serving:batching_session:queuing_latency_count\S* (\S+)$',
+                       text, re.MULTILINE)
+  calls = re.search(r'^:tensorflow:serving:batching_session:wrapped_run_count (\S+)$', text,
+                    re.MULTILINE)
+  return (float(requests.group(1)) if requests else 0.0,
+          float(calls.group(1)) if calls else 0.0)
 
 
 # --- latency ------------------------------------------------------------------------------------
@@ -211,8 +233,8 @@ def markdown(results: Dict) -> str:
   lines += ['', f'## Throughput, batch-1 requests, {settings["throughput_seconds"]} s per '
             f'measurement after {settings["throughput_warmup_seconds"]} s warmup', '',
             '| server | clients | requests/s | images/s | p50 ms | p99 ms | errors | '
-            'server CPU | client CPU | other CPU | requests per server CPU-s |',
-            '|---|---|---|---|---|---|---|---|---|---|---|']
+            'server CPU | client CPU | other CPU | requests per server CPU-s | mean batch |',
+            '|---|---|---|---|---|---|---|---|---|---|---|---|']
   servers = {'server_batching_off': 'ours, batching off', 'server_batching_on': 'ours, batching on',
              'noop_server': 'no-op PredictionService'}
   for key, rows in results['throughput'].items():
@@ -222,7 +244,8 @@ def markdown(results: Dict) -> str:
                    f'{row["images_per_second"]} | {row["latency"].get("p50_ms", "-")} | '
                    f'{row["latency"].get("p99_ms", "-")} | {errors or 0} | '
                    f'{row["server_cpu_cores"]} | {row["client_cpu_cores"]} | '
-                   f'{row["other_cpu_cores"]} | {row["requests_per_server_cpu_second"]} |')
+                   f'{row["other_cpu_cores"]} | {row["requests_per_server_cpu_second"]} | '
+                   f'{row.get("mean_batch_size") or "-"} |')
   lines += ['', '## Goals', '', '| goal | value | met |', '|---|---|---|']
   for goal in results['goals'].values():
     if 'noop_round_trip_ms' in goal:
@@ -239,7 +262,9 @@ def markdown(results: Dict) -> str:
       '- Every server is a subprocess, started alone: `python -m serving.server --port 0 '
       f'--model_name {MODEL_NAME} --model_base_path BASE --grpc_max_threads {GRPC_THREADS}` '
       '(batching on adds `--enable_batching` with '
-      + ', '.join(f'{key} {value}' for key, value in BATCHING.items()) + '). The no-op server '
+      + ', '.join(f'{key} {value}' for key, value in BATCHING.items()) + ', and a REST port '
+      'serving its Prometheus metrics, from which "mean batch" is read: requests batched per '
+      'model call, over the warmup and the window). The no-op server '
       '(`benchmarks/serving_load.py`) is the same stack: a `grpc.aio` server with the same '
       f'{GRPC_THREADS}-thread pool and message limits, whose coroutine Predict returns a fixed '
       'PredictResponse (our server\'s own answer to one request).',
@@ -325,9 +350,16 @@ def main() -> int:
     rows = []
     for clients in settings['clients']:
       log(f'{server.name}: {clients} clients for {settings["throughput_seconds"]} s')
-      rows.append(serving_load.throughput(server, requests, clients, settings['client_processes'],
-                             settings['throughput_warmup_seconds'],
-                             settings['throughput_seconds']))
+      before = batch_counts(server)
+      row = serving_load.throughput(server, requests, clients, settings['client_processes'],
+                                    settings['throughput_warmup_seconds'],
+                                    settings['throughput_seconds'])
+      if before is not None:
+        after = batch_counts(server)
+        # Requests per model call over the warmup and the window: the batches batching made.
+        calls = after[1] - before[1]
+        row['mean_batch_size'] = round((after[0] - before[0]) / calls, 2) if calls else None
+      rows.append(row)
     return rows
 
   response = None

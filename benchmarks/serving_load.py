@@ -29,11 +29,13 @@ PREDICT = '/tensorflow.serving.PredictionService/Predict'
 GRPC_THREADS = 32  # The server's --grpc_max_threads default; the no-op server uses the same.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 READY_LINE = re.compile(r'Running gRPC \S+ at (\S+):(\d+) \.\.\.')
+REST_LINE = re.compile(r'Exporting HTTP/REST API at:(\S+):(\d+) \.\.\.')
 
 
 # --- servers ------------------------------------------------------------------------------------
 class Server:
-  """A server subprocess, ready once it prints its `Running gRPC ... at HOST:PORT ...` line."""
+  """A server subprocess, ready once it prints its `Running gRPC ... at HOST:PORT ...` line
+  (and its REST one, when it has a REST port)."""
 
   def __init__(self, name: str, command: List[str], workdir: str, timeout: float = 600.0):
     self.name = name
@@ -44,9 +46,11 @@ class Server:
     deadline = time.monotonic() + timeout
     while True:
       with open(self.log_path, errors='replace') as log:
-        match = READY_LINE.search(log.read())
-      if match:
+        text = log.read()
+      match, rest = READY_LINE.search(text), REST_LINE.search(text)
+      if match and (rest or '--rest_api_port' not in command):  # REST is printed second.
         self.target = f'{match.group(1)}:{match.group(2)}'
+        self.rest_target = f'{rest.group(1)}:{rest.group(2)}' if rest else None
         break
       if self.process.poll() is not None or time.monotonic() > deadline:
         self.stop()

@@ -5,6 +5,7 @@ import http.server
 import json
 import logging
 import os
+import queue
 import re
 import socket
 import sys
@@ -37,6 +38,13 @@ _PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
 # request threads forever (ThreadingHTTPServer has one per connection). A request that is still
 # arriving gets the same time for each read.
 IDLE_TIMEOUT_SECONDS = 60.0
+# Open REST connections at most; each holds a thread while it is open, idle or not.
+MAX_CONNECTIONS = 1024
+_TOO_MANY_CONNECTIONS_BODY = json.dumps(
+    {'error': 'the server has too many open REST connections; retry later'}).encode()
+_TOO_MANY_CONNECTIONS = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n'
+                         b'Connection: close\r\nContent-Length: %d\r\n\r\n%s' % (
+                             len(_TOO_MANY_CONNECTIONS_BODY), _TOO_MANY_CONNECTIONS_BODY))
 # TF Serving's defaults for --rest_api_timeout_in_ms and --rest_api_num_threads.
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
@@ -93,6 +101,68 @@ class RestServer:
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
+  """One thread per connection, and no more than `max_connections` of them.
+
+  A connection past the limit gets no thread of its own: one refuser thread answers it 503 and
+  closes it, so clients that open connections and hold them (sending headers slowly, say)
+  cannot make the server start threads without bound.
+  """
+
+  max_connections = MAX_CONNECTIONS
+
+  def __init__(self, *args, **kwargs):
+    self._open = 0
+    self._open_lock = threading.Lock()
+    self._refused: 'queue.Queue' = queue.Queue(maxsize=64)
+    self._refuser = threading.Thread(target=self._refuse_forever, name='rest-refuser',
+                                     daemon=True)
+    self._refuser.start()
+    super().__init__(*args, **kwargs)  # On a bind error it calls server_close: the refuser ends.
+
+  def server_close(self):
+    super().server_close()
+    self._refused.put(None)  # After the queued ones: the refuser's last item.
+    self._refuser.join()
+
+  def process_request(self, request, client_address):
+    with self._open_lock:
+      full = self._open >= self.max_connections
+      if not full:
+        self._open += 1
+    if not full:
+      super().process_request(request, client_address)
+      return
+    log.warning('REST: %d connections open; refusing one from %s', self.max_connections,
+                client_address)
+    try:
+      self._refused.put_nowait(request)
+    except queue.Full:  # A flood: close at once, unanswered.
+      self.shutdown_request(request)
+
+  def _refuse_forever(self) -> None:
+    while True:
+      request = self._refused.get()
+      if request is None:
+        return
+      try:
+        request.settimeout(0.2)
+        request.sendall(_TOO_MANY_CONNECTIONS)
+        request.shutdown(socket.SHUT_WR)
+        # Read what the client sent before closing: closing with it unread resets the
+        # connection, and the client could lose the answer.
+        while request.recv(65536):
+          pass
+      except OSError:
+        pass
+      finally:
+        request.close()
+
+  def process_request_thread(self, request, client_address):
+    try:
+      super().process_request_thread(request, client_address)
+    finally:
+      with self._open_lock:
+        self._open -= 1
 
   def handle_error(self, request, client_address):
     # socketserver prints a traceback to stderr for anything a connection raises; a client that

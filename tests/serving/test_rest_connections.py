@@ -206,3 +206,31 @@ def test_a_body_python_cannot_take_as_given_is_a_client_error_not_a_500(rest_ser
     assert (status, answer['error']) == (400, message)
   finally:
     connection.close()
+
+
+def test_connections_past_the_limit_are_refused_without_a_thread_each(rest_server, monkeypatch):
+  monkeypatch.setattr(rest_server._rest._httpd, 'max_connections', 2)  # pylint: disable=protected-access
+  held = [_connect(rest_server) for _ in range(2)]
+  try:
+    for connection in held:  # Two clients hold their connections open, idle.
+      connection.request('GET', '/v1/models/half_plus_two')
+      assert _answer(connection)[0] == 200
+    refused = _connect(rest_server)
+    refused.request('GET', '/v1/models/half_plus_two')
+    status, headers, body = _answer(refused)
+    assert status == 503 and 'too many open REST connections' in body['error']
+    refused.close()
+    held.pop().close()
+    deadline = time.monotonic() + 10
+    while True:  # The server sees the close when its thread's read ends.
+      connection = _connect(rest_server)
+      connection.request('GET', '/v1/models/half_plus_two')
+      status = _answer(connection)[0]
+      connection.close()
+      if status == 200 or time.monotonic() > deadline:
+        break
+      time.sleep(0.05)
+    assert status == 200
+  finally:
+    for connection in held:
+      connection.close()
