@@ -357,8 +357,9 @@ def main() -> int:
       if before is not None:
         after = batch_counts(server)
         # Requests per model call over the warmup and the window: the batches batching made.
-        calls = after[1] - before[1]
-        row['mean_batch_size'] = round((after[0] - before[0]) / calls, 2) if calls else None
+        model_calls = after[1] - before[1]
+        row['mean_batch_size'] = (round((after[0] - before[0]) / model_calls, 2) if model_calls
+                                  else None)
       rows.append(row)
     return rows
 

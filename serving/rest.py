@@ -113,6 +113,7 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
   def __init__(self, *args, **kwargs):
     self._open = 0
     self._open_lock = threading.Lock()
+    self._last_warning = -float('inf')
     self._refused: 'queue.Queue' = queue.Queue(maxsize=64)
     self._refuser = threading.Thread(target=self._refuse_forever, name='rest-refuser',
                                      daemon=True)
@@ -132,8 +133,11 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
     if not full:
       super().process_request(request, client_address)
       return
-    log.warning('REST: %d connections open; refusing one from %s', self.max_connections,
-                client_address)
+    now = time.monotonic()
+    if now - self._last_warning > 10:  # A flood would otherwise flood the log too.
+      self._last_warning = now
+      log.warning('REST: %d connections open; refusing new ones (this one from %s)',
+                  self.max_connections, client_address)
     try:
       self._refused.put_nowait(request)
     except queue.Full:  # A flood: close at once, unanswered.
@@ -148,9 +152,10 @@ class _HTTPServer(http.server.ThreadingHTTPServer):
         request.settimeout(0.2)
         request.sendall(_TOO_MANY_CONNECTIONS)
         request.shutdown(socket.SHUT_WR)
-        # Read what the client sent before closing: closing with it unread resets the
-        # connection, and the client could lose the answer.
-        while request.recv(65536):
+        # Read what the client sent before closing (closing with it unread resets the
+        # connection, and the client could lose the answer), for half a second at most.
+        deadline = time.monotonic() + 0.5
+        while request.recv(65536) and time.monotonic() < deadline:
           pass
       except OSError:
         pass
