@@ -29,6 +29,8 @@ from serving import tls
 log = logging.getLogger(__name__)
 
 _SERVICES = (service_descriptors.PREDICTION_SERVICE, service_descriptors.MODEL_SERVICE)
+# sockaddr_un.sun_path holds 108 bytes on Linux, the last one a NUL.
+_MAX_SOCKET_PATH_BYTES = 107
 
 
 class ModelServer:
@@ -187,6 +189,9 @@ def _check_socket_path(path: str) -> None:
   gRPC removes whatever socket is at the path before it binds, a live one too: a second server
   would silently take the path from the first. A stale socket (left by a killed server) is fine.
   """
+  if len(os.fsencode(path)) > _MAX_SOCKET_PATH_BYTES:
+    raise OSError(f'--grpc_socket_path {path} is {len(os.fsencode(path))} bytes long; UNIX '
+                  f'socket paths are limited to {_MAX_SOCKET_PATH_BYTES}')
   if not os.path.lexists(path):
     return
   if not stat.S_ISSOCK(os.lstat(path).st_mode):

@@ -68,6 +68,11 @@ def test_a_socket_in_a_missing_folder_is_a_clear_error(start, tmp_path):
     start(tmp_path / 'missing' / 'grpc.sock')
 
 
+def test_a_socket_path_too_long_for_unix_sockets_is_a_clear_error(start, tmp_path):
+  with pytest.raises(OSError, match='bytes long; UNIX socket paths are limited to 107'):
+    start(tmp_path / ('x' * 120 + '.sock'))
+
+
 def test_the_socket_flag_takes_tf_servings_name():
   assert serve_options('--grpc_socket_path', '/run/tfs.sock').grpc_socket_path == '/run/tfs.sock'
   assert serve_options().grpc_socket_path is None
