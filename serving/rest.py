@@ -5,10 +5,7 @@ import http.server
 import json
 import logging
 import os
-import queue
 import re
-import socket
-import sys
 import threading
 import time
 from typing import Any, Dict, Optional
@@ -26,6 +23,7 @@ from serving import handlers
 from serving import manager as manager_lib
 from serving import metrics as metrics_lib
 from serving import rest_json
+from serving import rest_transport as transport
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +36,6 @@ _PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
 # request threads forever (ThreadingHTTPServer has one per connection). A request that is still
 # arriving gets the same time for each read.
 IDLE_TIMEOUT_SECONDS = 60.0
-# Open REST connections at most; each holds a thread while it is open, idle or not.
-MAX_CONNECTIONS = 1024
-_TOO_MANY_CONNECTIONS_BODY = json.dumps(
-    {'error': 'the server has too many open REST connections; retry later'}).encode()
-_TOO_MANY_CONNECTIONS = (b'HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n'
-                         b'Connection: close\r\nContent-Length: %d\r\n\r\n%s' % (
-                             len(_TOO_MANY_CONNECTIONS_BODY), _TOO_MANY_CONNECTIONS_BODY))
 # TF Serving's defaults for --rest_api_timeout_in_ms and --rest_api_num_threads.
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
@@ -75,13 +66,13 @@ class RestServer:
     """
     if num_threads < 1:
       raise ValueError(f'num_threads must be at least 1, got {num_threads}')
-    self._connections = _Connections()
+    self._connections = transport.Connections()
     handler = type('Handler', (_Handler,), {
         'service': service, 'max_body_bytes': max_body_bytes, 'connections': self._connections,
         'metrics_path': metrics_path,
         'timeout_seconds': timeout_seconds if timeout_seconds > 0 else None,
         'slots': threading.BoundedSemaphore(num_threads)})
-    self._httpd = _HTTPServer((host, port), handler)
+    self._httpd = transport.HTTPServer((host, port), handler)
     # Shutdown joins request threads, so in-flight requests finish before the process exits.
     self._httpd.daemon_threads = False
     self._httpd.block_on_close = True
@@ -100,123 +91,12 @@ class RestServer:
     self._httpd.server_close()  # Joins the connection threads.
 
 
-class _HTTPServer(http.server.ThreadingHTTPServer):
-  """One thread per connection, and no more than `max_connections` of them.
-
-  A connection past the limit gets no thread of its own: one refuser thread answers it 503 and
-  closes it, so clients that open connections and hold them (sending headers slowly, say)
-  cannot make the server start threads without bound.
-  """
-
-  max_connections = MAX_CONNECTIONS
-
-  def __init__(self, *args, **kwargs):
-    self._open = 0
-    self._open_lock = threading.Lock()
-    self._last_warning = -float('inf')
-    self._refused: 'queue.Queue' = queue.Queue(maxsize=64)
-    self._refuser = threading.Thread(target=self._refuse_forever, name='rest-refuser',
-                                     daemon=True)
-    self._refuser.start()
-    super().__init__(*args, **kwargs)  # On a bind error it calls server_close: the refuser ends.
-
-  def server_close(self):
-    super().server_close()
-    self._refused.put(None)  # After the queued ones: the refuser's last item.
-    self._refuser.join()
-
-  def process_request(self, request, client_address):
-    with self._open_lock:
-      full = self._open >= self.max_connections
-      if not full:
-        self._open += 1
-    if not full:
-      super().process_request(request, client_address)
-      return
-    now = time.monotonic()
-    if now - self._last_warning > 10:  # A flood would otherwise flood the log too.
-      self._last_warning = now
-      log.warning('REST: %d connections open; refusing new ones (this one from %s)',
-                  self.max_connections, client_address)
-    try:
-      self._refused.put_nowait(request)
-    except queue.Full:  # A flood: close at once, unanswered.
-      self.shutdown_request(request)
-
-  def _refuse_forever(self) -> None:
-    while True:
-      request = self._refused.get()
-      if request is None:
-        return
-      try:
-        request.settimeout(0.2)
-        request.sendall(_TOO_MANY_CONNECTIONS)
-        request.shutdown(socket.SHUT_WR)
-        # Read what the client sent before closing (closing with it unread resets the
-        # connection, and the client could lose the answer), for half a second at most.
-        deadline = time.monotonic() + 0.5
-        while request.recv(65536) and time.monotonic() < deadline:
-          pass
-      except OSError:
-        pass
-      finally:
-        request.close()
-
-  def process_request_thread(self, request, client_address):
-    try:
-      super().process_request_thread(request, client_address)
-    finally:
-      with self._open_lock:
-        self._open -= 1
-
-  def handle_error(self, request, client_address):
-    # socketserver prints a traceback to stderr for anything a connection raises; a client that
-    # hangs up before its answer is normal traffic, anything else a bug to log.
-    if isinstance(sys.exc_info()[1], ConnectionError):
-      log.debug('REST client %s hung up: %s', client_address, sys.exc_info()[1])
-    else:
-      log.exception('REST connection from %s failed', client_address)
-
-
-class _Connections:
-  """The open connections, and which of them are between requests."""
-
-  def __init__(self):
-    self._lock = threading.Lock()
-    self._idle: Dict['_Handler', bool] = {}
-    self.closing = False
-
-  def add(self, handler: '_Handler') -> None:
-    with self._lock:
-      self._idle[handler] = True
-
-  def remove(self, handler: '_Handler') -> None:
-    with self._lock:
-      self._idle.pop(handler, None)
-
-  def set_idle(self, handler: '_Handler', idle: bool) -> bool:
-    """Marks `handler` busy or idle; False once the server is closing (take no new request)."""
-    with self._lock:
-      self._idle[handler] = idle
-      return not self.closing
-
-  def close_idle(self) -> None:
-    with self._lock:
-      self.closing = True
-      idle = [handler for handler, is_idle in self._idle.items() if is_idle]
-    for handler in idle:
-      try:  # Its blocked read for the next request line ends; any answer still goes out.
-        handler.connection.shutdown(socket.SHUT_RD)
-      except OSError:
-        pass  # The client closed it already.
-
-
 class _Handler(http.server.BaseHTTPRequestHandler):
   """Routes `/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]`."""
 
   service: handlers.ModelService
   max_body_bytes: int
-  connections: _Connections
+  connections: transport.Connections
   metrics_path: Optional[str]
   timeout_seconds: Optional[float]
   slots: threading.BoundedSemaphore  # One per request being processed.

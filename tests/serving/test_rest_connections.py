@@ -15,6 +15,7 @@ import pytest
 
 from serving import config as config_lib
 from serving import rest
+from serving import rest_transport
 from serving import server as server_lib
 from tests.serving import fixture_models
 
@@ -170,7 +171,7 @@ def test_a_body_that_cannot_be_read_is_a_clear_error_and_closes_the_connection(
 
 def test_a_client_hanging_up_is_not_reported_as_a_server_error(caplog, capsys):
   """socketserver's default prints a traceback for every such connection."""
-  httpd = rest._HTTPServer(('127.0.0.1', 0), rest._Handler)  # pylint: disable=protected-access
+  httpd = rest_transport.HTTPServer(('127.0.0.1', 0), rest._Handler)  # pylint: disable=protected-access
   try:
     with caplog.at_level(logging.DEBUG, logger='serving.rest'):
       for error in (BrokenPipeError(32, 'Broken pipe'), ConnectionResetError(104, 'reset'),
