@@ -175,6 +175,10 @@ class ServerOptions:
   # on the thread that called it, which this server does by default (see session_config).
   tensorflow_intra_op_parallelism: int = 0
   tensorflow_inter_op_parallelism: int = -1
+  # TF Serving's older single knob: both of the above at once, when neither is set.
+  tensorflow_session_parallelism: int = 0
+  # The share of each GPU's memory a Session takes; 0: TensorFlow grows it as needed.
+  per_process_gpu_memory_fraction: float = 0.0
   # TLS for gRPC: TF Serving's SSLConfig text proto (which can require client certificates),
   # or a PEM certificate chain and key.
   ssl_config_file: Optional[str] = None
@@ -229,6 +233,16 @@ class ServerOptions:
       raise ConfigError('num_request_iterations_for_warmup must be at least 1')
     if self.tensorflow_intra_op_parallelism < 0:
       raise ConfigError('tensorflow_intra_op_parallelism must not be negative')
+    if self.tensorflow_session_parallelism < 0:
+      raise ConfigError('tensorflow_session_parallelism must not be negative')
+    if self.tensorflow_session_parallelism and (self.tensorflow_intra_op_parallelism or
+                                                self.tensorflow_inter_op_parallelism != -1):
+      raise ConfigError('Either configure --tensorflow_session_parallelism or '
+                        '--tensorflow_intra_op_parallelism and --tensorflow_inter_op_parallelism '
+                        'separately, not both (as tensorflow_model_server)')
+    if not 0.0 <= self.per_process_gpu_memory_fraction <= 1.0:
+      raise ConfigError(f'per_process_gpu_memory_fraction must be between 0 and 1, got '
+                        f'{self.per_process_gpu_memory_fraction}')
     if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
       raise ConfigError('TLS needs both --ssl_cert_file and --ssl_key_file')
     if self.ssl_config_file and self.ssl_cert_file:
@@ -261,6 +275,10 @@ def session_config(options: ServerOptions):
   signature on the 2-CPU machines we measured (benchmarks/serving_latency.py).
   """
   from tensorflow.core.protobuf import config_pb2  # pylint: disable=import-outside-toplevel
-  return config_pb2.ConfigProto(
-      intra_op_parallelism_threads=options.tensorflow_intra_op_parallelism,
-      inter_op_parallelism_threads=options.tensorflow_inter_op_parallelism)
+  intra, inter = options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
+  if options.tensorflow_session_parallelism:
+    intra = inter = options.tensorflow_session_parallelism
+  config = config_pb2.ConfigProto(intra_op_parallelism_threads=intra,
+                                  inter_op_parallelism_threads=inter)
+  config.gpu_options.per_process_gpu_memory_fraction = options.per_process_gpu_memory_fraction
+  return config

@@ -50,6 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='larger requests get RESOURCE_EXHAUSTED (default: %(default)s)')
   parser.add_argument('--grpc_max_threads', type=int, default=32,
                       help='concurrent gRPC requests handled (default: %(default)s)')
+  parser.add_argument('--tensorflow_session_parallelism', type=int, default=0, metavar='N',
+                      help='sets --tensorflow_intra_op_parallelism and '
+                           '--tensorflow_inter_op_parallelism both to N (TF Serving\'s older '
+                           'flag; give it or them)')
+  parser.add_argument('--per_process_gpu_memory_fraction', type=float, default=0.0,
+                      metavar='FRACTION',
+                      help='the share of each GPU\'s memory a model takes; 0: grown as needed')
+  for flag, kind, reason in _NO_EFFECT_FLAGS:
+    boolean = kind is _flag_bool
+    parser.add_argument(f'--{flag}', type=kind, nargs='?' if boolean else None,
+                        const=True if boolean else None, default=None,
+                        metavar='true|false' if boolean else 'N',
+                        help=f'accepted for tensorflow_model_server command lines; no effect here '
+                             f'({reason})')
   parser.add_argument('--grpc_channel_arguments', default='',
                       help='gRPC server arguments, "key=value,key=value" '
                            '(e.g. grpc.max_connection_age_ms=30000)')
@@ -103,12 +117,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='how long in-flight requests may run after SIGTERM')
 
 
+def no_effect_flags_given(args: argparse.Namespace) -> List[str]:
+  return [f'--{flag} ({reason})' for flag, _, reason in _NO_EFFECT_FLAGS
+          if getattr(args, flag) is not None]
+
+
 def _flag_bool(text: str) -> bool:
   """A boolean flag's value as tensorflow_model_server takes it: --flag, --flag=true|false."""
   value = {'true': True, '1': True, 'false': False, '0': False}.get(text.lower())
   if value is None:
     raise argparse.ArgumentTypeError(f'expected true or false, got {text!r}')
   return value
+
+
+# tensorflow_model_server flags that tune what this server does not have; a command line written
+# for it runs here, and each one given is named in a warning at start-up.
+_NO_EFFECT_FLAGS = (
+    ('flush_filesystem_caches', _flag_bool, 'nothing is cached from the file system'),
+    ('enable_profiler', _flag_bool, 'there is no profiler service'),
+    ('remove_unused_fields_from_bundle_metagraph', _flag_bool,
+     'a MetaGraph is not kept after loading'),
+    ('num_load_threads', int, 'versions load one at a time'),
+    ('num_unload_threads', int, 'versions unload one at a time'),
+)
 
 
 def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
@@ -140,6 +171,8 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       grpc_channel_arguments=config_lib.parse_grpc_channel_arguments(args.grpc_channel_arguments),
       tensorflow_intra_op_parallelism=args.tensorflow_intra_op_parallelism,
       tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
+      tensorflow_session_parallelism=args.tensorflow_session_parallelism,
+      per_process_gpu_memory_fraction=args.per_process_gpu_memory_fraction,
       ssl_config_file=args.ssl_config_file, ssl_cert_file=args.ssl_cert_file,
       ssl_key_file=args.ssl_key_file,
       shutdown_grace_seconds=args.shutdown_grace_seconds,
@@ -170,6 +203,8 @@ def serve(args: argparse.Namespace) -> int:
   handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
   serving_log.addHandler(handler)
   propagate, serving_log.propagate = serving_log.propagate, False
+  for flag in no_effect_flags_given(args):
+    serving_log.warning('%s is accepted as tensorflow_model_server takes it, and ignored', flag)
   try:
     return _run_until_signalled(options)
   finally:

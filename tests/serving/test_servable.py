@@ -11,8 +11,10 @@ from tensorflow.core.framework import tensor_pb2
 from serving import config as config_lib
 from serving import errors
 from serving import manager
+from serving import serve_command
 from serving import servable
 from tests.serving import fixture_models
+from tests.serving import flags
 from tests.serving.flags import serve_options
 
 VALUES = {
@@ -169,3 +171,31 @@ def test_saved_model_tags_is_a_comma_separated_flag():
   assert serve_options('--saved_model_tags', 'serve,gpu').saved_model_tags == ('serve', 'gpu')
   with pytest.raises(config_lib.ConfigError, match='saved_model_tags must be one or more tags'):
     serve_options('--saved_model_tags', 'serve,')
+
+
+def test_session_parallelism_sets_both_pools_and_the_gpu_memory_fraction_reaches_the_session():
+  config = config_lib.session_config(serve_options('--tensorflow_session_parallelism', '3',
+                                                   '--per_process_gpu_memory_fraction', '0.4'))
+  assert (config.inter_op_parallelism_threads, config.intra_op_parallelism_threads) == (3, 3)
+  assert config.gpu_options.per_process_gpu_memory_fraction == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize('flags, match', [
+    (('--tensorflow_session_parallelism', '2', '--tensorflow_intra_op_parallelism', '2'),
+     'not both'),
+    (('--per_process_gpu_memory_fraction', '1.5'), 'between 0 and 1'),
+])
+def test_session_flags_tf_serving_refuses_are_refused(flags, match):
+  with pytest.raises(config_lib.ConfigError, match=match):
+    serve_options(*flags)
+
+
+def test_tf_serving_flags_with_nothing_to_tune_here_are_accepted_and_named():
+  args = flags.serve_args('--flush_filesystem_caches=true', '--num_load_threads', '4',
+                          '--enable_profiler')
+  serve_command.options_from_args(args)
+  assert serve_command.no_effect_flags_given(args) == [
+      '--flush_filesystem_caches (nothing is cached from the file system)',
+      '--enable_profiler (there is no profiler service)',
+      '--num_load_threads (versions load one at a time)']
+  assert serve_command.no_effect_flags_given(flags.serve_args()) == []
