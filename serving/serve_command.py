@@ -118,8 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def no_effect_flags_given(args: argparse.Namespace) -> List[str]:
-  return [f'--{flag} ({reason})' for flag, _, reason in _NO_EFFECT_FLAGS
-          if getattr(args, flag) is not None]
+  """The start-up warnings for the no-effect flags `args` gives."""
+  return [f'ignoring --{flag}, accepted as tensorflow_model_server takes it: {reason}'
+          for flag, _, reason in _NO_EFFECT_FLAGS if getattr(args, flag) is not None]
 
 
 def _flag_bool(text: str) -> bool:
@@ -203,8 +204,8 @@ def serve(args: argparse.Namespace) -> int:
   handler.setFormatter(logging.Formatter('%(asctime)s %(levelname)s %(message)s'))
   serving_log.addHandler(handler)
   propagate, serving_log.propagate = serving_log.propagate, False
-  for flag in no_effect_flags_given(args):
-    serving_log.warning('%s is accepted as tensorflow_model_server takes it, and ignored', flag)
+  for warning in no_effect_flags_given(args):
+    serving_log.warning('%s', warning)
   try:
     return _run_until_signalled(options)
   finally:

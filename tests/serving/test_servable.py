@@ -195,7 +195,8 @@ def test_tf_serving_flags_with_nothing_to_tune_here_are_accepted_and_named():
                           '--enable_profiler')
   serve_command.options_from_args(args)
   assert serve_command.no_effect_flags_given(args) == [
-      '--flush_filesystem_caches (nothing is cached from the file system)',
-      '--enable_profiler (there is no profiler service)',
-      '--num_load_threads (versions load one at a time)']
+      f'ignoring --{flag}, accepted as tensorflow_model_server takes it: {reason}'
+      for flag, reason in (('flush_filesystem_caches', 'nothing is cached from the file system'),
+                           ('enable_profiler', 'there is no profiler service'),
+                           ('num_load_threads', 'versions load one at a time'))]
   assert serve_command.no_effect_flags_given(flags.serve_args()) == []
