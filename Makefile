@@ -7,6 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs test files on parallel workers, one per CPU up to four (each holds TensorFlow
+# and starts pipelines of its own); a file runs whole on one worker, so its module fixtures (a
+# pipeline run, a model server) are made once. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= auto
+PARALLEL := -n $(PYTEST_WORKERS) --maxprocesses 4 --dist loadfile --no-loadscope-reorder
 
 .PHONY: help venv demo test test-unit test-e2e benchmarks clean
 
@@ -34,13 +39,13 @@ demo: $(STAMP)
 	$(BIN)/ganpipe demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) -m "not e2e" $(PYTEST_ARGS)
 
 test-e2e: $(STAMP)
-	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) -m e2e $(PYTEST_ARGS)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/model_quality.py --dataset digits
