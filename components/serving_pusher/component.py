@@ -1,6 +1,5 @@
 """ServingPusher: TFX's Pusher with atomic versions, retention and a models.config."""
 
-import json
 from typing import Optional
 
 from tfx import types
