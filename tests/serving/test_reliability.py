@@ -97,7 +97,7 @@ def test_corrupt_version_is_reported_and_the_previous_one_keeps_serving(swap_ser
     return 2 in states and states[2].state == END
 
   wait_for(failed_load_reported, 30,
-            lambda: f'version 2 to end in error; status: {model_status(client.models, CORRUPT)}')
+           lambda: f'version 2 to end in error; status: {model_status(client.models, CORRUPT)}')
   states = model_status(client.models, CORRUPT)
   assert states[2].status.error_code != 0, states[2]
   assert states[2].status.error_message, states[2]
@@ -108,7 +108,7 @@ def test_corrupt_version_is_reported_and_the_previous_one_keeps_serving(swap_ser
   # A good version after the bad one still loads and takes over.
   fm.push_version(base, 3, half_plus_two(3))
   wait_for(lambda: client.y(CORRUPT, 4.0)[0] == 3, 30,
-            lambda: f'version 3 to serve; status: {model_status(client.models, CORRUPT)}')
+           lambda: f'version 3 to serve; status: {model_status(client.models, CORRUPT)}')
   assert client.y(CORRUPT, 4.0) == (3, [[fm.half_plus_two_y(3, 4.0)]])
 
 
@@ -160,7 +160,7 @@ def test_hot_swap_under_load_fails_no_request(swap_server):
   client = Client(swap_server.grpc_target)
   try:
     wait_for(lambda: model_status(client.models, HOT_SWAP)[1].state == END, 30,
-              lambda: f'version 1 to unload; status: {model_status(client.models, HOT_SWAP)}')
+             lambda: f'version 1 to unload; status: {model_status(client.models, HOT_SWAP)}')
     assert model_status(client.models, HOT_SWAP)[1].status.error_code == 0
     with pytest.raises(grpc.RpcError) as unloaded:
       client.y(HOT_SWAP, 1.0, version=1)
@@ -242,17 +242,17 @@ def test_version_policies_latest_two_and_specific(swap_server, client):
   root = swap_server.model_root
   fm.push_version(os.path.join(root, LATEST_TWO), 2, half_plus_two(2))
   wait_for(lambda: {v for v, s in model_status(client.models, LATEST_TWO).items()
-                     if s.state == AVAILABLE} == {1, 2}, 30,
-            lambda: f'versions 1 and 2 of {LATEST_TWO}: {model_status(client.models, LATEST_TWO)}')
+                    if s.state == AVAILABLE} == {1, 2}, 30,
+           lambda: f'versions 1 and 2 of {LATEST_TWO}: {model_status(client.models, LATEST_TWO)}')
   # PINNED serves only version 1: a version 2 on disk must never load. It is pushed before
   # LATEST_TWO's version 3, so once that one is in, the server has seen PINNED's too.
   fm.push_version(os.path.join(root, PINNED), 2, half_plus_two(2))
   fm.push_version(os.path.join(root, LATEST_TWO), 3, half_plus_two(3))
   wait_for(lambda: {v for v, s in model_status(client.models, LATEST_TWO).items()
-                     if s.state == AVAILABLE} == {2, 3}, 30,
-            lambda: f'versions 2 and 3 of {LATEST_TWO}: {model_status(client.models, LATEST_TWO)}')
+                    if s.state == AVAILABLE} == {2, 3}, 30,
+           lambda: f'versions 2 and 3 of {LATEST_TWO}: {model_status(client.models, LATEST_TWO)}')
   wait_for(lambda: model_status(client.models, LATEST_TWO)[1].state == END, 30,
-            lambda: f'{LATEST_TWO} version 1 to unload: {model_status(client.models, LATEST_TWO)}')
+           lambda: f'{LATEST_TWO} version 1 to unload: {model_status(client.models, LATEST_TWO)}')
   assert client.y(LATEST_TWO, 2.0) == (3, [[fm.half_plus_two_y(3, 2.0)]])
   assert client.y(LATEST_TWO, 2.0, version=2) == (2, [[fm.half_plus_two_y(2, 2.0)]])
   with pytest.raises(grpc.RpcError) as unloaded:
@@ -306,8 +306,8 @@ def test_a_failing_warmup_fails_the_load(swap_server, client):
   folder = fm.push_version(os.path.join(swap_server.model_root, WARM), 10, build)
   try:
     wait_for(lambda: 10 in model_status(client.models, WARM) and
-              model_status(client.models, WARM)[10].state == END, 30,
-              lambda: f'version 10 to end in error; status: {model_status(client.models, WARM)}')
+             model_status(client.models, WARM)[10].state == END, 30,
+             lambda: f'version 10 to end in error; status: {model_status(client.models, WARM)}')
     assert model_status(client.models, WARM)[10].status.error_code != 0
     assert client.y(WARM, 1.0)[0] == serving_version
   finally:
