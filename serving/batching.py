@@ -85,9 +85,10 @@ class BatchScheduler:
 
   def accepts(self, signature: servable_lib.Signature, inputs: Inputs) -> bool:
     """Whether `inputs` can join a batch; other requests run on their own."""
+    if not signature.batchable:
+      return False
     sizes = {value.shape[0] for value in inputs.values()}
-    return (signature.batchable and len(sizes) == 1 and
-            next(iter(sizes)) <= self._params.max_batch_size)
+    return len(sizes) == 1 and next(iter(sizes)) <= self._params.max_batch_size
 
   def run(self, signature: servable_lib.Signature, inputs: Inputs,
           deadline: Optional[float] = None) -> Dict[str, np.ndarray]:

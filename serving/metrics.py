@@ -113,7 +113,9 @@ class Metrics:
       if histogram is None:
         histogram = self._queuing[thread_pool_name] = _histogram(QUEUING_BUCKETS_US)
       for wait in waits_seconds:
-        _observe(histogram, QUEUING_BUCKETS_US, wait * 1e6)
+        histogram[bisect.bisect_left(QUEUING_BUCKETS_US, wait * 1e6)] += 1
+      histogram[-2] += sum(waits_seconds) * 1e6
+      histogram[-1] += len(waits_seconds)
 
   def render(self) -> str:
     """The Prometheus text exposition of every metric."""

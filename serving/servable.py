@@ -3,7 +3,7 @@
 import functools
 import math
 import os
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
@@ -55,15 +55,18 @@ class Signature:
     # Whether requests can be concatenated along dimension 0 and the results split again.
     self.batchable = (bool(self.inputs) and has_batch_dim(self.inputs) and
                       has_batch_dim(self.outputs))
-    # Per input: the dtype, and the shape as a tuple (None: any size) or None (any rank), for
-    # the per-request check; TensorShape's own comparison costs more than the rest of it.
-    self._contracts = {key: (dtype, None if shape.rank is None else tuple(shape.as_list()))
+    # Per input: the dtype, the numpy dtype that is certainly it (None: none is), and the shape
+    # as a tuple (None: any size) or None (any rank), for the per-request check; TensorShape's
+    # and DType's own comparisons cost more than the rest of it.
+    self._contracts = {key: (dtype, _numpy_dtype(dtype),
+                             None if shape.rank is None else tuple(shape.as_list()))
                        for key, (dtype, shape) in self.inputs.items()}
+    self._input_key_set = frozenset(self.inputs)
 
   def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
     """Raises INVALID_ARGUMENT, naming what is wrong, unless `inputs` fits the signature."""
-    sent, expected = set(inputs), set(self.inputs)
-    if sent != expected:
+    if inputs.keys() != self._input_key_set:
+      sent, expected = set(inputs), set(self.inputs)
       parts = [f'input size does not match signature {self.name!r}: {len(sent)}!={len(expected)}']
       if sent - expected:
         parts.append(f'sent extra: {sorted(sent - expected)}')
@@ -71,12 +74,13 @@ class Signature:
         parts.append(f'missing but required: {sorted(expected - sent)}')
       raise errors.invalid_argument('; '.join(parts))
     for key, value in inputs.items():
-      dtype, dims = self._contracts[key]
-      got = _dtype_of(value)
-      if got != dtype:
-        raise errors.invalid_argument(
-            f'input {key!r} of signature {self.name!r} expects dtype {dtype.name}, '
-            f'but {got.name} was sent')
+      dtype, numpy_dtype, dims = self._contracts[key]
+      if numpy_dtype is None or value.dtype != numpy_dtype:
+        got = _dtype_of(value)
+        if got != dtype:
+          raise errors.invalid_argument(
+              f'input {key!r} of signature {self.name!r} expects dtype {dtype.name}, '
+              f'but {got.name} was sent')
       if dims is not None and (len(dims) != value.ndim or any(
           want is not None and want != size for want, size in zip(dims, value.shape))):
         raise errors.invalid_argument(
@@ -153,6 +157,17 @@ def _meta_graph(saved_model, path: str, tags: Sequence[str]) -> meta_graph_pb2.M
                    f'its MetaGraphs are tagged {found}')
 
 
+def _numpy_dtype(dtype: tf.dtypes.DType) -> Optional[np.dtype]:
+  """The numpy dtype whose arrays are `dtype` (object for strings); None where none is."""
+  if dtype == tf.string:
+    return np.dtype(object)  # What requests decode to; bytes_ and str_ arrays go the long way.
+  try:
+    numpy_dtype = np.dtype(dtype.as_numpy_dtype)
+    return numpy_dtype if tf.dtypes.as_dtype(numpy_dtype) == dtype else None
+  except (KeyError, TypeError):  # resource, variant: no numpy dtype.
+    return None
+
+
 def _dtype_of(value: np.ndarray) -> tf.dtypes.DType:
   if value.dtype.kind in ('O', 'S', 'U'):
     return tf.string
@@ -188,16 +203,17 @@ def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
   costs more than the rest of a request's handling; the result is the same.
   """
   shape = [dim.size for dim in proto.tensor_shape.dim]
-  if any(size < 0 for size in shape):
+  if shape and min(shape) < 0:
     raise errors.invalid_argument(f'input {key!r} has a negative dimension in its shape {shape}')
+  count = math.prod(shape)
   if max_bytes is not None:
-    decoded = math.prod(shape) * _item_bytes(proto.dtype)
+    decoded = count * _item_bytes(proto.dtype)
     if decoded > max_bytes:
       raise errors.too_large(
           f'input {key!r} of shape {shape} would take {decoded} bytes decoded, over the limit of '
           f'{max_bytes} bytes (--max_message_size_bytes)')
   try:
-    if proto.dtype == types_pb2.DT_STRING and len(proto.string_val) == math.prod(shape):
+    if proto.dtype == types_pb2.DT_STRING and len(proto.string_val) == count:
       return np.array(list(proto.string_val), dtype=object).reshape(shape)
     if proto.tensor_content and proto.dtype in _FAST_NUMPY_DTYPES:
       return np.frombuffer(proto.tensor_content,
@@ -222,7 +238,7 @@ def fill_tensor_proto(proto: tensor_pb2.TensorProto, value: np.ndarray) -> None:
   """Writes tf.make_tensor_proto(value) into an empty `proto`, such as a response's output.
 
   The common dtypes are written directly, the same proto for a fraction of make_tensor_proto's
-  Python.
+  Python: the dtype and shape from a cached encoding, then the values.
 
   As make_tensor_proto: numbers go in tensor_content when there is more than one, else in the
   dtype's repeated field; strings go in string_val.
@@ -232,15 +248,22 @@ def fill_tensor_proto(proto: tensor_pb2.TensorProto, value: np.ndarray) -> None:
                            all(isinstance(item, bytes) for item in value.flat)):
     proto.CopyFrom(tf.make_tensor_proto(value))
     return
-  proto.tensor_shape.SetInParent()  # A scalar's shape is present and empty, as make_tensor_proto's.
-  for size in value.shape:
-    proto.tensor_shape.dim.add().size = size
+  dtype_enum = types_pb2.DT_STRING if fast is None else fast[0]
+  proto.MergeFromString(_tensor_header(dtype_enum, value.shape))
   if fast is None:
-    proto.dtype = types_pb2.DT_STRING
     proto.string_val.extend(value.ravel().tolist())
   elif value.size > 1:
-    proto.dtype = fast[0]
     proto.tensor_content = np.ascontiguousarray(value).tobytes()
   else:
-    proto.dtype = fast[0]
     getattr(proto, fast[1]).extend(value.ravel().tolist())
+
+
+@functools.lru_cache(maxsize=4096)
+def _tensor_header(dtype_enum: int, shape: Tuple[int, ...]) -> bytes:
+  """A TensorProto holding only `dtype_enum` and `shape`, encoded. A scalar's shape is present
+  and empty, as make_tensor_proto's."""
+  proto = tensor_pb2.TensorProto(dtype=dtype_enum)
+  proto.tensor_shape.SetInParent()
+  for size in shape:
+    proto.tensor_shape.dim.add().size = size
+  return proto.SerializeToString()

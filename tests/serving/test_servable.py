@@ -121,6 +121,38 @@ def test_a_dtype_the_graph_cannot_take_is_invalid_argument_not_a_crash(half_plus
   assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize('value, sent', [
+    (np.array([[2.0]], np.float64), 'float64'), (np.array([[2]], np.int32), 'int32'),
+    (np.array([[True]]), 'bool'), (np.array([[b'2']], dtype=object), 'string'),
+    (np.array([[b'2']]), 'string')])  # A bytes_ array, not object: the check's long way.
+def test_an_input_of_the_wrong_dtype_is_refused_by_name(half_plus_two, value, sent):
+  signature = servable.LoadedVersion('m', 1, half_plus_two).signature(None)
+  signature.check_inputs({'x': np.array([[2.0]], np.float32)})
+  with pytest.raises(errors.ServingError) as raised:
+    signature.check_inputs({'x': value})
+  assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+  assert raised.value.message == (f"input 'x' of signature 'serving_default' expects dtype "
+                                  f'float32, but {sent} was sent')
+
+
+def test_string_inputs_pass_the_check_as_object_bytes_or_str_arrays(tmp_path):
+  path = str(tmp_path / '1')
+  with tf.compat.v1.Graph().as_default() as graph:
+    text = tf.compat.v1.placeholder(tf.string, shape=[None], name='text')
+    length = tf.strings.length(text, name='length')
+    with tf.compat.v1.Session(graph=graph) as session:
+      builder = tf.compat.v1.saved_model.Builder(path)
+      builder.add_meta_graph_and_variables(session, ['serve'], signature_def_map={
+          'serving_default': tf.compat.v1.saved_model.predict_signature_def(
+              {'text': text}, {'length': length})})
+      builder.save()
+  signature = servable.LoadedVersion('m', 1, path).signature(None)
+  for value in (np.array([b'ab'], dtype=object), np.array([b'ab']), np.array(['ab'])):
+    signature.check_inputs({'text': value})
+  with pytest.raises(errors.ServingError, match='expects dtype string, but float32 was sent'):
+    signature.check_inputs({'text': np.array([1.0], np.float32)})
+
+
 @pytest.mark.parametrize('dtype, value, item_bytes', [
     (tf.float32, 1.0, 4), (tf.uint8, 1, 1), (tf.string, b'a', 8)])
 def test_an_input_is_refused_before_decoding_past_the_limit(dtype, value, item_bytes):
