@@ -7,14 +7,17 @@ Measures, in one run, with the classifier SavedModel the pipeline pushed:
 2. throughput (requests/s, images/s) of batch-1 Predict at several numbers of concurrent
    clients, with server-side batching off and on;
 3. the same for a no-op PredictionService (Python grpc.aio, same thread pool, fixed response),
-   the ceiling of the gRPC stack the server is built on.
+   the ceiling of the gRPC stack the server is built on;
+4. the goal's comparison, batching on against the no-op at the most clients, again in interleaved
+   rounds with both servers up, judged on the median ratio.
 
-Every server runs alone, as a subprocess. Load comes from client processes (spawned, so they
+Every server is a subprocess, alone in 1-3. Load comes from client processes (spawned, so they
 load neither TensorFlow nor the server's GIL), each running blocking calls on several threads,
 one channel and connection per client; requests are serialized once up front and responses are
 not parsed, so the clients spend as little of the 2 CPUs as gRPC allows.
 
-  .venv/bin/python benchmarks/serving_latency.py [--model_dir DIR] [--quick] [--out DIR]
+  .venv/bin/python benchmarks/serving_latency.py [--model_dir DIR] [--quick] [--goal_rounds N]
+      [--out DIR]
 
 Writes serving_latency.json and serving_latency.md.
 """
@@ -176,6 +179,32 @@ def check_response(target: str, request: bytes, expected_class: int) -> bytes:
   return raw
 
 
+def goal_rounds(workdir: str, base_path: str, response: bytes, requests: List[bytes],
+                settings: Dict, log) -> Dict:
+  """The batching-vs-no-op goal, measured in interleaved rounds at the highest concurrency."""
+  clients, count = max(settings['clients']), settings['goal_rounds']
+  servers = []
+  try:
+    servers.append(model_server(workdir, base_path, batching=True))
+    servers.append(serving_load.noop_server(workdir, response))
+    log(f'goal: {count} interleaved rounds of {clients} clients, batching on and no-op')
+    ours, noop = serving_load.interleaved(
+        servers, requests, clients, settings['client_processes'],
+        settings['throughput_warmup_seconds'], settings['throughput_seconds'], count)
+  finally:
+    for server in servers:
+      server.stop()
+  table = [{'batching_on_requests_per_second': a['requests_per_second'],
+            'noop_requests_per_second': b['requests_per_second'],
+            'ratio': round(a['requests_per_second'] / b['requests_per_second'], 3)
+                     if b['requests_per_second'] else None,
+            'other_cpu_cores': max(a['other_cpu_cores'], b['other_cpu_cores'])}
+           for a, b in zip(ours, noop)]
+  ratios = [row['ratio'] for row in table if row['ratio'] is not None]
+  return {'clients': clients, 'rounds': table,
+          'median_ratio': round(float(np.median(ratios)), 3) if ratios else None}
+
+
 def goals(results: Dict) -> Dict:
   latency = results['latency']
   # The faster of the two in-process calls is the floor: the stricter goal.
@@ -186,8 +215,11 @@ def goals(results: Dict) -> Dict:
   batched = {row['clients']: row for row in results['throughput']['server_batching_on']}
   noop = {row['clients']: row for row in results['throughput']['noop_server']}
   top = max(batched)
-  share = (round(batched[top]['requests_per_second'] / noop[top]['requests_per_second'], 3)
-           if noop[top]['requests_per_second'] else None)
+  single_run = (round(batched[top]['requests_per_second'] / noop[top]['requests_per_second'], 3)
+                if noop[top]['requests_per_second'] else None)
+  # The median of the interleaved rounds: one run of each server, minutes apart, is at the mercy
+  # of whatever else the machine did meanwhile.
+  share = results['goal_rounds']['median_ratio']
   efficiency = (batched[top]['requests_per_server_cpu_second'],
                 noop[top]['requests_per_server_cpu_second'])
   cpu_share = round(efficiency[0] / efficiency[1], 3) if all(efficiency) else None
@@ -204,6 +236,7 @@ def goals(results: Dict) -> Dict:
           'goal': f'batching on, {top} clients: >= {MIN_BATCHED_SHARE_OF_NOOP:.0%} of the no-op '
                   "server's requests/s",
           'value_ratio': share, 'met': share is not None and share >= MIN_BATCHED_SHARE_OF_NOOP,
+          'rounds': len(results['goal_rounds']['rounds']), 'single_run_ratio': single_run,
           # Not the goal, context for it: the same ratio per server CPU-second, which other work
           # on the machine skews less.
           'per_server_cpu_second_ratio': cpu_share},
@@ -246,6 +279,15 @@ def markdown(results: Dict) -> str:
                    f'{row["server_cpu_cores"]} | {row["client_cpu_cores"]} | '
                    f'{row["other_cpu_cores"]} | {row["requests_per_server_cpu_second"]} | '
                    f'{row.get("mean_batch_size") or "-"} |')
+  rounds = results['goal_rounds']
+  lines += ['', f'## Batching on against the no-op server, {rounds["clients"]} clients, '
+            'interleaved rounds', '',
+            '| round | ours, batching on, requests/s | no-op requests/s | ratio | other CPU |',
+            '|---|---|---|---|---|']
+  for number, row in enumerate(rounds['rounds'], 1):
+    lines.append(f'| {number} | {row["batching_on_requests_per_second"]} | '
+                 f'{row["noop_requests_per_second"]} | {row["ratio"]} | '
+                 f'{row["other_cpu_cores"]} |')
   lines += ['', '## Goals', '', '| goal | value | met |', '|---|---|---|']
   for goal in results['goals'].values():
     if 'noop_round_trip_ms' in goal:
@@ -254,12 +296,14 @@ def markdown(results: Dict) -> str:
     elif 'value_ms' in goal:
       value = f'{goal["value_ms"]} ms'
     else:
-      value = (f'{goal["value_ratio"]} (per server CPU-second: '
-               f'{goal["per_server_cpu_second_ratio"]})')
+      value = (f'{goal["value_ratio"]}, the median of {goal["rounds"]} interleaved rounds (the '
+               f'throughput table\'s single runs: {goal["single_run_ratio"]}; per server '
+               f'CPU-second: {goal["per_server_cpu_second_ratio"]})')
     lines.append(f'| {goal["goal"]} | {value} | {"yes" if goal["met"] else "no"} |')
   lines += [
       '', '## How it was measured', '',
-      '- Every server is a subprocess, started alone: `python -m serving.server --port 0 '
+      '- Every server is a subprocess, started alone for the latency and throughput tables: '
+      '`python -m serving.server --port 0 '
       f'--model_name {MODEL_NAME} --model_base_path BASE --grpc_max_threads {GRPC_THREADS}` '
       '(batching on adds `--enable_batching` with '
       + ', '.join(f'{key} {value}' for key, value in BATCHING.items()) + ', and a REST port '
@@ -289,7 +333,10 @@ def markdown(results: Dict) -> str:
       'than requests/s.',
       f'- Noise: the machine has {machine["cpus"]} CPUs and runs other work; clients and server '
       'share the same CPUs, so throughput figures are for this machine, and "other CPU" shows how '
-      'much of it was busy with something else during each measurement.', '']
+      'much of it was busy with something else during each measurement. Two runs of the same '
+      'server a few minutes apart differed by up to 40% here, so the throughput goal is judged '
+      'on interleaved rounds: both servers up at once, each measured in turn, the order '
+      'reversed every round, and the median of the per-round ratios.', '']
   return '\n'.join(lines)
 
 
@@ -307,6 +354,9 @@ def main() -> int:
   parser.add_argument('--warmup_seconds', type=float, default=None, help='default 1 (quick 0.5)')
   parser.add_argument('--clients', default='1,8,32', help='concurrency levels, comma-separated')
   parser.add_argument('--client_processes', type=int, default=max(2, os.cpu_count() or 1))
+  parser.add_argument('--goal_rounds', type=int, default=None,
+                      help='interleaved rounds of the batching-vs-no-op goal (default 5, '
+                      'quick 1)')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
 
@@ -319,6 +369,7 @@ def main() -> int:
       'throughput_seconds': pick(args.seconds, 8.0, 2.0),
       'throughput_warmup_seconds': pick(args.warmup_seconds, 1.0, 0.5),
       'clients': [int(value) for value in args.clients.split(',')],
+      'goal_rounds': pick(args.goal_rounds, 5, 1),
       'client_processes': args.client_processes,
       'grpc_max_threads': GRPC_THREADS, 'batching_parameters': BATCHING,
       'distinct_images': DISTINCT_IMAGES,
@@ -377,6 +428,7 @@ def main() -> int:
     runs[server.name] = measure(server, 'grpc_noop_server')
   finally:
     server.stop()
+  rounds = goal_rounds(workdir, base_path, response, requests, settings, log)
 
   commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, check=False,
                           capture_output=True, text=True).stdout.strip()
@@ -389,6 +441,7 @@ def main() -> int:
                   'platform': platform.platform(), 'load_average_before': load_before,
                   'load_average_after': [round(value, 2) for value in os.getloadavg()]},
       'settings': settings, 'latency': latency, 'throughput': runs,
+      'goal_rounds': rounds,
   }
   results['goals'] = goals(results)
   os.makedirs(args.out, exist_ok=True)

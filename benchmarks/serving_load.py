@@ -279,6 +279,23 @@ def throughput(server: Server, requests: List[bytes], concurrency: int, processe
   }
 
 
+def interleaved(servers: Sequence[Server], requests: List[bytes], concurrency: int,
+                processes: int, warmup: float, duration: float, rounds: int) -> List[List[Dict]]:
+  """`rounds` throughput measurements of each server, taken in turn, the order reversed each round.
+
+  The servers are all up at once, idle while another is measured, so a burst of other work on the
+  machine lands on every server of a round rather than on one whole run: the per-round ratios
+  between servers are steadier than the ratio of two separate runs.
+  """
+  results: List[List[Dict]] = [[] for _ in servers]
+  for number in range(rounds):
+    order = list(range(len(servers)))
+    for index in (order if number % 2 == 0 else order[::-1]):
+      results[index].append(throughput(servers[index], requests, concurrency, processes, warmup,
+                                       duration))
+  return results
+
+
 def main() -> int:
   parser = argparse.ArgumentParser(description='the no-op PredictionService')
   parser.add_argument('--response_file', required=True,
