@@ -40,6 +40,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks import serving_report  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks.serving_load import GRPC_THREADS  # noqa: E402  pylint: disable=wrong-import-position
 
 MODEL_NAME = 'classifier'
@@ -243,103 +244,6 @@ def goals(results: Dict) -> Dict:
   }
 
 
-def markdown(results: Dict) -> str:
-  machine, settings = results['machine'], results['settings']
-  lines = [
-      f'# Model server latency and throughput ({machine["cpus"]} CPUs'
-      f'{", quick run" if settings["quick"] else ""})', '',
-      f'Model `{results["model_dir"]}`; Python {machine["python"]}, TensorFlow '
-      f'{machine["tensorflow"]}, grpcio {machine["grpcio"]}; load average (1, 5, 15 min) '
-      f'{machine["load_average_before"]} before the run, {machine["load_average_after"]} '
-      'after.', '',
-      f'## Batch-1 latency, {settings["latency_calls"]} sequential calls after '
-      f'{settings["latency_warmup_calls"]} warmup calls', '',
-      '| path | p50 ms | p90 ms | p99 ms | mean ms | max ms |', '|---|---|---|---|---|---|']
-  names = {'in_process_floor': 'in-process eager signature call (floor)',
-           'in_process_session_floor': 'in-process Session call, as the server runs it (floor)',
-           'grpc_batching_off': 'gRPC Predict, our server, batching off',
-           'grpc_batching_on': 'gRPC Predict, our server, batching on',
-           'grpc_noop_server': 'gRPC Predict, no-op server'}
-  for key, row in results['latency'].items():
-    lines.append(f'| {names[key]} | {row["p50_ms"]} | {row["p90_ms"]} | {row["p99_ms"]} | '
-                 f'{row["mean_ms"]} | {row["max_ms"]} |')
-  lines += ['', f'## Throughput, batch-1 requests, {settings["throughput_seconds"]} s per '
-            f'measurement after {settings["throughput_warmup_seconds"]} s warmup', '',
-            '| server | clients | requests/s | images/s | p50 ms | p99 ms | errors | '
-            'server CPU | client CPU | other CPU | requests per server CPU-s | mean batch |',
-            '|---|---|---|---|---|---|---|---|---|---|---|---|']
-  servers = {'server_batching_off': 'ours, batching off', 'server_batching_on': 'ours, batching on',
-             'noop_server': 'no-op PredictionService'}
-  for key, rows in results['throughput'].items():
-    for row in rows:
-      errors = sum(row['errors'].values())
-      lines.append(f'| {servers[key]} | {row["clients"]} | {row["requests_per_second"]} | '
-                   f'{row["images_per_second"]} | {row["latency"].get("p50_ms", "-")} | '
-                   f'{row["latency"].get("p99_ms", "-")} | {errors or 0} | '
-                   f'{row["server_cpu_cores"]} | {row["client_cpu_cores"]} | '
-                   f'{row["other_cpu_cores"]} | {row["requests_per_server_cpu_second"]} | '
-                   f'{row.get("mean_batch_size") or "-"} |')
-  rounds = results['goal_rounds']
-  lines += ['', f'## Batching on against the no-op server, {rounds["clients"]} clients, '
-            'interleaved rounds', '',
-            '| round | ours, batching on, requests/s | no-op requests/s | ratio | other CPU |',
-            '|---|---|---|---|---|']
-  for number, row in enumerate(rounds['rounds'], 1):
-    lines.append(f'| {number} | {row["batching_on_requests_per_second"]} | '
-                 f'{row["noop_requests_per_second"]} | {row["ratio"]} | '
-                 f'{row["other_cpu_cores"]} |')
-  lines += ['', '## Goals', '', '| goal | value | met |', '|---|---|---|']
-  for goal in results['goals'].values():
-    if 'noop_round_trip_ms' in goal:
-      value = (f'{goal["value_ms"]} ms (the no-op server\'s round trip alone: '
-               f'{goal["noop_round_trip_ms"]} ms)')
-    elif 'value_ms' in goal:
-      value = f'{goal["value_ms"]} ms'
-    else:
-      value = (f'{goal["value_ratio"]}, the median of {goal["rounds"]} interleaved rounds (the '
-               f'throughput table\'s single runs: {goal["single_run_ratio"]}; per server '
-               f'CPU-second: {goal["per_server_cpu_second_ratio"]})')
-    lines.append(f'| {goal["goal"]} | {value} | {"yes" if goal["met"] else "no"} |')
-  lines += [
-      '', '## How it was measured', '',
-      '- Every server is a subprocess, started alone for the latency and throughput tables: '
-      '`python -m serving.server --port 0 '
-      f'--model_name {MODEL_NAME} --model_base_path BASE --grpc_max_threads {GRPC_THREADS}` '
-      '(batching on adds `--enable_batching` with '
-      + ', '.join(f'{key} {value}' for key, value in BATCHING.items()) + ', and a REST port '
-      'serving its Prometheus metrics, from which "mean batch" is read: requests batched per '
-      'model call, over the warmup and the window). The no-op server '
-      '(`benchmarks/serving_load.py`) is the same stack: a `grpc.aio` server with the same '
-      f'{GRPC_THREADS}-thread pool and message limits, whose coroutine Predict returns a fixed '
-      'PredictResponse (our server\'s own answer to one request).',
-      '- Two floors, both in the benchmark process: the eager call '
-      '`tf.saved_model.load(dir).signatures["serving_default"](images=tf.constant([png]))`, and '
-      'the call the server makes, a prepared Session callable (Session::RunCallable) of the '
-      'signature through `serving.servable.LoadedVersion` with the server\'s default thread '
-      'settings. The goal is '
-      'measured against the faster of the two.',
-      f'- Requests are batch-1 PredictRequests of {DISTINCT_IMAGES} scikit-learn digits (0..16 '
-      'scaled to 0..255, encoded with tf.io.encode_png), serialized once; clients send bytes and '
-      'do not parse answers, so the client side costs as little CPU as gRPC allows.',
-      f'- Load generation: up to {settings["client_processes"]} spawned client processes '
-      '(no TensorFlow in them), the clients spread evenly over them, one thread with a blocking '
-      'call loop and its own channel (own TCP connection) per client. Threads, not asyncio, '
-      'because a blocked gRPC call releases the GIL and the per-process count stays small; '
-      'processes, not one process, so 32 clients do not queue on one GIL. A request counts '
-      'when it completes inside the window; its latency is measured by its client.',
-      '- CPU columns are cores used during the window: the server process, the client processes, '
-      'and everything else on the machine (system-wide busy time minus the two). Requests per '
-      'server CPU-second is what one core of server time buys, which other work skews less '
-      'than requests/s.',
-      f'- Noise: the machine has {machine["cpus"]} CPUs and runs other work; clients and server '
-      'share the same CPUs, so throughput figures are for this machine, and "other CPU" shows how '
-      'much of it was busy with something else during each measurement. Two runs of the same '
-      'server a few minutes apart differed by up to 40% here, so the throughput goal is judged '
-      'on interleaved rounds: both servers up at once, each measured in turn, the order '
-      'reversed every round, and the median of the per-round ratios.', '']
-  return '\n'.join(lines)
-
-
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--model_dir', help='a pushed SavedModel version folder (default: the '
@@ -371,7 +275,8 @@ def main() -> int:
       'clients': [int(value) for value in args.clients.split(',')],
       'goal_rounds': pick(args.goal_rounds, 5, 1),
       'client_processes': args.client_processes,
-      'grpc_max_threads': GRPC_THREADS, 'batching_parameters': BATCHING,
+      'model_name': MODEL_NAME, 'grpc_max_threads': GRPC_THREADS,
+      'batching_parameters': BATCHING,
       'distinct_images': DISTINCT_IMAGES,
   }
   version_dir = find_model(args.model_dir)
@@ -447,7 +352,7 @@ def main() -> int:
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, 'serving_latency.json'), 'w') as f:
     json.dump(results, f, indent=2)
-  text = markdown(results)
+  text = serving_report.markdown(results)
   with open(os.path.join(args.out, 'serving_latency.md'), 'w') as f:
     f.write(text)
   print(text)
