@@ -9,7 +9,9 @@ Measures, in one run, with the classifier SavedModel the pipeline pushed:
 3. the same for a no-op PredictionService (Python grpc.aio, same thread pool, fixed response),
    the ceiling of the gRPC stack the server is built on;
 4. the goal's comparison, batching on against the no-op at the most clients, again in interleaved
-   rounds with both servers up, judged on the median ratio.
+   rounds with the servers up, judged on the median ratio. A third server takes part in every
+   round: benchmarks/serving_minimal.py, the same batching with no other work, what any batching
+   server in Python could keep of the no-op's requests/s here.
 
 Every server is a subprocess, alone in 1-3. Load comes from client processes (spawned, so they
 load neither TensorFlow nor the server's GIL), each running blocking calls on several threads,
@@ -180,30 +182,54 @@ def check_response(target: str, request: bytes, expected_class: int) -> bytes:
   return raw
 
 
-def goal_rounds(workdir: str, base_path: str, response: bytes, requests: List[bytes],
-                settings: Dict, log) -> Dict:
-  """The batching-vs-no-op goal, measured in interleaved rounds at the highest concurrency."""
+def minimal_server(workdir: str, version_dir: str) -> serving_load.Server:
+  """benchmarks/serving_minimal.py on the same model and batching parameters: the reference."""
+  command = [sys.executable, os.path.join(REPO, 'benchmarks', 'serving_minimal.py'),
+             '--model_dir', version_dir]
+  for key in ('max_batch_size', 'batch_timeout_micros', 'num_batch_threads'):
+    command += [f'--{key}', str(BATCHING[key])]
+  return serving_load.Server('minimal_batching_server', command, workdir)
+
+
+def goal_rounds(workdir: str, base_path: str, version_dir: str, response: bytes,
+                requests: List[bytes], settings: Dict, log) -> Dict:
+  """The batching-vs-no-op goal, measured in interleaved rounds at the highest concurrency.
+
+  The minimal batching server takes part in every round too: the share of the no-op's
+  requests/s that batching in Python keeps at all on this machine, the context for ours.
+  """
   clients, count = max(settings['clients']), settings['goal_rounds']
   servers = []
   try:
     servers.append(model_server(workdir, base_path, batching=True))
     servers.append(serving_load.noop_server(workdir, response))
-    log(f'goal: {count} interleaved rounds of {clients} clients, batching on and no-op')
-    ours, noop = serving_load.interleaved(
+    servers.append(minimal_server(workdir, version_dir))
+    log(f'goal: {count} interleaved rounds of {clients} clients, batching on, no-op and minimal')
+    ours, noop, minimal = serving_load.interleaved(
         servers, requests, clients, settings['client_processes'],
         settings['throughput_warmup_seconds'], settings['throughput_seconds'], count)
   finally:
     for server in servers:
       server.stop()
+
+  def ratio(row: Dict, base: Dict) -> Optional[float]:
+    if not base['requests_per_second']:
+      return None
+    return round(row['requests_per_second'] / base['requests_per_second'], 3)
+
   table = [{'batching_on_requests_per_second': a['requests_per_second'],
             'noop_requests_per_second': b['requests_per_second'],
-            'ratio': round(a['requests_per_second'] / b['requests_per_second'], 3)
-                     if b['requests_per_second'] else None,
-            'other_cpu_cores': max(a['other_cpu_cores'], b['other_cpu_cores'])}
-           for a, b in zip(ours, noop)]
-  ratios = [row['ratio'] for row in table if row['ratio'] is not None]
-  return {'clients': clients, 'rounds': table,
-          'median_ratio': round(float(np.median(ratios)), 3) if ratios else None}
+            'minimal_requests_per_second': c['requests_per_second'],
+            'ratio': ratio(a, b), 'minimal_ratio': ratio(c, b),
+            'other_cpu_cores': max(a['other_cpu_cores'], b['other_cpu_cores'],
+                                   c['other_cpu_cores'])}
+           for a, b, c in zip(ours, noop, minimal)]
+
+  def median(key: str) -> Optional[float]:
+    values = [row[key] for row in table if row[key] is not None]
+    return round(float(np.median(values)), 3) if values else None
+  return {'clients': clients, 'rounds': table, 'median_ratio': median('ratio'),
+          'minimal_median_ratio': median('minimal_ratio')}
 
 
 def goals(results: Dict) -> Dict:
@@ -240,7 +266,9 @@ def goals(results: Dict) -> Dict:
           'rounds': len(results['goal_rounds']['rounds']), 'single_run_ratio': single_run,
           # Not the goal, context for it: the same ratio per server CPU-second, which other work
           # on the machine skews less.
-          'per_server_cpu_second_ratio': cpu_share},
+          'per_server_cpu_second_ratio': cpu_share,
+          # Context: the same median for benchmarks/serving_minimal.py, batching and nothing else.
+          'minimal_batching_ratio': results['goal_rounds']['minimal_median_ratio']},
   }
 
 
@@ -333,7 +361,7 @@ def main() -> int:
     runs[server.name] = measure(server, 'grpc_noop_server')
   finally:
     server.stop()
-  rounds = goal_rounds(workdir, base_path, response, requests, settings, log)
+  rounds = goal_rounds(workdir, base_path, version_dir, response, requests, settings, log)
 
   commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, check=False,
                           capture_output=True, text=True).stdout.strip()

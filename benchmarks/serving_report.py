@@ -42,12 +42,18 @@ def markdown(results: Dict) -> str:
   rounds = results['goal_rounds']
   lines += ['', f'## Batching on against the no-op server, {rounds["clients"]} clients, '
             'interleaved rounds', '',
-            '| round | ours, batching on, requests/s | no-op requests/s | ratio | other CPU |',
-            '|---|---|---|---|---|']
+            '| round | ours, batching on, requests/s | no-op requests/s | ratio | '
+            'minimal batching, requests/s | its ratio | other CPU |',
+            '|---|---|---|---|---|---|---|']
   for number, row in enumerate(rounds['rounds'], 1):
+    # Reports written before the minimal batching server took part have no such columns.
     lines.append(f'| {number} | {row["batching_on_requests_per_second"]} | '
                  f'{row["noop_requests_per_second"]} | {row["ratio"]} | '
-                 f'{row["other_cpu_cores"]} |')
+                 f'{row.get("minimal_requests_per_second", "-")} | '
+                 f'{row.get("minimal_ratio", "-")} | {row["other_cpu_cores"]} |')
+  if rounds.get('minimal_median_ratio') is not None:
+    lines += ['', f'Median ratios: ours {rounds["median_ratio"]}, the minimal batching server '
+              f'{rounds["minimal_median_ratio"]}.']
   lines += ['', '## Goals', '', '| goal | value | met |', '|---|---|---|']
   for goal in results['goals'].values():
     if 'noop_round_trip_ms' in goal:
@@ -58,7 +64,11 @@ def markdown(results: Dict) -> str:
     else:
       value = (f'{goal["value_ratio"]}, the median of {goal["rounds"]} interleaved rounds (the '
                f'throughput table\'s single runs: {goal["single_run_ratio"]}; per server '
-               f'CPU-second: {goal["per_server_cpu_second_ratio"]})')
+               f'CPU-second: {goal["per_server_cpu_second_ratio"]}')
+      if goal.get('minimal_batching_ratio') is not None:
+        value += (f'; the minimal batching server, same rounds: '
+                  f'{goal["minimal_batching_ratio"]}')
+      value += ')'
     lines.append(f'| {goal["goal"]} | {value} | {"yes" if goal["met"] else "no"} |')
   threads = settings['grpc_max_threads']
   batching = ', '.join(f'{key} {value}'
@@ -74,6 +84,12 @@ def markdown(results: Dict) -> str:
       f'`grpc.aio` server with the same {threads}-thread pool and message limits, whose '
       'coroutine Predict returns a fixed PredictResponse (our server\'s own answer to one '
       'request).',
+      '- The minimal batching server (`benchmarks/serving_minimal.py`) is the same stack again, '
+      'serving the same SavedModel with the same batching parameters and doing nothing else: '
+      'requests gather on the event loop under one timer, the batch runs on an executor thread, '
+      'each request answers with its row. No model manager, input checks, deadlines, metrics or '
+      'error mapping. It takes part in the goal\'s rounds as a yardstick: the share of the '
+      'no-op\'s requests/s that batching in Python keeps at all on this machine.',
       '- Two floors, both in the benchmark process: the eager call '
       '`tf.saved_model.load(dir).signatures["serving_default"](images=tf.constant([png]))`, and '
       'the call the server makes, a prepared Session callable (Session::RunCallable) of the '
@@ -98,6 +114,6 @@ def markdown(results: Dict) -> str:
       'share the same CPUs, so throughput figures are for this machine, and "other CPU" shows how '
       'much of it was busy with something else during each measurement. Two runs of the same '
       'server a few minutes apart differed by up to 40% here, so the throughput goal is judged '
-      'on interleaved rounds: both servers up at once, each measured in turn, the order '
+      'on interleaved rounds: the servers up at once, each measured in turn, the order '
       'reversed every round, and the median of the per-round ratios.', '']
   return '\n'.join(lines)
