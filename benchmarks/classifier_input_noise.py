@@ -31,6 +31,7 @@ from components.classifier import model as classifier_model  # noqa: E402
 from components.generator_evaluator import evaluation  # noqa: E402
 from components.generator_evaluator import metrics  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import overrides as config_overrides  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
 
@@ -90,7 +91,7 @@ def main() -> int:
   shape = 'x'.join(str(size) for size in x_train.shape[1:])
   result = {'benchmark': 'classifier_input_noise', 'pipeline_root': run.root,
             'generator': generator_dir, 'samples': count, 'classifier_config':
-            config_lib.to_dict(config), 'rows': rows}
+            config_overrides.to_dict(config), 'rows': rows}
   name = f'classifier_input_noise_{shape}'
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, f'{name}.json'), 'w') as f:

@@ -27,6 +27,7 @@ import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 from kubeflow import compile as kubeflow_compile  # noqa: E402
 from kubeflow import local_launcher  # noqa: E402
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import overrides as config_overrides  # noqa: E402
 
 REMOTE = 'gs://bucket/ganpipe'
 VOLUME_CLAIM, MOUNT = 'ganpipe-data', '/mnt/ganpipe'
@@ -44,7 +45,7 @@ def main() -> int:
                'kubeflow.volume_mount_path': MOUNT,
                'paths.serving_root': f'{REMOTE}/serving', 'paths.hub_root': f'{REMOTE}/hub',
                'gan.epochs': args.gan_epochs}
-  config = config_lib.with_overrides(config_lib.get_config(small=True), overrides)
+  config = config_overrides.with_overrides(config_lib.get_config(small=True), overrides)
   workdir = args.workdir or tempfile.mkdtemp(prefix='ganpipe-kfp-local-')
   started = time.monotonic()
   spec_path = kubeflow_compile.compile_pipeline(config, os.path.join(workdir, 'ganpipe.json'))

@@ -28,6 +28,7 @@ import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 from sklearn import datasets, svm  # noqa: E402
 
 from pipeline import config as config_lib  # noqa: E402
+from pipeline import overrides as config_overrides  # noqa: E402
 from pipeline import run_summary, runner  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
@@ -53,13 +54,13 @@ def _svc_on_sklearn_half_split() -> float:
 
 
 def _overrides(assignments):
-  hints = dict(config_lib.field_paths())
+  hints = dict(config_overrides.field_paths())
   overrides = {}
   for assignment in assignments:
     name, _, text = assignment.partition('=')
     if name not in hints:
       raise SystemExit(f'--set {assignment}: unknown field {name!r}')
-    overrides[name] = config_lib.parse_value(text, hints[name], name)
+    overrides[name] = config_overrides.parse_value(text, hints[name], name)
   return overrides
 
 
@@ -74,7 +75,7 @@ def main() -> int:
   target = TARGETS[args.dataset]
 
   workdir = tempfile.mkdtemp(prefix='ganpipe-bench-')
-  config = config_lib.with_overrides(config_lib.get_config(), {
+  config = config_overrides.with_overrides(config_lib.get_config(), {
       'paths.pipeline_root': os.path.join(workdir, 'pipeline'),
       'paths.metadata_path': os.path.join(workdir, 'metadata.sqlite'),
       'paths.serving_root': os.path.join(workdir, 'serving'),
@@ -94,8 +95,8 @@ def main() -> int:
   result = {
       'benchmark': 'model_quality',
       'dataset': args.dataset,
-      'classifier_config': config_lib.to_dict(config.classifier),
-      'gan_config': config_lib.to_dict(config.gan),
+      'classifier_config': config_overrides.to_dict(config.classifier),
+      'gan_config': config_overrides.to_dict(config.gan),
       'overrides': list(args.set),
       # Kept, for benchmarks/generator_thresholds.py to judge other generators against the run.
       'pipeline_root': config.paths.pipeline_root,

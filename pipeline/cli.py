@@ -10,6 +10,7 @@ import traceback
 from typing import List, Optional
 
 from pipeline import config as config_lib
+from pipeline import overrides as config_overrides
 from serving import client_cli
 from serving import serve_command
 
@@ -91,7 +92,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
   defaults = config_lib.PipelineConfig()
   group = parser.add_argument_group(
       'configuration', 'Override any configuration field; tuples are comma-separated.')
-  for name, hint in config_lib.field_paths():
+  for name, hint in config_overrides.field_paths():
     value = defaults
     for part in name.split('.'):
       value = getattr(value, part)
@@ -103,13 +104,13 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
   config = config_lib.get_config(small=args.small)
-  hints = dict(config_lib.field_paths())
+  hints = dict(config_overrides.field_paths())
   overrides = {}
   for key, text in vars(args).items():
     if key.startswith('override:') and text is not None:
       name = key[len('override:'):]
-      overrides[name] = config_lib.parse_value(text, hints[name], name)
-  return config_lib.with_overrides(config, overrides)
+      overrides[name] = config_overrides.parse_value(text, hints[name], name)
+  return config_overrides.with_overrides(config, overrides)
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -2,8 +2,7 @@
 
 import dataclasses
 import re
-import typing
-from typing import Any, Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 # Datasets and the image shape each one has natively; None: images come in any size and are
 # converted to the configured shape (FILE_DEFAULT_SHAPES gives the default).
@@ -41,7 +40,7 @@ class ConfigError(ValueError):
     super().__init__(f'{option}: {problem}. Fix: {fix}.')
 
 
-def _check(condition: bool, option: str, problem: str, fix: str) -> None:
+def check(condition: bool, option: str, problem: str, fix: str) -> None:
   if not condition:
     raise ConfigError(option, problem, fix)
 
@@ -49,12 +48,12 @@ def _check(condition: bool, option: str, problem: str, fix: str) -> None:
 def _check_positive(value: Optional[int], option: str, allow_none: bool = False) -> None:
   if value is None and allow_none:
     return
-  _check(isinstance(value, int) and not isinstance(value, bool) and value > 0, option,
+  check(isinstance(value, int) and not isinstance(value, bool) and value > 0, option,
          f'must be a positive integer, got {value!r}', f'pass --{option} with a value >= 1')
 
 
 def _check_fraction(value: float, option: str) -> None:
-  _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, option,
+  check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, option,
          f'must be within [0, 1], got {value!r}', f'pass --{option} with a value from 0 to 1')
 
 
@@ -70,7 +69,7 @@ class PathsConfig:
   def __post_init__(self):
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
-      _check(isinstance(value, str) and bool(value.strip()), f'paths.{field.name}',
+      check(isinstance(value, str) and bool(value.strip()), f'paths.{field.name}',
              'must be a non-empty path', f'pass --paths.{field.name} PATH')
 
 
@@ -99,29 +98,29 @@ class DataConfig:
   eval_buckets: int = 1
 
   def __post_init__(self):
-    _check(self.dataset in DATASET_SHAPES, 'data.dataset',
+    check(self.dataset in DATASET_SHAPES, 'data.dataset',
            f'unknown dataset {self.dataset!r}',
            f'pass --data.dataset with one of {", ".join(DATASET_SHAPES)}')
     if self.dataset in NEEDS_DATA_DIR:
-      _check(bool(self.data_dir), 'data.data_dir',
+      check(bool(self.data_dir), 'data.data_dir',
              f'the {self.dataset} dataset needs a data folder',
              f'pass --data.data_dir with the folder holding the {self.dataset} data')
     if self.image_size is not None:
-      _check(len(self.image_size) == 2 and all(
+      check(len(self.image_size) == 2 and all(
           isinstance(v, int) and v > 0 for v in self.image_size), 'data.image_size',
              f'must be two positive integers, got {self.image_size!r}',
              'pass --data.image_size HEIGHT,WIDTH')
     if self.channels is not None:
-      _check(self.channels in (1, 3), 'data.channels', f'must be 1 or 3, got {self.channels!r}',
+      check(self.channels in (1, 3), 'data.channels', f'must be 1 or 3, got {self.channels!r}',
              'pass --data.channels 1 (grayscale) or 3 (RGB)')
-    _check(self.on_wrong_size in WRONG_SIZE_POLICIES, 'data.on_wrong_size',
+    check(self.on_wrong_size in WRONG_SIZE_POLICIES, 'data.on_wrong_size',
            f'unknown policy {self.on_wrong_size!r}',
            f'pass --data.on_wrong_size with one of {", ".join(WRONG_SIZE_POLICIES)}')
-    _check(len(self.formats) >= 1 and all(f in IMAGE_FORMATS for f in self.formats),
+    check(len(self.formats) >= 1 and all(f in IMAGE_FORMATS for f in self.formats),
            'data.formats', f'unknown image formats in {self.formats!r}',
            f'pass --data.formats with some of {", ".join(IMAGE_FORMATS)}')
     height, width, _ = self.image_shape
-    _check(isinstance(self.max_image_pixels, int) and self.max_image_pixels >= height * width,
+    check(isinstance(self.max_image_pixels, int) and self.max_image_pixels >= height * width,
            'data.max_image_pixels',
            f'{self.max_image_pixels!r} is less than the {height}x{width} output images',
            f'pass --data.max_image_pixels of at least {height * width}')
@@ -160,23 +159,23 @@ class ClassifierConfig:
   eval_steps: Optional[int] = None
 
   def __post_init__(self):
-    _check(len(self.hidden_units) >= 1, 'classifier.hidden_units',
+    check(len(self.hidden_units) >= 1, 'classifier.hidden_units',
            'needs at least one hidden layer', 'pass --classifier.hidden_units 256,128')
     for units in self.hidden_units:
       _check_positive(units, 'classifier.hidden_units')
-    _check(self.activation in ACTIVATIONS, 'classifier.activation',
+    check(self.activation in ACTIVATIONS, 'classifier.activation',
            f'unknown activation {self.activation!r}',
            f'pass --classifier.activation with one of {", ".join(ACTIVATIONS)}')
-    _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
+    check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
            'classifier.dropout', f'must be within [0, 1), got {self.dropout!r}',
            'pass --classifier.dropout with a value such as 0.3, or 0 to disable it')
-    _check(isinstance(self.input_noise, (int, float)) and self.input_noise >= 0,
+    check(isinstance(self.input_noise, (int, float)) and self.input_noise >= 0,
            'classifier.input_noise', f'must be 0 or more, got {self.input_noise!r}',
            'pass --classifier.input_noise with a value such as 0.3, or 0 to disable it')
-    _check(self.optimizer in OPTIMIZERS, 'classifier.optimizer',
+    check(self.optimizer in OPTIMIZERS, 'classifier.optimizer',
            f'unknown optimizer {self.optimizer!r}',
            f'pass --classifier.optimizer with one of {", ".join(OPTIMIZERS)}')
-    _check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0,
+    check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0,
            'classifier.learning_rate', f'must be positive, got {self.learning_rate!r}',
            'pass --classifier.learning_rate with a value such as 0.001')
     _check_positive(self.batch_size, 'classifier.batch_size')
@@ -216,21 +215,21 @@ class GanConfig:
   label_smoothing: float = 0.1
 
   def __post_init__(self):
-    _check(self.architecture in GAN_ARCHITECTURES, 'gan.architecture',
+    check(self.architecture in GAN_ARCHITECTURES, 'gan.architecture',
            f'unknown architecture {self.architecture!r}',
            f'pass --gan.architecture with one of {", ".join(GAN_ARCHITECTURES)}')
     for name in ('latent_dim', 'batch_size', 'epochs', 'steps_per_epoch', 'steps_per_execution'):
       _check_positive(getattr(self, name), f'gan.{name}')
     for name in ('generator_learning_rate', 'discriminator_learning_rate'):
-      _check(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0,
+      check(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0,
              f'gan.{name}', f'must be positive, got {getattr(self, name)!r}',
              f'pass --gan.{name} with a value such as 0.0002')
-    _check(isinstance(self.beta_1, (int, float)) and 0.0 <= self.beta_1 < 1.0, 'gan.beta_1',
+    check(isinstance(self.beta_1, (int, float)) and 0.0 <= self.beta_1 < 1.0, 'gan.beta_1',
            f'must be within [0, 1), got {self.beta_1!r}', 'pass --gan.beta_1 0.5')
-    _check(isinstance(self.lr_decay, (int, float)) and 0.0 < self.lr_decay <= 1.0,
+    check(isinstance(self.lr_decay, (int, float)) and 0.0 < self.lr_decay <= 1.0,
            'gan.lr_decay', f'must be within (0, 1], got {self.lr_decay!r}',
            'pass --gan.lr_decay 1 for a constant learning rate')
-    _check(isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 0.5,
+    check(isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 0.5,
            'gan.label_smoothing', f'must be within [0, 0.5), got {self.label_smoothing!r}',
            'pass --gan.label_smoothing 0.1, or 0 to disable it')
 
@@ -253,12 +252,12 @@ class GeneratorEvaluationConfig:
 
   def __post_init__(self):
     _check_positive(self.num_samples, 'generator_evaluation.num_samples')
-    _check(isinstance(self.max_distance_ratio, (int, float)) and self.max_distance_ratio > 0,
+    check(isinstance(self.max_distance_ratio, (int, float)) and self.max_distance_ratio > 0,
            'generator_evaluation.max_distance_ratio',
            f'must be positive, got {self.max_distance_ratio!r}',
            'pass --generator_evaluation.max_distance_ratio with a positive value such as 20')
     _check_fraction(self.min_score_ratio, 'generator_evaluation.min_score_ratio')
-    _check(isinstance(self.max_distance_increase, (int, float)) and
+    check(isinstance(self.max_distance_increase, (int, float)) and
            self.max_distance_increase >= 0, 'generator_evaluation.max_distance_increase',
            f'must be 0 or more, got {self.max_distance_increase!r}',
            'pass --generator_evaluation.max_distance_increase 0.25')
@@ -296,18 +295,18 @@ class PublishConfig:
   hub_archive: bool = True
 
   def __post_init__(self):
-    _check(isinstance(self.keep_versions, int) and self.keep_versions >= 1,
+    check(isinstance(self.keep_versions, int) and self.keep_versions >= 1,
            'publish.keep_versions', f'must be 1 or more, got {self.keep_versions!r}',
            'pass --publish.keep_versions 3')
-    _check(self.infra_timeout_seconds > 0, 'publish.infra_timeout_seconds',
+    check(self.infra_timeout_seconds > 0, 'publish.infra_timeout_seconds',
            f'must be positive, got {self.infra_timeout_seconds!r}',
            'pass --publish.infra_timeout_seconds 120')
-    _check(isinstance(self.infra_num_requests, int) and self.infra_num_requests >= 1,
+    check(isinstance(self.infra_num_requests, int) and self.infra_num_requests >= 1,
            'publish.infra_num_requests', f'must be 1 or more, got {self.infra_num_requests!r}',
            'pass --publish.infra_num_requests 8')
     for name in ('hub_publisher', 'hub_module'):
       value = getattr(self, name)
-      _check(bool(value) and value.replace('-', '').replace('_', '').isalnum(),
+      check(bool(value) and value.replace('-', '').replace('_', '').isalnum(),
              f'publish.{name}', f'use letters, digits, - and _, got {value!r}',
              f'pass --publish.{name} NAME')
 
@@ -329,19 +328,19 @@ class KubeflowConfig:
   volume_mount_path: str = '/mnt/ganpipe'
 
   def __post_init__(self):
-    _check(not self.volume_claim or re.fullmatch(r'[a-z0-9]([-a-z0-9.]*[a-z0-9])?',
+    check(not self.volume_claim or re.fullmatch(r'[a-z0-9]([-a-z0-9.]*[a-z0-9])?',
                                                  self.volume_claim) is not None,
            'kubeflow.volume_claim', f'{self.volume_claim!r} is not a Kubernetes object name',
            'pass --kubeflow.volume_claim with lower-case letters, digits, - and .')
-    _check(self.volume_mount_path.startswith('/') and self.volume_mount_path.rstrip('/') != '',
+    check(self.volume_mount_path.startswith('/') and self.volume_mount_path.rstrip('/') != '',
            'kubeflow.volume_mount_path', f'must be an absolute path below /, got '
            f'{self.volume_mount_path!r}', 'pass --kubeflow.volume_mount_path /mnt/ganpipe')
-    _check(bool(self.image.strip()), 'kubeflow.image', 'must name a container image',
+    check(bool(self.image.strip()), 'kubeflow.image', 'must name a container image',
            'pass --kubeflow.image REGISTRY/IMAGE:TAG')
-    _check(isinstance(self.accelerator_count, int) and self.accelerator_count >= 0,
+    check(isinstance(self.accelerator_count, int) and self.accelerator_count >= 0,
            'kubeflow.accelerator_count', f'must be 0 or more, got {self.accelerator_count!r}',
            'pass --kubeflow.accelerator_count 1 (0 trains on CPU)')
-    _check(self.trainer_cpu > 0 and self.trainer_memory_gb > 0, 'kubeflow.trainer_cpu',
+    check(self.trainer_cpu > 0 and self.trainer_memory_gb > 0, 'kubeflow.trainer_cpu',
            'CPU and memory requests must be positive', 'pass --kubeflow.trainer_cpu 8')
 
 
@@ -359,13 +358,13 @@ class BeamConfig:
   extra_args: Tuple[str, ...] = ()
 
   def __post_init__(self):
-    _check(self.direct_running_mode in DIRECT_RUNNING_MODES, 'beam.direct_running_mode',
+    check(self.direct_running_mode in DIRECT_RUNNING_MODES, 'beam.direct_running_mode',
            f'unknown mode {self.direct_running_mode!r}',
            f'pass --beam.direct_running_mode with one of {", ".join(DIRECT_RUNNING_MODES)}')
-    _check(isinstance(self.direct_num_workers, int) and self.direct_num_workers >= 0,
+    check(isinstance(self.direct_num_workers, int) and self.direct_num_workers >= 0,
            'beam.direct_num_workers', f'must be 0 or more, got {self.direct_num_workers!r}',
            'pass --beam.direct_num_workers 0 (one per core) or a worker count')
-    _check(self.worker_log_level in LOG_LEVELS, 'beam.worker_log_level',
+    check(self.worker_log_level in LOG_LEVELS, 'beam.worker_log_level',
            f'unknown log level {self.worker_log_level!r}',
            f'pass --beam.worker_log_level with one of {", ".join(LOG_LEVELS)}')
 
@@ -397,10 +396,10 @@ class PipelineConfig:
   kubeflow: KubeflowConfig = KubeflowConfig()
 
   def __post_init__(self):
-    _check(bool(self.name) and self.name.replace('-', '').replace('_', '').isalnum(), 'name',
+    check(bool(self.name) and self.name.replace('-', '').replace('_', '').isalnum(), 'name',
            f'pipeline names use letters, digits, - and _, got {self.name!r}',
            'pass --name my-pipeline')
-    _check(self.runner in RUNNERS, 'runner', f'unknown runner {self.runner!r}',
+    check(self.runner in RUNNERS, 'runner', f'unknown runner {self.runner!r}',
            f'pass --runner with one of {", ".join(RUNNERS)}')
 
 
@@ -416,62 +415,3 @@ def get_config(small: bool = False) -> PipelineConfig:
       # The small data of tests runs faster in process than in worker processes.
       beam=BeamConfig(direct_running_mode='in_memory', direct_num_workers=1),
   )
-
-
-# ----------------------------------------------------------------------------------------------
-# Overriding fields from the command line: every leaf field is a flag `--section.field`.
-
-
-def field_paths(config_cls=PipelineConfig, prefix: str = ''):
-  """Yields (dotted name, type) for every leaf field of a config class."""
-  hints = typing.get_type_hints(config_cls)
-  for field in dataclasses.fields(config_cls):
-    name = prefix + field.name
-    if dataclasses.is_dataclass(hints[field.name]):
-      yield from field_paths(hints[field.name], name + '.')
-    else:
-      yield name, hints[field.name]
-
-
-def parse_value(text: str, hint: Any, option: str) -> Any:
-  """Parses a command-line string into a value of the field's type hint."""
-  origin = typing.get_origin(hint)
-  args = typing.get_args(hint)
-  if origin is typing.Union and type(None) in args:
-    if text.strip().lower() in ('none', ''):
-      return None
-    return parse_value(text, next(a for a in args if a is not type(None)), option)
-  if origin is tuple:
-    items = [item for item in text.split(',') if item.strip()]
-    item_type = args[0]
-    return tuple(parse_value(item.strip(), item_type, option) for item in items)
-  if hint is bool:
-    lowered = text.strip().lower()
-    _check(lowered in ('true', 'false', '1', '0', 'yes', 'no'), option,
-           f'expected true or false, got {text!r}', f'pass --{option} true or false')
-    return lowered in ('true', '1', 'yes')
-  try:
-    return hint(text)
-  except ValueError:
-    raise ConfigError(option, f'expected {hint.__name__}, got {text!r}',
-                      f'pass --{option} with a value of type {hint.__name__}') from None
-
-
-def with_overrides(config: PipelineConfig, overrides: Dict[str, Any]) -> PipelineConfig:
-  """Returns `config` with dotted-name fields replaced; validation runs again."""
-  nested: Dict[str, Dict[str, Any]] = {}
-  top: Dict[str, Any] = {}
-  for dotted, value in overrides.items():
-    if '.' in dotted:
-      section, field = dotted.split('.', 1)
-      nested.setdefault(section, {})[field] = value
-    else:
-      top[dotted] = value
-  for section, fields in nested.items():
-    top[section] = dataclasses.replace(getattr(config, section), **fields)
-  return dataclasses.replace(config, **top)
-
-
-def to_dict(config) -> Dict[str, Any]:
-  """A JSON-serialisable dict of a config (tuples become lists)."""
-  return dataclasses.asdict(config)

@@ -19,6 +19,7 @@ from components.infra_validator.component import InfraValidator
 from components.serving_pusher.component import ServingPusher
 from components.trainer.component import Trainer
 from pipeline import config as config_lib
+from pipeline import overrides as config_overrides
 
 PREPROCESSING_FN = 'components.preprocessing.preprocessing_fn'
 CLASSIFIER_RUN_FN = 'components.classifier.training.run_fn'
@@ -205,7 +206,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
       model_section='classifier',
       epochs=_runtime('classifier-epochs', classifier.epochs, int) if kubeflow else None,
       custom_config={
-          'classifier': config_lib.to_dict(classifier),
+          'classifier': config_overrides.to_dict(classifier),
           preprocessing.IMAGE_SHAPE: list(image_shape),
           'seed': config.seed,
           'code_version': code_version,
@@ -236,7 +237,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
       model_section='gan',
       epochs=_runtime('gan-epochs', config.gan.epochs, int) if kubeflow else None,
       custom_config={
-          'gan': config_lib.to_dict(config.gan),
+          'gan': config_overrides.to_dict(config.gan),
           preprocessing.IMAGE_SHAPE: list(image_shape),
           'seed': config.seed,
           'code_version': code_version,

@@ -9,13 +9,14 @@ import pytest
 
 from kubeflow import compile as kubeflow_compile
 from pipeline import config as config_lib
+from pipeline import overrides as config_overrides
 
 IMAGE = 'registry.example.com/ganpipe:test'
 
 
 def _config(**overrides):
   config = config_lib.get_config()
-  return config_lib.with_overrides(config, {
+  return config_overrides.with_overrides(config, {
       'paths.pipeline_root': 'gs://bucket/ganpipe/pipeline',
       'paths.serving_root': 'gs://bucket/ganpipe/serving',
       'paths.hub_root': 'gs://bucket/ganpipe/hub',
@@ -126,7 +127,7 @@ def test_no_local_path_leaks_into_the_spec(compiled):
 
 
 def test_local_paths_are_refused_with_the_flag_to_fix(tmp_path):
-  config = config_lib.with_overrides(_config(), {'paths.serving_root': 'outputs/serving'})
+  config = config_overrides.with_overrides(_config(), {'paths.serving_root': 'outputs/serving'})
   with pytest.raises(config_lib.ConfigError, match='paths.serving_root.*gs://BUCKET'):
     kubeflow_compile.compile_pipeline(config, str(tmp_path / 'x.json'))
 

@@ -15,6 +15,7 @@ import pytest
 from kubeflow import compile as kubeflow_compile
 from kubeflow import local_launcher
 from pipeline import config as config_lib
+from pipeline import overrides as config_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,7 @@ def small_kubeflow_config() -> config_lib.PipelineConfig:
   measured 59.5% of the real score against 60%), so this run, which proves the spec and not
   the GAN, blesses by distance alone. The evaluator's thresholds have their own tests.
   """
-  return config_lib.with_overrides(config_lib.get_config(small=True), {
+  return config_overrides.with_overrides(config_lib.get_config(small=True), {
       'paths.pipeline_root': f'{MOUNT}/pipeline',
       'paths.serving_root': f'{REMOTE}/serving',
       'paths.hub_root': f'{REMOTE}/hub',

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from pipeline import config as config_lib
+from pipeline import overrides as config_overrides
 
 
 def test_defaults_are_valid_and_frozen():
@@ -69,7 +70,7 @@ def test_unknown_runner_is_rejected():
 
 
 def test_every_field_has_a_dotted_flag():
-  names = dict(config_lib.field_paths())
+  names = dict(config_overrides.field_paths())
   assert 'classifier.learning_rate' in names
   assert 'paths.pipeline_root' in names
   assert 'beam.extra_args' in names
@@ -87,24 +88,24 @@ def test_every_field_has_a_dotted_flag():
                                                                 '--project=p')),
 ])
 def test_parse_value(name, text, expected):
-  hint = dict(config_lib.field_paths())[name]
-  assert config_lib.parse_value(text, hint, name) == expected
+  hint = dict(config_overrides.field_paths())[name]
+  assert config_overrides.parse_value(text, hint, name) == expected
 
 
 def test_parse_value_rejects_wrong_types():
-  hint = dict(config_lib.field_paths())['classifier.batch_size']
+  hint = dict(config_overrides.field_paths())['classifier.batch_size']
   with pytest.raises(config_lib.ConfigError, match='expected int, got .abc.'):
-    config_lib.parse_value('abc', hint, 'classifier.batch_size')
+    config_overrides.parse_value('abc', hint, 'classifier.batch_size')
 
 
 def test_overrides_replace_fields_and_validate_again():
-  config = config_lib.with_overrides(config_lib.get_config(),
+  config = config_overrides.with_overrides(config_lib.get_config(),
                                      {'classifier.activation': 'tanh', 'seed': 7})
   assert config.classifier.activation == 'tanh'
   assert config.seed == 7
   assert config.classifier.batch_size == 32
   with pytest.raises(config_lib.ConfigError, match='classifier.activation'):
-    config_lib.with_overrides(config, {'classifier.activation': 'elu'})
+    config_overrides.with_overrides(config, {'classifier.activation': 'elu'})
 
 
 def test_image_shape_follows_dataset_and_overrides():

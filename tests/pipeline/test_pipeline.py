@@ -11,12 +11,13 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 from pipeline import config as config_lib
+from pipeline import overrides as config_overrides
 from pipeline import pipeline as pipeline_lib
 
 
 @pytest.fixture(scope='module')
 def built():
-  config = config_lib.with_overrides(config_lib.get_config(small=True), {
+  config = config_overrides.with_overrides(config_lib.get_config(small=True), {
       'paths.pipeline_root': '/tmp/ganpipe-test/root',
       'paths.serving_root': '/tmp/ganpipe-test/serving',
       'classifier.learning_rate': 0.005,
@@ -112,7 +113,7 @@ def test_code_fingerprint_changes_with_the_code(tmp_path):
 
 def test_curated_schema_replaces_inference(built):
   config, _ = built
-  config = config_lib.with_overrides(config, {'data.schema_path': '/data/schema.pbtxt'})
+  config = config_overrides.with_overrides(config, {'data.schema_path': '/data/schema.pbtxt'})
   pipeline = pipeline_lib.create_pipeline(config)
   schema_gen = _node(pipeline, 'schema_gen')
   assert type(schema_gen).__name__ == 'ImportSchemaGen'
