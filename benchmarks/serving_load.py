@@ -98,20 +98,30 @@ def run_noop_server(response_file: str) -> int:
     async def Predict(self, request, context):  # pylint: disable=invalid-name
       return response
 
+  return serve_prediction_service(NoopPredictionService())
+
+
+def serve_prediction_service(servicer) -> int:
+  """Serves `servicer` as a PredictionService on 127.0.0.1 until SIGTERM or SIGINT.
+
+  The same stack as serving/server.py: grpc.aio, its thread pool, message limits, and a coroutine
+  Predict. The port is a free one, printed in the line Server waits for.
+  """
+  # pylint: disable=import-outside-toplevel
+  from tensorflow_serving.apis import prediction_service_pb2_grpc
+  # pylint: enable=import-outside-toplevel
+
   async def serve() -> None:
-    # The same stack as serving/server.py: grpc.aio, its thread pool, message limits, and a
-    # coroutine Predict.
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=GRPC_THREADS,
                                                      thread_name_prefix='grpc')
     server = grpc.aio.server(
         migration_thread_pool=executor,
         options=[('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
                  ('grpc.max_send_message_length', MAX_MESSAGE_BYTES)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        NoopPredictionService(), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port('127.0.0.1:0')
     await server.start()
-    print(f'Running gRPC NoopPredictionService at 127.0.0.1:{port} ...', flush=True)
+    print(f'Running gRPC {type(servicer).__name__} at 127.0.0.1:{port} ...', flush=True)
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
       asyncio.get_running_loop().add_signal_handler(signum, stopping.set)

@@ -19,21 +19,19 @@ import argparse
 import asyncio
 import concurrent.futures
 import os
-import signal
 import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-position
+
 SIGNATURE = 'serving_default'
-GRPC_THREADS = 32  # As serving_load's servers.
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def serve(model_dir: str, max_batch_size: int, batch_timeout_micros: int,
           num_batch_threads: int) -> int:
   # pylint: disable=import-outside-toplevel
-  import grpc
   import numpy as np
   from tensorflow.core.protobuf import config_pb2
   from tensorflow_serving.apis import predict_pb2
@@ -95,24 +93,7 @@ def serve(model_dir: str, max_batch_size: int, batch_timeout_micros: int,
         servable.fill_tensor_proto(response.outputs[key], value[start:start + len(rows)])
       return response
 
-  async def run() -> None:
-    server = grpc.aio.server(
-        migration_thread_pool=concurrent.futures.ThreadPoolExecutor(GRPC_THREADS),
-        options=[('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
-                 ('grpc.max_send_message_length', MAX_MESSAGE_BYTES)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        MinimalPredictionService(), server)
-    port = server.add_insecure_port('127.0.0.1:0')
-    await server.start()
-    print(f'Running gRPC MinimalPredictionService at 127.0.0.1:{port} ...', flush=True)
-    stopping = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-      asyncio.get_running_loop().add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    await server.stop(5)
-
-  asyncio.run(run())
-  return 0
+  return serving_load.serve_prediction_service(MinimalPredictionService())
 
 
 def main() -> int:
