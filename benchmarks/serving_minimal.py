@@ -48,10 +48,11 @@ def serve(model_dir: str, max_batch_size: int, batch_timeout_micros: int,
   timeout = batch_timeout_micros / 1e6
 
   class Batch:
-    """The open batch: its rows, the future its requests await, and its timer."""
+    """The open batch: its rows, their count, the future its requests await, and its timer."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
       self.rows = []
+      self.size = 0
       self.future = loop.create_future()
       self.timer = loop.call_later(timeout, self.close)
 
@@ -60,9 +61,8 @@ def serve(model_dir: str, max_batch_size: int, batch_timeout_micros: int,
       if current is self:
         current = None
       self.timer.cancel()
-      done = asyncio.get_running_loop().run_in_executor(
-          pool, signature, {input_key: np.concatenate(self.rows)})
-      asyncio.ensure_future(done).add_done_callback(self._settle)
+      asyncio.get_running_loop().run_in_executor(
+          pool, signature, {input_key: np.concatenate(self.rows)}).add_done_callback(self._settle)
 
     def _settle(self, done) -> None:
       if done.exception() is not None:
@@ -80,9 +80,10 @@ def serve(model_dir: str, max_batch_size: int, batch_timeout_micros: int,
       rows = np.array(list(tensor.string_val), dtype=object)
       if current is None:
         current = Batch(asyncio.get_running_loop())
-      batch, start = current, sum(len(part) for part in current.rows)
+      batch, start = current, current.size
       batch.rows.append(rows)
-      if start + len(rows) >= max_batch_size:
+      batch.size += len(rows)
+      if batch.size >= max_batch_size:
         batch.close()
       outputs = await asyncio.shield(batch.future)  # A cancelled caller leaves its batch be.
       response = predict_pb2.PredictResponse()
