@@ -41,6 +41,7 @@ class ConfigError(ValueError):
 
 
 def check(condition: bool, option: str, problem: str, fix: str) -> None:
+  """Raises ConfigError naming `option`, what is wrong and how to fix it, unless `condition`."""
   if not condition:
     raise ConfigError(option, problem, fix)
 
