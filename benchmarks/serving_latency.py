@@ -12,6 +12,9 @@ Measures, in one run, with the classifier SavedModel the pipeline pushed:
    rounds with the servers up, judged on the median ratio. A third server takes part in every
    round: benchmarks/serving_minimal.py, the same batching with no other work, what any batching
    server in Python could keep of the no-op's requests/s here.
+5. where g++ and gRPC C++ are installed, the latency calls and the goal's rounds again from a
+   native client (benchmarks/native_grpc_client.cc): what the servers cost without the Python
+   client's own share. Context only: the goals are judged on the Python clients.
 
 Every server is a subprocess, alone in 1-3. Load comes from client processes (spawned, so they
 load neither TensorFlow nor the server's GIL), each running blocking calls on several threads,
@@ -41,6 +44,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from benchmarks import native_client  # noqa: E402  pylint: disable=wrong-import-position
+from benchmarks import serving_goals  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_report  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks.serving_load import GRPC_THREADS  # noqa: E402  pylint: disable=wrong-import-position
@@ -50,10 +55,6 @@ METRICS_PATH = '/metrics'
 SIGNATURE = 'serving_default'
 BATCHING = {'max_batch_size': 32, 'batch_timeout_micros': 1000, 'num_batch_threads': 2}
 DISTINCT_IMAGES = 64  # Requests cycle through this many digits, so no answer is cached anywhere.
-# Goals from the issue.
-MAX_P50_OVER_FLOOR_MS = 0.5
-MAX_P99_MS = 5.0
-MIN_BATCHED_SHARE_OF_NOOP = 0.70
 
 
 # --- the model and the requests ------------------------------------------------------------------
@@ -192,84 +193,38 @@ def minimal_server(workdir: str, version_dir: str) -> serving_load.Server:
 
 
 def goal_rounds(workdir: str, base_path: str, version_dir: str, response: bytes,
-                requests: List[bytes], settings: Dict, log) -> Dict:
+                requests: List[bytes], settings: Dict, native: Optional[Tuple[str, str]],
+                log) -> Dict:
   """The batching-vs-no-op goal, measured in interleaved rounds at the highest concurrency.
 
   The minimal batching server takes part in every round too: the share of the no-op's
-  requests/s that batching in Python keeps at all on this machine, the context for ours.
+  requests/s that batching in Python keeps at all on this machine, the context for ours. With
+  `native` (the native client and its request file), the same rounds follow from it.
   """
   clients, count = max(settings['clients']), settings['goal_rounds']
+  warmup, seconds = settings['throughput_warmup_seconds'], settings['throughput_seconds']
   servers = []
   try:
     servers.append(model_server(workdir, base_path, batching=True))
     servers.append(serving_load.noop_server(workdir, response))
     servers.append(minimal_server(workdir, version_dir))
     log(f'goal: {count} interleaved rounds of {clients} clients, batching on, no-op and minimal')
-    ours, noop, minimal = serving_load.interleaved(
-        servers, requests, clients, settings['client_processes'],
-        settings['throughput_warmup_seconds'], settings['throughput_seconds'], count)
+    python_rounds = serving_load.interleaved(
+        servers, lambda server: serving_load.throughput(
+            server, requests, clients, settings['client_processes'], warmup, seconds), count)
+    native_rounds = None
+    if native:
+      log(f'goal: the same {count} rounds from the native client')
+      native_rounds = serving_load.interleaved(
+          servers, lambda server: native_client.throughput(
+              native[0], server.target, native[1], clients, warmup, seconds), count)
   finally:
     for server in servers:
       server.stop()
-
-  def ratio(row: Dict, base: Dict) -> Optional[float]:
-    if not base['requests_per_second']:
-      return None
-    return round(row['requests_per_second'] / base['requests_per_second'], 3)
-
-  table = [{'batching_on_requests_per_second': a['requests_per_second'],
-            'noop_requests_per_second': b['requests_per_second'],
-            'minimal_requests_per_second': c['requests_per_second'],
-            'ratio': ratio(a, b), 'minimal_ratio': ratio(c, b),
-            'other_cpu_cores': max(a['other_cpu_cores'], b['other_cpu_cores'],
-                                   c['other_cpu_cores'])}
-           for a, b, c in zip(ours, noop, minimal)]
-
-  def median(key: str) -> Optional[float]:
-    values = [row[key] for row in table if row[key] is not None]
-    return round(float(np.median(values)), 3) if values else None
-  return {'clients': clients, 'rounds': table, 'median_ratio': median('ratio'),
-          'minimal_median_ratio': median('minimal_ratio')}
-
-
-def goals(results: Dict) -> Dict:
-  latency = results['latency']
-  # The faster of the two in-process calls is the floor: the stricter goal.
-  floor_key = min(('in_process_floor', 'in_process_session_floor'),
-                  key=lambda key: latency[key]['p50_ms'])
-  ours, floor = latency['grpc_batching_off'], latency[floor_key]
-  over_floor = round(ours['p50_ms'] - floor['p50_ms'], 3)
-  batched = {row['clients']: row for row in results['throughput']['server_batching_on']}
-  noop = {row['clients']: row for row in results['throughput']['noop_server']}
-  top = max(batched)
-  single_run = (round(batched[top]['requests_per_second'] / noop[top]['requests_per_second'], 3)
-                if noop[top]['requests_per_second'] else None)
-  # The median of the interleaved rounds: one run of each server, minutes apart, is at the mercy
-  # of whatever else the machine did meanwhile.
-  share = results['goal_rounds']['median_ratio']
-  efficiency = (batched[top]['requests_per_server_cpu_second'],
-                noop[top]['requests_per_server_cpu_second'])
-  cpu_share = round(efficiency[0] / efficiency[1], 3) if all(efficiency) else None
-  return {
-      'p50_over_floor': {'goal': f'gRPC p50 - floor p50 <= {MAX_P50_OVER_FLOOR_MS} ms',
-                         'value_ms': over_floor, 'met': over_floor <= MAX_P50_OVER_FLOOR_MS,
-                         'floor': floor_key,
-                         # Context: a server that ran exactly the floor's call would still be
-                         # over the floor by the protocol's own round trip, the no-op's p50.
-                         'noop_round_trip_ms': latency['grpc_noop_server']['p50_ms']},
-      'p99': {'goal': f'gRPC p99 < {MAX_P99_MS} ms', 'value_ms': ours['p99_ms'],
-              'met': ours['p99_ms'] < MAX_P99_MS},
-      'batched_vs_noop': {
-          'goal': f'batching on, {top} clients: >= {MIN_BATCHED_SHARE_OF_NOOP:.0%} of the no-op '
-                  "server's requests/s",
-          'value_ratio': share, 'met': share is not None and share >= MIN_BATCHED_SHARE_OF_NOOP,
-          'rounds': len(results['goal_rounds']['rounds']), 'single_run_ratio': single_run,
-          # Not the goal, context for it: the same ratio per server CPU-second, which other work
-          # on the machine skews less.
-          'per_server_cpu_second_ratio': cpu_share,
-          # Context: the same median for benchmarks/serving_minimal.py, batching and nothing else.
-          'minimal_batching_ratio': results['goal_rounds']['minimal_median_ratio']},
-  }
+  result = {'clients': clients, **serving_goals.ratio_table(*python_rounds)}
+  if native_rounds:
+    result['native_client'] = serving_goals.ratio_table(*native_rounds)
+  return result
 
 
 def main() -> int:
@@ -322,6 +277,14 @@ def main() -> int:
   def log(message):
     print(f'[serving_latency] {message}', file=sys.stderr, flush=True)
 
+  native_binary, native_missing = native_client.build(workdir)
+  native = None
+  if native_binary:
+    native = (native_binary, native_client.write_requests(os.path.join(workdir, 'requests.bin'),
+                                                          requests))
+  else:
+    log(f'no native-client figures: the client {native_missing}')
+
   latency, runs = {}, {}
   log(f'floor: {calls} in-process calls of {version_dir}')
   latency['in_process_floor'] = floor_latency(version_dir, pngs, calls, warmup_calls)
@@ -331,6 +294,9 @@ def main() -> int:
   def measure(server: serving_load.Server, latency_key: str) -> List[Dict]:
     log(f'{server.name}: {calls} sequential calls at {server.target}')
     latency[latency_key] = serving_load.grpc_latency(server.target, requests, calls, warmup_calls)
+    if native:
+      latency[f'{latency_key}_native_client'] = native_client.latency(
+          native[0], server.target, native[1], calls, warmup_calls)
     rows = []
     for clients in settings['clients']:
       log(f'{server.name}: {clients} clients for {settings["throughput_seconds"]} s')
@@ -361,7 +327,7 @@ def main() -> int:
     runs[server.name] = measure(server, 'grpc_noop_server')
   finally:
     server.stop()
-  rounds = goal_rounds(workdir, base_path, version_dir, response, requests, settings, log)
+  rounds = goal_rounds(workdir, base_path, version_dir, response, requests, settings, native, log)
 
   commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=REPO, check=False,
                           capture_output=True, text=True).stdout.strip()
@@ -375,8 +341,9 @@ def main() -> int:
                   'load_average_after': [round(value, 2) for value in os.getloadavg()]},
       'settings': settings, 'latency': latency, 'throughput': runs,
       'goal_rounds': rounds,
+      'native_client': {'available': bool(native), 'missing': native_missing},
   }
-  results['goals'] = goals(results)
+  results['goals'] = serving_goals.goals(results)
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, 'serving_latency.json'), 'w') as f:
     json.dump(results, f, indent=2)

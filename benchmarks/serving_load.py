@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import grpc
 import numpy as np
@@ -289,9 +289,9 @@ def throughput(server: Server, requests: List[bytes], concurrency: int, processe
   }
 
 
-def interleaved(servers: Sequence[Server], requests: List[bytes], concurrency: int,
-                processes: int, warmup: float, duration: float, rounds: int) -> List[List[Dict]]:
-  """`rounds` throughput measurements of each server, taken in turn, the order reversed each round.
+def interleaved(servers: Sequence[Server], measure: Callable[[Server], Dict],
+                rounds: int) -> List[List[Dict]]:
+  """`rounds` measurements of each server, taken in turn, the order reversed each round.
 
   The servers are all up at once, idle while another is measured, so a burst of other work on the
   machine lands on every server of a round rather than on one whole run: the per-round ratios
@@ -301,8 +301,7 @@ def interleaved(servers: Sequence[Server], requests: List[bytes], concurrency: i
   for number in range(rounds):
     order = list(range(len(servers)))
     for index in (order if number % 2 == 0 else order[::-1]):
-      results[index].append(throughput(servers[index], requests, concurrency, processes, warmup,
-                                       duration))
+      results[index].append(measure(servers[index]))
   return results
 
 

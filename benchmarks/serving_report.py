@@ -1,6 +1,8 @@
 """The Markdown report of benchmarks/serving_latency.py, from the results it writes as JSON."""
 
-from typing import Dict
+from typing import Dict, List, Optional
+
+NATIVE = '_native_client'  # The suffix of latency rows measured from the native client.
 
 
 def markdown(results: Dict) -> str:
@@ -21,7 +23,9 @@ def markdown(results: Dict) -> str:
            'grpc_batching_on': 'gRPC Predict, our server, batching on',
            'grpc_noop_server': 'gRPC Predict, no-op server'}
   for key, row in results['latency'].items():
-    lines.append(f'| {names[key]} | {row["p50_ms"]} | {row["p90_ms"]} | {row["p99_ms"]} | '
+    name = (f'{names[key[:-len(NATIVE)]]}, native client' if key.endswith(NATIVE)
+            else names[key])
+    lines.append(f'| {name} | {row["p50_ms"]} | {row["p90_ms"]} | {row["p99_ms"]} | '
                  f'{row["mean_ms"]} | {row["max_ms"]} |')
   lines += ['', f'## Throughput, batch-1 requests, {settings["throughput_seconds"]} s per '
             f'measurement after {settings["throughput_warmup_seconds"]} s warmup', '',
@@ -40,25 +44,18 @@ def markdown(results: Dict) -> str:
                    f'{row["other_cpu_cores"]} | {row["requests_per_server_cpu_second"]} | '
                    f'{row.get("mean_batch_size") or "-"} |')
   rounds = results['goal_rounds']
-  lines += ['', f'## Batching on against the no-op server, {rounds["clients"]} clients, '
-            'interleaved rounds', '',
-            '| round | ours, batching on, requests/s | no-op requests/s | ratio | '
-            'minimal batching, requests/s | its ratio | other CPU |',
-            '|---|---|---|---|---|---|---|']
-  for number, row in enumerate(rounds['rounds'], 1):
-    # Reports written before the minimal batching server took part have no such columns.
-    lines.append(f'| {number} | {row["batching_on_requests_per_second"]} | '
-                 f'{row["noop_requests_per_second"]} | {row["ratio"]} | '
-                 f'{row.get("minimal_requests_per_second", "-")} | '
-                 f'{row.get("minimal_ratio", "-")} | {row["other_cpu_cores"]} |')
-  if rounds.get('minimal_median_ratio') is not None:
-    lines += ['', f'Median ratios: ours {rounds["median_ratio"]}, the minimal batching server '
-              f'{rounds["minimal_median_ratio"]}.']
+  lines += _rounds(rounds, f'{rounds["clients"]} clients')
+  if rounds.get('native_client'):
+    lines += _rounds(rounds['native_client'], f'{rounds["clients"]} clients of the native client')
   lines += ['', '## Goals', '', '| goal | value | met |', '|---|---|---|']
   for goal in results['goals'].values():
     if 'noop_round_trip_ms' in goal:
       value = (f'{goal["value_ms"]} ms (the no-op server\'s round trip alone: '
-               f'{goal["noop_round_trip_ms"]} ms)')
+               f'{goal["noop_round_trip_ms"]} ms')
+      if goal.get('native_client_value_ms') is not None:
+        value += (f'; from the native client: {goal["native_client_value_ms"]} ms, the no-op\'s '
+                  f'round trip {goal["native_client_noop_round_trip_ms"]} ms')
+      value += ')'
     elif 'value_ms' in goal:
       value = f'{goal["value_ms"]} ms'
     else:
@@ -68,6 +65,9 @@ def markdown(results: Dict) -> str:
       if goal.get('minimal_batching_ratio') is not None:
         value += (f'; the minimal batching server, same rounds: '
                   f'{goal["minimal_batching_ratio"]}')
+      if goal.get('native_client_ratio') is not None:
+        value += (f'; from the native client: {goal["native_client_ratio"]}, the minimal '
+                  f'batching server {goal["native_client_minimal_ratio"]}')
       value += ')'
     lines.append(f'| {goal["goal"]} | {value} | {"yes" if goal["met"] else "no"} |')
   threads = settings['grpc_max_threads']
@@ -115,5 +115,39 @@ def markdown(results: Dict) -> str:
       'much of it was busy with something else during each measurement. Two runs of the same '
       'server a few minutes apart differed by up to 40% here, so the throughput goal is judged '
       'on interleaved rounds: the servers up at once, each measured in turn, the order '
-      'reversed every round, and the median of the per-round ratios.', '']
+      'reversed every round, and the median of the per-round ratios.',
+      '- The native client (`benchmarks/native_grpc_client.cc`, C++ on gRPC C++, built by the '
+      'benchmark where g++ and libgrpc++ are installed) repeats the sequential latency calls and '
+      'the goal\'s rounds with no Python in the client: the same request bytes, one connection '
+      'per client, one thread per client in one process. The Python clients cost about 0.1 ms a '
+      'call and share their processes\' GILs, in every server\'s figures alike; the native '
+      'client\'s figures show what the servers themselves cost. The goals are judged on the '
+      'Python clients, as before; the native figures are context.'
+      + _native_missing(results.get('native_client')),
+      '']
   return '\n'.join(lines)
+
+
+def _native_missing(native: Optional[Dict]) -> str:
+  # Reports written before the native client took part say nothing of it.
+  if native is None or native['available']:
+    return ''
+  return f' Not in this run: the client {native["missing"]}.'
+
+
+def _rounds(rounds: Dict, who: str) -> List[str]:
+  lines = ['', f'## Batching on against the no-op server, {who}, interleaved rounds', '',
+           '| round | ours, batching on, requests/s | no-op requests/s | ratio | '
+           'minimal batching, requests/s | its ratio | other CPU |',
+           '|---|---|---|---|---|---|---|']
+  for number, row in enumerate(rounds['rounds'], 1):
+    # Reports written before the minimal batching server took part have no such columns.
+    lines.append(f'| {number} | {row["batching_on_requests_per_second"]} | '
+                 f'{row["noop_requests_per_second"]} | {row["ratio"]} | '
+                 f'{row.get("minimal_requests_per_second", "-")} | '
+                 f'{row.get("minimal_ratio", "-")} | '
+                 f'{"-" if row["other_cpu_cores"] is None else row["other_cpu_cores"]} |')
+  if rounds.get('minimal_median_ratio') is not None:
+    lines += ['', f'Median ratios: ours {rounds["median_ratio"]}, the minimal batching server '
+              f'{rounds["minimal_median_ratio"]}.']
+  return lines
