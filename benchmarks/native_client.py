@@ -15,7 +15,8 @@ from typing import Dict, Optional, Sequence, Tuple
 from benchmarks import serving_load
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'native_grpc_client.cc')
-INSTALL_HINT = 'needs g++, pkg-config and gRPC C++ (Debian: apt-get install g++ pkg-config libgrpc++-dev)'
+INSTALL_HINT = ('needs g++, pkg-config and gRPC C++ (Debian: apt-get install g++ pkg-config '
+                'libgrpc++-dev)')
 
 
 def build(workdir: str) -> Tuple[Optional[str], str]:
