@@ -46,7 +46,8 @@ std::vector<std::string> ReadRequests(const char* path) {
 
 std::shared_ptr<grpc::Channel> Connect(const std::string& target) {
   grpc::ChannelArguments args;
-  args.SetInt("grpc.use_local_subchannel_pool", 1);  // A connection of its own, as the Python clients.
+  // A connection of its own, as each Python client has.
+  args.SetInt("grpc.use_local_subchannel_pool", 1);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
@@ -80,7 +81,9 @@ int Latency(const std::string& target, const std::vector<std::string>& requests,
             int warmup_calls) {
   auto channel = Connect(target);
   grpc::internal::RpcMethod method(kPredict, grpc::internal::RpcMethod::NORMAL_RPC, channel);
-  for (int i = 0; i < warmup_calls; ++i) Predict(channel.get(), method, requests[i % requests.size()]);
+  for (int i = 0; i < warmup_calls; ++i) {
+    Predict(channel.get(), method, requests[i % requests.size()]);
+  }
   int failed = 0;
   for (int i = 0; i < calls; ++i) {
     auto started = Clock::now();

@@ -149,7 +149,8 @@ def floor_latency(version_dir: str, pngs: Sequence[bytes], count: int,
   """The signature called eagerly, as `tf.saved_model.load` gives it."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   function = tf.saved_model.load(version_dir).signatures[SIGNATURE]
-  return serving_load.sequential_latency(lambda png: function(images=tf.constant([png])), pngs, count, warmup)
+  return serving_load.sequential_latency(lambda png: function(images=tf.constant([png])), pngs,
+                                         count, warmup)
 
 
 def session_floor_latency(version_dir: str, pngs: Sequence[bytes], count: int,
