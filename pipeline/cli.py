@@ -81,6 +81,9 @@ class _KnownNoiseFilter(logging.Filter):
       'does not have payload_format custom property',
       # Loading a Keras SavedModel for inference; nothing asks for its gradients.
       'with ops with unsaved custom gradients',
+      # Each Beam worker of the multi-processing DirectRunner says this as it starts; it is about
+      # types registered in the launching process, which these pipelines do not use.
+      'No semi_persistent_directory found',
   )
 
   def filter(self, record: logging.LogRecord) -> bool:
