@@ -8,6 +8,8 @@ import numpy as np
 MAX_P50_OVER_FLOOR_MS = 0.5
 MAX_P99_MS = 5.0
 MIN_BATCHED_SHARE_OF_NOOP = 0.70
+# The suffix of a latency row's key when the native client measured it.
+NATIVE = '_native_client'
 
 
 def other_cpu(*rows: Dict) -> Optional[float]:
@@ -64,11 +66,10 @@ def goals(results: Dict) -> Dict:
               # floor by the protocol's own round trip, the no-op's p50.
               'noop_round_trip_ms': latency['grpc_noop_server']['p50_ms']}
   # Context, not the goal: the same from the native client, whose own cost is far smaller.
-  if 'grpc_batching_off_native_client' in latency:
+  if f'grpc_batching_off{NATIVE}' in latency:
     p50_goal['native_client_value_ms'] = round(
-        latency['grpc_batching_off_native_client']['p50_ms'] - floor['p50_ms'], 3)
-    p50_goal['native_client_noop_round_trip_ms'] = (
-        latency['grpc_noop_server_native_client']['p50_ms'])
+        latency[f'grpc_batching_off{NATIVE}']['p50_ms'] - floor['p50_ms'], 3)
+    p50_goal['native_client_noop_round_trip_ms'] = latency[f'grpc_noop_server{NATIVE}']['p50_ms']
   native_rounds = results['goal_rounds'].get('native_client')
   return {
       'p50_over_floor': p50_goal,

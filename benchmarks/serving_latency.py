@@ -296,7 +296,7 @@ def main() -> int:
     log(f'{server.name}: {calls} sequential calls at {server.target}')
     latency[latency_key] = serving_load.grpc_latency(server.target, requests, calls, warmup_calls)
     if native:
-      latency[f'{latency_key}_native_client'] = native_client.latency(
+      latency[latency_key + serving_goals.NATIVE] = native_client.latency(
           native[0], server.target, native[1], calls, warmup_calls)
     rows = []
     for clients in settings['clients']:

@@ -2,7 +2,7 @@
 
 from typing import Dict, List, Optional
 
-NATIVE = '_native_client'  # The suffix of latency rows measured from the native client.
+from benchmarks.serving_goals import NATIVE
 
 
 def markdown(results: Dict) -> str:
