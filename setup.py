@@ -7,12 +7,11 @@ setuptools.setup(
     version='0.1.0',
     description='TFX pipeline: Keras GAN + MLP classifier -> TF Serving and a TF Hub module',
     python_requires='>=3.11,<3.12',
-    packages=setuptools.find_packages(include=['pipeline*', 'components*', 'serving*',
-                                               'kubeflow*']),
-    # The custom artifact types by their KFP schema titles (`ganpipe.ClassMap`); see ganpipe.py.
-    py_modules=['ganpipe'],
+    # One top-level import name, so that nothing collides with a user's own packages or with
+    # Kubeflow's `kubeflow` namespace.
+    packages=setuptools.find_packages(include=['ganpipe', 'ganpipe.*']),
     # Dependencies are pinned in requirements.lock and installed without resolution (the TFX 1.16
     # wheels declare Requires-Python <3.11 although they run on 3.11); see the Makefile.
     install_requires=[],
-    entry_points={'console_scripts': ['ganpipe = pipeline.cli:main']},
+    entry_points={'console_scripts': ['ganpipe = ganpipe.app.cli:main']},
 )

@@ -23,15 +23,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components.classifier import model as classifier_model  # noqa: E402
-from components.generator_evaluator import evaluation  # noqa: E402
-from components.generator_evaluator import metrics  # noqa: E402
-from pipeline import config as config_lib  # noqa: E402
-from pipeline import overrides as config_overrides  # noqa: E402
+from ganpipe.models.classifier import model as classifier_model  # noqa: E402
+from ganpipe.components.generator_evaluator import evaluation  # noqa: E402
+from ganpipe.components.generator_evaluator import metrics  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
+from ganpipe.pipeline import overrides as config_overrides  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
 

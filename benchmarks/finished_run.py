@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 import tensorflow as tf
 
-from components.image_example_gen import images as images_lib
+from ganpipe.components.image_example_gen import images as images_lib
 
 
 class FinishedRun:

@@ -24,14 +24,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components.gan import model as model_lib  # noqa: E402
-from components.gan import training  # noqa: E402
-from components.trainer import strategy as strategy_lib  # noqa: E402
-from pipeline import config as config_lib  # noqa: E402
+from ganpipe.models.gan import model as model_lib  # noqa: E402
+from ganpipe.models.gan import training  # noqa: E402
+from ganpipe.models.training import strategy as strategy_lib  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
 
 CASES = {'dense-8x8x1': ('dense', (8, 8, 1)), 'dcgan-28x28x1': ('dcgan', (28, 28, 1)),
          'dcgan-32x32x3': ('dcgan', (32, 32, 3))}

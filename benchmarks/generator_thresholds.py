@@ -20,16 +20,15 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components.gan import model as model_lib  # noqa: E402
-from components.gan import training as gan_training  # noqa: E402
-from components.generator_evaluator import evaluation  # noqa: E402
-from components.generator_evaluator import metrics  # noqa: E402
-from pipeline import config as config_lib  # noqa: E402
+from ganpipe.models.gan import model as model_lib  # noqa: E402
+from ganpipe.models.gan import training as gan_training  # noqa: E402
+from ganpipe.components.generator_evaluator import evaluation  # noqa: E402
+from ganpipe.components.generator_evaluator import metrics  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
 

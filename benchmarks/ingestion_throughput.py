@@ -21,15 +21,14 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 from tfx.dsl.components.base import base_beam_executor  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
 
-from components import class_map  # noqa: E402
-from components.image_example_gen import component, executor, report  # noqa: E402
-from components.image_example_gen.sources import builtin  # noqa: E402
-from pipeline import config as config_lib  # noqa: E402
+from ganpipe.components import artifacts  # noqa: E402
+from ganpipe.components.image_example_gen import component, executor, report  # noqa: E402
+from ganpipe.components.image_example_gen.sources import builtin  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
 
 
 class MemorySampler(threading.Thread):
@@ -71,8 +70,8 @@ def main() -> int:
   exec_properties = {key: proto_utils.proto_to_json(value) if hasattr(value, 'DESCRIPTOR')
                      else value for key, value in gen.exec_properties.items()}
   workdir = tempfile.mkdtemp(prefix='ganpipe-ingest-')
-  outputs = {'examples': standard_artifacts.Examples(), 'class_map': class_map.ClassMap(),
-             'ingestion_report': report.IngestionReport()}
+  outputs = {'examples': standard_artifacts.Examples(), 'class_map': artifacts.ClassMap(),
+             'ingestion_report': artifacts.IngestionReport()}
   for key, artifact in outputs.items():
     artifact.uri = os.path.join(workdir, key)
   context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=config_lib.BeamConfig(

@@ -23,11 +23,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
-from kubeflow import compile as kubeflow_compile  # noqa: E402
-from kubeflow import local_launcher  # noqa: E402
-from pipeline import config as config_lib  # noqa: E402
-from pipeline import overrides as config_overrides  # noqa: E402
+from ganpipe.kubeflow import compile as kubeflow_compile  # noqa: E402
+from ganpipe.kubeflow.local_launcher import launcher as local_launcher  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
+from ganpipe.pipeline import overrides as config_overrides  # noqa: E402
 
 REMOTE = 'gs://bucket/ganpipe'
 VOLUME_CLAIM, MOUNT = 'ganpipe-data', '/mnt/ganpipe'

@@ -24,12 +24,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
 from sklearn import datasets, svm  # noqa: E402
 
-from pipeline import config as config_lib  # noqa: E402
-from pipeline import overrides as config_overrides  # noqa: E402
-from pipeline import run_summary, runner  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
+from ganpipe.pipeline import overrides as config_overrides  # noqa: E402
+from ganpipe.pipeline import run_summary, runner  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
 

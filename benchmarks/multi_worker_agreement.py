@@ -1,6 +1,6 @@
 """Benchmark: weight agreement of two loopback MultiWorkerMirroredStrategy workers and one process.
 
-Runs tests/components/trainer/multi_worker_check.py as two workers (TF_CONFIG on 127.0.0.1) and
+Runs tests/models/training/multi_worker_check.py as two workers (TF_CONFIG on 127.0.0.1) and
 as one process without TF_CONFIG, all on the same global batches from the same initial weights,
 and reports the largest absolute weight differences after a few steps of the GAN and the MLP,
 with the largest weight update for scale.
@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tests.components.trainer import multi_worker_launcher  # noqa: E402
+from tests.models.training import multi_worker_launcher  # noqa: E402
 
 COLUMNS = ('model', 'worker_vs_worker', 'workers_vs_single', 'max_abs_update', 'seconds')
 

@@ -65,7 +65,7 @@ def find_model(model_dir: Optional[str]) -> str:
       sys.exit(f'serving_latency: error: {model_dir} holds no saved_model.pb; pass a pushed '
                f'version folder, e.g. outputs/serving/{MODEL_NAME}/<version>')
     return os.path.abspath(model_dir)
-  from pipeline import config as config_lib  # pylint: disable=import-outside-toplevel
+  from ganpipe.pipeline import config as config_lib  # pylint: disable=import-outside-toplevel
   root = config_lib.PathsConfig().serving_root
   base = os.path.join(root if os.path.isabs(root) else os.path.join(REPO, root), MODEL_NAME)
   versions = sorted((int(name) for name in (os.listdir(base) if os.path.isdir(base) else [])
@@ -112,7 +112,7 @@ def predict_requests(pngs: Sequence[bytes]) -> List[bytes]:
 
 # --- servers ------------------------------------------------------------------------------------
 def model_server(workdir: str, base_path: str, batching: bool) -> serving_load.Server:
-  command = [sys.executable, '-m', 'serving.server', '--port', '0', '--model_name', MODEL_NAME,
+  command = [sys.executable, '-m', 'ganpipe.serving', '--port', '0', '--model_name', MODEL_NAME,
              '--model_base_path', base_path, '--grpc_max_threads', str(GRPC_THREADS)]
   name = 'server_batching_off'
   if batching:
@@ -157,8 +157,8 @@ def session_floor_latency(version_dir: str, pngs: Sequence[bytes], count: int,
                           warmup: int) -> Dict[str, float]:
   """The signature called exactly as the server calls it: a prepared Session callable."""
   # pylint: disable=import-outside-toplevel
-  from serving import config as serving_config
-  from serving import servable
+  from ganpipe.serving import config as serving_config
+  from ganpipe.serving import servable
   # pylint: enable=import-outside-toplevel
   options = serving_config.ServerOptions(
       model_config=serving_config.single_model_config(MODEL_NAME, version_dir))

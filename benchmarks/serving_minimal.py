@@ -36,7 +36,7 @@ def serve(model_dir: str, max_batch_size: int, batch_timeout_micros: int,
   from tensorflow.core.protobuf import config_pb2
   from tensorflow_serving.apis import predict_pb2
   from tensorflow_serving.apis import prediction_service_pb2_grpc
-  from serving import servable
+  from ganpipe.serving import servable
   # pylint: enable=import-outside-toplevel
 
   # The model server's Session: the signature's ops on the calling thread (config.session_config).

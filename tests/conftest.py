@@ -4,7 +4,9 @@ import os
 
 # Keep TensorFlow's C++ start-up chatter out of test output (must precede the first TF import).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-import components  # noqa: E402,F401  (selects Keras 2 before TensorFlow is imported)
+# Test modules may import TensorFlow before any ganpipe module: the package root, which selects
+# Keras 2 for every ganpipe process (ganpipe/__init__.py), must come first here too.
+import ganpipe  # noqa: E402,F401
 
 
 import logging  # noqa: E402

@@ -2,7 +2,7 @@
 
 from tfx.types import standard_artifacts
 
-from components import baseline_resolver
+from ganpipe.components import baseline_resolver
 
 
 def _model(artifact_id):

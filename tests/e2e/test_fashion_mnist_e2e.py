@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.image_example_gen.sources import builtin
-from components.image_example_gen.sources import idx
+from ganpipe.components.image_example_gen.sources import builtin
+from ganpipe.components.image_example_gen.sources import idx
 from tests import image_data
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
-from serving import config as serving_config
+from ganpipe.serving import config as serving_config
 from tests import image_data
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ from google.protobuf import json_format
 from kfp.client import client as kfp_client
 import pytest
 
-from kubeflow import compile as kubeflow_compile
-from pipeline import config as config_lib
-from pipeline import overrides as config_overrides
+from ganpipe.kubeflow import compile as kubeflow_compile
+from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import overrides as config_overrides
 
 IMAGE = 'registry.example.com/ganpipe:test'
 

@@ -12,10 +12,10 @@ from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
 
-from kubeflow import compile as kubeflow_compile
-from kubeflow import local_launcher
-from pipeline import config as config_lib
-from pipeline import overrides as config_overrides
+from ganpipe.kubeflow import compile as kubeflow_compile
+from ganpipe.kubeflow.local_launcher import launcher as local_launcher
+from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import overrides as config_overrides
 
 pytestmark = pytest.mark.e2e
 

@@ -5,9 +5,9 @@ import os
 
 import yaml
 
-from serving import serve_command
+from ganpipe.serving import serve_command
 
-MANIFESTS = os.path.join(os.path.dirname(__file__), '..', '..', 'kubeflow', 'manifests')
+MANIFESTS = os.path.join(os.path.dirname(__file__), '..', '..', 'ganpipe', 'kubeflow', 'manifests')
 
 
 def _serving_container():

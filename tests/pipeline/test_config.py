@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from pipeline import config as config_lib
-from pipeline import overrides as config_overrides
+from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import overrides as config_overrides
 
 
 def test_defaults_are_valid_and_frozen():

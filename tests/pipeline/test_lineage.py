@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from pipeline import cli
-from pipeline import lineage
+from ganpipe.app import cli
+from ganpipe.pipeline import lineage
 from tests.pipeline import mlmd_writer
 
 

@@ -10,9 +10,9 @@ from apache_beam.testing import util
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipeline import config as config_lib
-from pipeline import overrides as config_overrides
-from pipeline import pipeline as pipeline_lib
+from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import overrides as config_overrides
+from ganpipe.pipeline import pipeline as pipeline_lib
 
 
 @pytest.fixture(scope='module')
@@ -105,10 +105,17 @@ def test_code_fingerprint_changes_with_the_code(tmp_path):
   package = tmp_path / 'package'
   package.mkdir()
   (package / 'model.py').write_text('x = 1\n')
-  before = pipeline_lib.code_fingerprint(str(package))
-  assert before == pipeline_lib.code_fingerprint(str(package))
+  other = tmp_path / 'other'
+  other.mkdir()
+  (other / 'component.py').write_text('y = 1\n')
+  packages = [str(package), str(other)]
+  before = pipeline_lib.code_fingerprint(packages)
+  assert before == pipeline_lib.code_fingerprint(packages)
   (package / 'model.py').write_text('x = 2\n')
-  assert pipeline_lib.code_fingerprint(str(package)) != before
+  after_model = pipeline_lib.code_fingerprint(packages)
+  assert after_model != before
+  (other / 'component.py').write_text('y = 2\n')
+  assert pipeline_lib.code_fingerprint(packages) != after_model
 
 
 def test_curated_schema_replaces_inference(built):

@@ -9,11 +9,11 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras as keras
 
-from components.gan import model as model_lib
-from components.gan import training as gan_training
-from pipeline import cli
-from pipeline import lineage
-from pipeline import publish
+from ganpipe.models.gan import model as model_lib
+from ganpipe.models.gan import training as gan_training
+from ganpipe.app import cli
+from ganpipe.pipeline import lineage
+from ganpipe.pipeline import publish
 from tests.pipeline import mlmd_writer
 
 METRICS = {'num_samples': 300, 'frechet_classifier_distance': 12.345,

@@ -1,6 +1,6 @@
 """Formatting the run summary."""
 
-from pipeline import run_summary
+from ganpipe.pipeline import run_summary
 
 
 def _summary(**kwargs):

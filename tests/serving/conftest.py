@@ -21,7 +21,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.serving import fake_tf_serving
+from tests.serving.fake_tf_serving import fake  # noqa: F401  (a fixture)
 from tests.serving import fixture_models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -47,7 +47,7 @@ class ServerProcess:
     self.stdout_path = os.path.join(log_dir, f'{name}.stdout')
     self.stderr_path = os.path.join(log_dir, f'{name}.stderr')
     self.args = list(args)
-    command = [sys.executable, '-m', 'serving.server', '--host', '127.0.0.1', '--port', '0',
+    command = [sys.executable, '-m', 'ganpipe.serving', '--host', '127.0.0.1', '--port', '0',
                '--rest_api_port', '0', *self.args]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2'))
     with open(self.stdout_path, 'wb') as out, open(self.stderr_path, 'wb') as err:
@@ -265,12 +265,3 @@ def client_certificate(tmp_path):
        '-CAcreateserial', '-days', '1', '-out', str(cert)]):
     subprocess.run(['openssl', *command], check=True, capture_output=True, timeout=30)
   return ca_cert, key, cert
-
-
-@pytest.fixture(name='fake')
-def _fake_tf_serving():
-  """A fake TF Serving gRPC server in this process, for the client and its CLI."""
-  fake = fake_tf_serving.FakeServer()
-  server = fake_tf_serving.start(fake)
-  yield fake
-  server.stop(grace=None)

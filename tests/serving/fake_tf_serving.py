@@ -9,6 +9,7 @@ from typing import Any, List, Optional, Tuple
 
 import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 from tensorflow.core.protobuf import meta_graph_pb2
@@ -200,3 +201,11 @@ def start(fake: FakeServer, credentials: Optional[grpc.ServerCredentials] = None
   fake.target = f'{host}:{port}'
   return server
 
+
+@pytest.fixture
+def fake():
+  """A fake TF Serving gRPC server in this process, for the client and the CLI's commands."""
+  server_state = FakeServer()
+  server = start(server_state)
+  yield server_state
+  server.stop(grace=None)

@@ -2,8 +2,8 @@
 
 import argparse
 
-from serving import config as config_lib
-from serving import serve_command
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import serve_command
 
 
 def serve_args(*flags: str, base_path: str = '/models/m') -> argparse.Namespace:

@@ -9,9 +9,9 @@ import grpc
 import numpy as np
 import pytest
 
-from serving import batching
-from serving import config as config_lib
-from serving import errors
+from ganpipe.serving import batching
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import errors
 
 
 class RecordingSignature:

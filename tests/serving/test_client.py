@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from serving import client as client_lib
+from ganpipe.serving import client as client_lib
 from tests.serving import fake_tf_serving
 from tests.serving.fake_tf_serving import CLASS_NAMES, IMAGE_SHAPE, FakeServer
 

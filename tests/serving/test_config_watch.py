@@ -7,12 +7,12 @@ import grpc
 import numpy as np
 import pytest
 
-from serving import client as client_lib
-from serving import config as config_lib
-from serving import config_watch
-from serving import errors
-from serving import serve_command
-from serving import server as server_lib
+from ganpipe.serving import client as client_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import config_watch
+from ganpipe.serving import errors
+from ganpipe.serving import serve_command
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 
 
@@ -69,7 +69,7 @@ def test_a_changed_file_is_applied_once(watched):
 def test_a_broken_file_keeps_the_running_config_logs_once_and_a_fix_applies(watched, caplog):
   path, recorder, watcher = watched
   path.write_text('model_config_list { config { name: "a" ')
-  with caplog.at_level(logging.ERROR, logger='serving.config_watch'):
+  with caplog.at_level(logging.ERROR, logger='ganpipe.serving.config_watch'):
     assert watcher.poll() is False
     assert watcher.poll() is False
   assert recorder.applied == []
@@ -86,7 +86,7 @@ def test_a_refused_config_is_retried_at_every_poll_until_it_applies(watched, cap
   path, recorder, watcher = watched
   recorder.refusal = 'version 2 of model a is not available'
   path.write_text(_config_text({'a': ('/models/a', {'live': 2})}))
-  with caplog.at_level(logging.ERROR, logger='serving.config_watch'):
+  with caplog.at_level(logging.ERROR, logger='ganpipe.serving.config_watch'):
     assert watcher.poll() is False
     assert watcher.poll() is False
   assert 'version 2 of model a is not available' in caplog.text

@@ -6,8 +6,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving import config as config_lib
-from serving import server as server_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 from tests.serving.flags import serve_options
 

@@ -5,9 +5,9 @@ import socket
 
 import pytest
 
-from serving import client as client_lib
-from serving import config as config_lib
-from serving import server as server_lib
+from ganpipe.serving import client as client_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 from tests.serving.flags import serve_options
 

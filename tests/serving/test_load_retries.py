@@ -8,8 +8,8 @@ import os
 import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import manager as manager_lib
-from serving import servable as servable_lib
+from ganpipe.serving import manager as manager_lib
+from ganpipe.serving import servable as servable_lib
 from tests.serving import fixture_models
 from tests.serving.flags import serve_options
 

@@ -10,11 +10,11 @@ import grpc
 import numpy as np
 import pytest
 
-from serving import client as client_lib
-from serving import config as config_lib
-from serving import metrics
-from serving import serve_command
-from serving import server as server_lib
+from ganpipe.serving import client as client_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import metrics
+from ganpipe.serving import serve_command
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 
 COUNT = ':tensorflow:serving:request_count'

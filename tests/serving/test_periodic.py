@@ -1,11 +1,11 @@
-"""serving.periodic: the pollers' background thread."""
+"""ganpipe.serving.periodic: the pollers' background thread."""
 
 import logging
 import threading
 
 import pytest
 
-from serving import periodic
+from ganpipe.serving import periodic
 
 
 def test_a_failing_call_is_logged_and_the_next_call_still_happens(caplog):
@@ -20,11 +20,11 @@ def test_a_failing_call_is_logged_and_the_next_call_still_happens(caplog):
       third.set()
 
   poller = periodic.Periodic('test-poller', 0.01, flaky, 'polling failed; will retry')
-  with caplog.at_level(logging.ERROR, logger='serving.periodic'):
+  with caplog.at_level(logging.ERROR, logger='ganpipe.serving.periodic'):
     poller.start()
     assert third.wait(5), f'only {len(calls)} calls'
     poller.stop()
-  errors = [r for r in caplog.records if r.name == 'serving.periodic']
+  errors = [r for r in caplog.records if r.name == 'ganpipe.serving.periodic']
   assert [r.getMessage() for r in errors] == ['polling failed; will retry']
   assert 'a flaky file system' in caplog.text
 

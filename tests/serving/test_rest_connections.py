@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from serving import config as config_lib
-from serving import rest
-from serving import rest_transport
-from serving import server as server_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import rest
+from ganpipe.serving import rest_transport
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 
 SLEEP_SECONDS = 1.0
@@ -173,7 +173,7 @@ def test_a_client_hanging_up_is_not_reported_as_a_server_error(caplog, capsys):
   """socketserver's default prints a traceback for every such connection."""
   httpd = rest_transport.HTTPServer(('127.0.0.1', 0), rest._Handler)  # pylint: disable=protected-access
   try:
-    with caplog.at_level(logging.DEBUG, logger='serving.rest'):
+    with caplog.at_level(logging.DEBUG, logger='ganpipe.serving.rest'):
       for error in (BrokenPipeError(32, 'Broken pipe'), ConnectionResetError(104, 'reset'),
                     ValueError('a bug')):
         try:

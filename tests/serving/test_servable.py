@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 
-from serving import config as config_lib
-from serving import errors
-from serving import manager
-from serving import serve_command
-from serving import servable
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import errors
+from ganpipe.serving import manager
+from ganpipe.serving import serve_command
+from ganpipe.serving import servable
 from tests.serving import fixture_models
 from tests.serving import flags
 from tests.serving.flags import serve_options

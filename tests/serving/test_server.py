@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from serving import client as client_lib
-from serving import client_cli
-from serving import config as config_lib
-from serving import serve_command
-from serving import server as server_lib
+from ganpipe.serving import client as client_lib
+from ganpipe.app import client_commands as client_cli
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import serve_command
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 
 

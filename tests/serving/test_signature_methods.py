@@ -14,9 +14,9 @@ from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tensorflow_serving.apis import regression_pb2
 
-from serving import config as config_lib
-from serving import handlers
-from serving import server as server_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import handlers
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models as fm
 from tests.serving.flags import serve_options
 

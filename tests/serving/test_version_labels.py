@@ -6,9 +6,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import model_management_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from serving import config as config_lib
-from serving import errors
-from serving import handlers
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import errors
+from ganpipe.serving import handlers
 from tests.serving import fixture_models as fm
 from tests.serving.flags import serve_options
 

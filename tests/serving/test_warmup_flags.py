@@ -7,10 +7,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving import client as client_lib
-from serving import config as config_lib
-from serving import handlers
-from serving import server as server_lib
+from ganpipe.serving import client as client_lib
+from ganpipe.serving import config as config_lib
+from ganpipe.serving import handlers
+from ganpipe.serving import server as server_lib
 from tests.serving import fixture_models
 from tests.serving.flags import serve_options
 

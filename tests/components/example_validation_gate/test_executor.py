@@ -6,8 +6,8 @@ import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import standard_artifacts
 
-from components.example_validation_gate import anomalies as anomalies_lib
-from components.example_validation_gate import executor
+from ganpipe.components.example_validation_gate import anomalies as anomalies_lib
+from ganpipe.components.example_validation_gate import executor
 
 
 def _anomalies_artifact(tmp_path, by_split):

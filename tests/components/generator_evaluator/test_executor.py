@@ -10,14 +10,15 @@ import tensorflow as tf
 import tf_keras as keras
 from tfx.types import standard_artifacts
 
-from components.classifier import model as classifier_model
-from components.classifier import training as classifier_training
-from components.gan import training as gan_training
-from components.generator_evaluator import component
-from components.generator_evaluator import executor
-from components.image_example_gen import images
-from components.trainer import strategy as strategy_lib
-from pipeline import config as config_lib
+from ganpipe.components import artifacts
+from ganpipe.models.classifier import model as classifier_model
+from ganpipe.models.classifier import training as classifier_training
+from ganpipe.models.gan import training as gan_training
+from ganpipe.components.generator_evaluator import component
+from ganpipe.components.generator_evaluator import executor
+from ganpipe.components.image_example_gen import images
+from ganpipe.models.training import strategy as strategy_lib
+from ganpipe.pipeline import config as config_lib
 from tests import image_data
 
 SHAPE = (8, 8, 1)
@@ -70,7 +71,7 @@ def _evaluate(root, out, generator, baseline=None, **params):
   examples = standard_artifacts.Examples()
   examples.uri = str(root / 'examples')
   examples.split_names = '["train", "eval"]'
-  evaluation = component.GeneratorEvaluation()
+  evaluation = artifacts.GeneratorEvaluation()
   evaluation.uri = str(out / 'evaluation')
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = str(out / 'blessing')

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from components.generator_evaluator import metrics
+from ganpipe.components.generator_evaluator import metrics
 
 
 def test_distance_of_a_set_to_itself_is_about_zero():

@@ -14,12 +14,12 @@ from tfx.types import channel_utils
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
-from components.gan import model as model_lib
-from components.gan import training as gan_training
-from components.generator_evaluator import component as evaluator_component
-from components.hub_publisher import component
-from components.hub_publisher import executor
-from components.hub_publisher import publishing
+from ganpipe.components import artifacts
+from ganpipe.models.gan import model as model_lib
+from ganpipe.models.gan import training as gan_training
+from ganpipe.components.hub_publisher import component
+from ganpipe.components.hub_publisher import executor
+from ganpipe.components.hub_publisher import publishing
 
 SHAPE, LATENT = (8, 8, 1), 4
 METRICS = {'num_samples': 300, 'frechet_classifier_distance': 12.345,
@@ -49,7 +49,7 @@ def _publish(outputs, hub_root, blessed=1, infra_blessed=None, **params):
   blessing.uri = str(outputs / 'GeneratorEvaluator' / 'blessing' / '6')
   blessing.set_int_custom_property('blessed', blessed)
   blessing.set_string_custom_property('reason', '' if blessed else 'distance 80.00 is above 40.00')
-  evaluation = evaluator_component.GeneratorEvaluation()
+  evaluation = artifacts.GeneratorEvaluation()
   evaluation.uri = str(outputs / 'GeneratorEvaluator' / 'evaluation' / '6')
   inputs = {'model': [model], 'blessing': [blessing], 'evaluation': [evaluation]}
   if infra_blessed is not None:
@@ -58,7 +58,7 @@ def _publish(outputs, hub_root, blessed=1, infra_blessed=None, **params):
     infra.set_int_custom_property('blessed', infra_blessed)
     infra.set_string_custom_property('reason', 'server never became AVAILABLE')
     inputs['infra_blessing'] = [infra]
-  module = component.HubModule()
+  module = artifacts.HubModule()
   module.uri = str(outputs / 'HubPublisher' / 'published_module' / '8')
   exec_properties = {'hub_root': str(hub_root), 'publisher': 'ganpipe',
                      'module_name': 'generator', 'dataset': 'digits', 'architecture': 'dense',
@@ -202,7 +202,7 @@ def test_component_wiring():
 
   publisher = component.HubPublisher(
       model=channel(standard_artifacts.Model), blessing=channel(standard_artifacts.ModelBlessing),
-      evaluation=channel(evaluator_component.GeneratorEvaluation),
+      evaluation=channel(artifacts.GeneratorEvaluation),
       infra_blessing=channel(standard_artifacts.InfraBlessing), hub_root='/hub',
       dataset='digits', architecture='dense')
   assert publisher.exec_properties == {
@@ -213,7 +213,7 @@ def test_component_wiring():
     component.HubPublisher(
         model=channel(standard_artifacts.Model),
         blessing=channel(standard_artifacts.ModelBlessing),
-        evaluation=channel(evaluator_component.GeneratorEvaluation), hub_root='/hub',
+        evaluation=channel(artifacts.GeneratorEvaluation), hub_root='/hub',
         dataset='digits', architecture='dense', module_name='../escape')
 
 

@@ -6,8 +6,8 @@ import time
 import pytest
 import tensorflow as tf
 
-from components import staging
-from components.hub_publisher import publishing
+from ganpipe.components import versioning as staging
+from ganpipe.components.hub_publisher import publishing
 
 CARD = publishing.ModuleCard('ganpipe', 'generator', 'digits', 'dense')
 SHAPES = publishing.GeneratorShapes(4, (8, 8, 1))

@@ -10,11 +10,12 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
-from components import class_map
-from components.image_example_gen import component
-from components.image_example_gen import executor
-from components.image_example_gen import report
-from pipeline import config as config_lib
+from ganpipe.components import artifacts
+from ganpipe.components import class_map
+from ganpipe.components.image_example_gen import component
+from ganpipe.components.image_example_gen import executor
+from ganpipe.components.image_example_gen import report
+from ganpipe.pipeline import config as config_lib
 
 
 @dataclasses.dataclass
@@ -31,8 +32,8 @@ def run(out_dir, beam_args: Optional[List[str]] = None, **component_args) -> Res
                      else value for key, value in gen.exec_properties.items()}
   outputs = {
       'examples': standard_artifacts.Examples(),
-      'class_map': class_map.ClassMap(),
-      'ingestion_report': report.IngestionReport(),
+      'class_map': artifacts.ClassMap(),
+      'ingestion_report': artifacts.IngestionReport(),
   }
   for key, artifact in outputs.items():
     artifact.uri = os.path.join(str(out_dir), key)

@@ -9,9 +9,9 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from components.image_example_gen import component
-from components.image_example_gen import driver
-from components.image_example_gen import report
+from ganpipe.components.image_example_gen import component
+from ganpipe.components.image_example_gen import driver
+from ganpipe.components.image_example_gen import report
 from tests import image_data
 from tests.components.image_example_gen import executor_harness as harness
 from tests.components.image_example_gen.executor_harness import value

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from components.image_example_gen import images
+from ganpipe.components.image_example_gen import images
 from tests import image_data
 
 

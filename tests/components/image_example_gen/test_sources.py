@@ -9,12 +9,12 @@ import zipfile
 import numpy as np
 import pytest
 
-from components.image_example_gen import images
-from components.image_example_gen import report
-from components.image_example_gen import sources
-from components.image_example_gen.sources import builtin
-from components.image_example_gen.sources import idx
-from components.image_example_gen.sources import npz
+from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import report
+from ganpipe.components.image_example_gen import sources
+from ganpipe.components.image_example_gen.sources import builtin
+from ganpipe.components.image_example_gen.sources import idx
+from ganpipe.components.image_example_gen.sources import npz
 from tests import image_data
 from tests.components.image_example_gen import executor_harness as harness
 from tests.components.image_example_gen.executor_harness import value

@@ -4,7 +4,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from components.image_schema_gen import schema_rules
+from ganpipe.components.image_schema_gen import schema_rules
 
 INFERRED = """
 feature { name: "label" type: INT bool_domain {} }

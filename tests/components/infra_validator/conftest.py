@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.gan import model as gan_model
-from components.gan import training as gan_training
-from components.image_example_gen import images
+from ganpipe.models.gan import model as gan_model
+from ganpipe.models.gan import training as gan_training
+from ganpipe.components.image_example_gen import images
 from tests import image_data
 
 SHAPE = (8, 8, 1)

@@ -7,9 +7,9 @@ from PIL import Image
 import pytest
 import tensorflow as tf
 
-from components.infra_validator import answer_checks
-from components.infra_validator import contract
-from components.infra_validator import predict_requests
+from ganpipe.components.infra_validator import answer_checks
+from ganpipe.components.infra_validator import contract
+from ganpipe.components.infra_validator import predict_requests
 
 
 def _classifier_answer(count=4, classes=3):

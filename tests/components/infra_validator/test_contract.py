@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.infra_validator import contract
+from ganpipe.components.infra_validator import contract
 
 
 def _metadata(kind):

@@ -10,11 +10,11 @@ from tfx import types
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
-from components.infra_validator import component
-from components.infra_validator import executor
-from serving import config as serving_config
-from serving import handlers
-from serving import servable
+from ganpipe.components.infra_validator import component
+from ganpipe.components.infra_validator import executor
+from ganpipe.serving import config as serving_config
+from ganpipe.serving import handlers
+from ganpipe.serving import servable
 
 
 def _validate(root, out, model_dir, model_name, model_kind, with_examples=True, **params):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from components.infra_validator import model_server
+from ganpipe.components.infra_validator import model_server
 from tests.components.infra_validator import conftest
 
 
@@ -12,7 +12,7 @@ def test_serving_binary_choice(tmp_path, monkeypatch):
   monkeypatch.setenv('PATH', str(tmp_path))
   assert model_server.choose_serving_binary('') == model_server.ServingBinary('')
   own = model_server.choose_serving_binary('').command('m', '/base', 0)
-  assert own[:3] == [sys.executable, '-m', 'serving.server'] and '--port' in own
+  assert own[:3] == [sys.executable, '-m', 'ganpipe.serving'] and '--port' in own
   tf_serving = conftest.executable(tmp_path / 'tensorflow_model_server', 'exit 0\n')
   assert model_server.choose_serving_binary('').path == tf_serving
   assert model_server.ServingBinary(tf_serving).command('m', '/base', 8123) == [

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.infra_validator import predict_requests
+from ganpipe.components.infra_validator import predict_requests
 from tests import image_data
 from tests.components.infra_validator import conftest
 

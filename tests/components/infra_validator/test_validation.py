@@ -7,9 +7,9 @@ import time
 import psutil
 import pytest
 
-from components.infra_validator import model_server
-from components.infra_validator import validation
-from serving import client as client_lib
+from ganpipe.components.infra_validator import model_server
+from ganpipe.components.infra_validator import validation
+from ganpipe.serving import client as client_lib
 from tests.components.infra_validator import conftest
 
 

@@ -8,8 +8,8 @@ import pytest
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 
-from components.serving_pusher import executor as executor_lib
-from components.serving_pusher import publishing
+from ganpipe.components.serving_pusher import executor as executor_lib
+from ganpipe.components.serving_pusher import publishing
 
 
 def _model(tmp_path):

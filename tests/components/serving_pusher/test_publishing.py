@@ -7,10 +7,10 @@ import time
 import pytest
 import tensorflow as tf
 
-from components import staging
-from components.serving_pusher import publishing
-from serving import config as serving_config
-from serving import manager
+from ganpipe.components import versioning as staging
+from ganpipe.components.serving_pusher import publishing
+from ganpipe.serving import config as serving_config
+from ganpipe.serving import manager
 
 
 def _fake_model(path, marker='a'):

@@ -1,0 +1,22 @@
+"""ganpipe: a TFX pipeline that trains a Keras GAN and an MLP classifier and serves them."""
+
+import importlib
+import os
+
+# TFX 1.16, TFMA 0.47 and TF-Hub's KerasLayer need Keras 2 (tf-keras), but TensorFlow 2.16 loads
+# Keras 3 unless this is set before TensorFlow is first imported, as TFX's own images set it. The
+# package root is the one place that runs before any ganpipe module, whatever the entry point
+# (the CLI, a Beam worker, a Kubeflow task, a test or a notebook), so no module has to be
+# imported for this effect, and no import order can undo it. An explicit user setting wins.
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+# TFX's Kubeflow V2 entry point imports a custom artifact type by its TYPE_NAME, which the KFP
+# schema title limits to `<namespace>.<Class>`: `ganpipe.ClassMap` must resolve here. They load
+# on first use, so that `import ganpipe.serving` does not load TFX.
+_ARTIFACT_TYPES = ('ClassMap', 'GeneratorEvaluation', 'HubModule', 'IngestionReport')
+
+
+def __getattr__(name: str):
+  if name in _ARTIFACT_TYPES:
+    return getattr(importlib.import_module('ganpipe.components.artifacts'), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

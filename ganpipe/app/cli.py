@@ -1,0 +1,329 @@
+"""The `ganpipe` command-line tool."""
+
+import argparse
+import logging
+import os
+import re
+import sys
+import time
+import traceback
+from typing import List, Optional
+
+from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import overrides as config_overrides
+from ganpipe.app import client_commands as client_cli
+from ganpipe.serving import serve_command
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def _quiet_environment() -> None:
+  """Keeps TensorFlow's C++ chatter and third-party FutureWarnings out of the user's terminal.
+
+  Set before TensorFlow loads; Beam worker processes inherit it. Explicit user settings win.
+  """
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+  os.environ.setdefault('PYTHONWARNINGS', 'ignore::FutureWarning,ignore::DeprecationWarning')
+  import warnings  # pylint: disable=import-outside-toplevel
+  warnings.filterwarnings('ignore', category=FutureWarning)
+  warnings.filterwarnings('ignore', category=DeprecationWarning)
+  sys.unraisablehook = _ignore_tensorflow_finalizer_errors
+
+
+def _ignore_tensorflow_finalizer_errors(unraisable) -> None:
+  """TF 2.16's AtomicFunction.__del__ raises while Transform tears down; it is harmless."""
+  if 'AtomicFunction.__del__' in repr(unraisable.object):
+    return
+  sys.__unraisablehook__(unraisable)
+
+
+class _ProgressHandler(logging.Handler):
+  """Turns the TFX launcher's log records into one line per component."""
+
+  _START = re.compile(r'^(?:Component|node) (\S+) is running\.')
+  _END = re.compile(r'^(?:Component|node) (\S+) is finished\.')
+  _CACHED = re.compile(r'^A cached execution \d+ is used\.')
+
+  def __init__(self, stream=sys.stdout):
+    super().__init__(logging.INFO)
+    self._stream = stream
+    self._started = {}
+    self._cached = set()
+    self._current = None
+
+  def emit(self, record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    if match := self._START.match(message):
+      self._current = match.group(1)
+      self._started[self._current] = time.monotonic()
+      self._print(f'  {self._current} ...')
+    elif self._CACHED.match(message) and self._current:
+      self._cached.add(self._current)
+    elif match := self._END.match(message):
+      node = match.group(1)
+      elapsed = time.monotonic() - self._started.get(node, time.monotonic())
+      how = 'cached' if node in self._cached else 'done'
+      self._print(f'  {node} {how} ({elapsed:.1f} s)')
+
+  def _print(self, line: str) -> None:
+    self._stream.write(line + '\n')
+    self._stream.flush()
+
+
+class _KnownNoiseFilter(logging.Filter):
+  """Drops warnings that are harmless and that users can do nothing about."""
+
+  _NOISE = (
+      # TFX 1.16 tests a proto message for truth, so it warns on every channel it resolves.
+      'property_predicate is not supported',
+      # Transform does not tag its output with a payload format; the default is the right one.
+      'does not have payload_format custom property',
+      # Loading a Keras SavedModel for inference; nothing asks for its gradients.
+      'with ops with unsaved custom gradients',
+      # Each Beam worker of the multi-processing DirectRunner says this as it starts; it is about
+      # types registered in the launching process, which these pipelines do not use.
+      'No semi_persistent_directory found',
+  )
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    message = record.getMessage()
+    return not any(noise in message for noise in self._NOISE)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+  defaults = config_lib.PipelineConfig()
+  group = parser.add_argument_group(
+      'configuration', 'Override any configuration field; tuples are comma-separated.')
+  for name, hint in config_overrides.field_paths():
+    value = defaults
+    for part in name.split('.'):
+      value = getattr(value, part)
+    if isinstance(value, tuple):
+      value = ','.join(str(v) for v in value)
+    group.add_argument(f'--{name}', dest=f'override:{name}', metavar='VALUE', default=None,
+                       help=f'default: {value}')
+
+
+def _config_from_args(args: argparse.Namespace) -> config_lib.PipelineConfig:
+  config = config_lib.get_config(small=args.small)
+  hints = dict(config_overrides.field_paths())
+  overrides = {}
+  for key, text in vars(args).items():
+    if key.startswith('override:') and text is not None:
+      name = key[len('override:'):]
+      overrides[name] = config_overrides.parse_value(text, hints[name], name)
+  return config_overrides.with_overrides(config, overrides)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog='ganpipe', description='TFX pipeline: Keras GAN + MLP classifier, served by TF Serving.')
+  parser.add_argument('--verbose', action='store_true',
+                      help='show TFX logs and full tracebacks')
+  commands = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+
+  run = commands.add_parser('run', help='run the pipeline',
+                            description='Run the pipeline with TFX (BeamDagRunner by default).')
+  run.add_argument('--small', action='store_true',
+                   help='start from the small, quick configuration used by the tests')
+  _add_config_flags(run)
+  run.set_defaults(handler=_run)
+
+  demo = commands.add_parser(
+      'demo', help='run the pipeline, then serve the pushed models and query them over gRPC',
+      description='What `make demo` runs: the pipeline, then a model server on the pushed models, '
+                  'a few eval images classified and a grid generated over gRPC, then shutdown.')
+  demo.add_argument('--small', action='store_true',
+                    help='start from the small, quick configuration used by the tests')
+  demo.add_argument('--num-images', type=int, default=8, help='eval images to classify')
+  _add_config_flags(demo)
+  demo.set_defaults(handler=_demo)
+
+  status = commands.add_parser('status', help='show the latest run',
+                               description='Summarise the latest run from ML Metadata.')
+  status.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  status.add_argument('--json', action='store_true', help='print machine-readable JSON')
+  _add_config_flags(status)
+  status.set_defaults(handler=_status)
+
+  lineage = commands.add_parser(
+      'lineage', help='show what a pushed or published model was made from',
+      description='Trace a serving version folder, a TF Hub module folder or any artifact URI '
+                  'back through ML Metadata: every execution of its run that led to it, with '
+                  'its settings and inputs, down to the ingested images.')
+  lineage.add_argument('target', metavar='PATH',
+                       help='e.g. outputs/serving/classifier/<version> or '
+                            'outputs/hub/ganpipe/generator/<version>')
+  lineage.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  lineage.add_argument('--json', action='store_true', help='print machine-readable JSON')
+  _add_config_flags(lineage)
+  lineage.set_defaults(handler=_lineage)
+
+  publish = commands.add_parser(
+      'publish', help='publish a module the pipeline published again, under another hub root',
+      description='Publish the generator behind a TF Hub module folder that the pipeline wrote '
+                  '(for example to a shared gs:// root): the same SavedModel, metrics and module '
+                  'card, read from ML Metadata, as the next version under --to.')
+  publish.add_argument('module', metavar='MODULE_PATH',
+                       help='a published version folder, e.g. outputs/hub/ganpipe/generator/1')
+  publish.add_argument('--to', required=True, metavar='HUB_ROOT',
+                       help='the hub root to publish under (a folder, gs:// or s3://)')
+  publish.add_argument('--archive', action=argparse.BooleanOptionalAction, default=None,
+                       help='also write <version>.tar.gz (default: as the pipeline did)')
+  publish.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  _add_config_flags(publish)
+  publish.set_defaults(handler=_publish)
+
+  compile_kf = commands.add_parser(
+      'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines v2 spec (JSON)',
+      description='Compile the same create_pipeline() with KubeflowV2DagRunner. The paths must be '
+                  'on an object store (gs://, s3://); see kubeflow/README.md.')
+  compile_kf.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
+  compile_kf.add_argument('--output', default='',
+                          help='where to write the spec (default: --kubeflow.output_path)')
+  _add_config_flags(compile_kf)
+  compile_kf.set_defaults(handler=_compile_kubeflow)
+
+  serve_command.add_parser(commands)
+  client_cli.add_parsers(commands)
+  return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from ganpipe.pipeline import run_summary  # pylint: disable=import-outside-toplevel
+  from ganpipe.pipeline import runner  # pylint: disable=import-outside-toplevel
+  runner.preflight(config)
+  print(f'Running pipeline {config.name!r} on {config.data.dataset} with the {config.runner} '
+        f'runner; outputs under {config.paths.pipeline_root}')
+  started = time.monotonic()
+  summary, error = runner.run(config)
+  print()
+  if summary is not None:
+    print(run_summary.format_summary(summary))
+  print(f'Wall time: {time.monotonic() - started:.1f} s')
+  if error is not None:
+    if args.verbose:
+      traceback.print_exception(error)
+    where = ', '.join(summary.failed) if summary and summary.failed else 'the pipeline'
+    _error(f'{where} failed: {_one_line(error)}' +
+           ('' if args.verbose else ' (run with --verbose for the traceback)'))
+    return EXIT_FAILED
+  return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+  code = _run(args)
+  if code != 0:
+    return code
+  from ganpipe.app import demo as serving_demo  # pylint: disable=import-outside-toplevel
+  return serving_demo.run(_config_from_args(args), sys.stdout, num_images=args.num_images)
+
+
+def _compile_kubeflow(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from ganpipe.kubeflow import compile as kubeflow_compile  # pylint: disable=import-outside-toplevel
+  path = kubeflow_compile.compile_pipeline(config, args.output)
+  print(f'Wrote the KFP v2 pipeline package {kubeflow_compile.kfp_package_path(path)} (for '
+        f'Kubeflow Pipelines) and PipelineJob {path} (for Vertex AI Pipelines); image '
+        f'{config.kubeflow.image}; runtime parameters: '
+        f'{", ".join(kubeflow_compile.RUNTIME_PARAMETERS)}')
+  return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from ganpipe.pipeline import run_summary  # pylint: disable=import-outside-toplevel
+  from ganpipe.pipeline import runner  # pylint: disable=import-outside-toplevel
+  try:
+    summary = runner.summarize(config)
+  except run_summary.StoreError as error:
+    _error(f'{error}. Fix: pass --paths.metadata_path with the metadata.sqlite of a run')
+    return EXIT_FAILED
+  if summary is None:
+    _error(f'no run of pipeline {config.name!r} in {config.paths.metadata_path}. '
+           'Fix: run `ganpipe run` first, or pass --paths.metadata_path')
+    return EXIT_FAILED
+  print(summary.to_json() if args.json else run_summary.format_summary(summary))
+  return 0
+
+
+def _lineage(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from ganpipe.pipeline import lineage  # pylint: disable=import-outside-toplevel
+  try:
+    found = lineage.trace(config.paths.metadata_path, config.name, args.target)
+  except lineage.LineageError as error:
+    _error(f'{error}. Fix: pass --paths.metadata_path with the store of the run that made it')
+    return EXIT_FAILED
+  print(found.to_json() if args.json else lineage.format_lineage(found))
+  return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+  config = _config_from_args(args)
+  from ganpipe.pipeline import lineage  # pylint: disable=import-outside-toplevel
+  from ganpipe.pipeline import publish  # pylint: disable=import-outside-toplevel
+  try:
+    publication = publish.republish(config.paths.metadata_path, config.name, args.module,
+                                    args.to, args.archive)
+  except (lineage.LineageError, publish.PublishError) as error:
+    _error(f'{error}. Fix: pass a module folder that `ganpipe run` published, and its '
+           '--paths.metadata_path')
+    return EXIT_FAILED
+  print(f'Published version {publication.version} to {publication.path}' +
+        (f' and {publication.archive_path}' if publication.archive_path else ''))
+  return 0
+
+
+def _one_line(error: BaseException) -> str:
+  """The innermost message of an error, on one line, without Beam's step annotations."""
+  while error.__cause__ is not None:
+    error = error.__cause__
+  text = ' '.join(str(error).split()) or type(error).__name__
+  return re.sub(r"\s*\[while running '[^']*'\]", '', text)
+
+
+def _error(message: str) -> None:
+  print(f'ganpipe: error: {message}', file=sys.stderr)
+
+
+def _configure_logging(verbose: bool) -> None:
+  """TFX's INFO logs become one progress line per component unless `verbose`."""
+  level = logging.INFO if verbose else logging.WARNING
+  console = logging.StreamHandler()
+  console.setLevel(level)
+  console.setFormatter(logging.Formatter('%(levelname)s:%(name)s:%(message)s'))
+  if not verbose:
+    console.addFilter(_KnownNoiseFilter())
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)
+  # Claim the root logger first, so that libraries' later basicConfig() calls are no-ops.
+  logging.basicConfig(level=level, handlers=[console], force=True)
+  import absl.logging  # pylint: disable=import-outside-toplevel
+  absl.logging.set_verbosity(absl.logging.INFO)
+  absl_logger = absl.logging.get_absl_logger()
+  for handler in [h for h in absl_logger.handlers if isinstance(h, _ProgressHandler)]:
+    absl_logger.removeHandler(handler)
+  absl_logger.addHandler(_ProgressHandler())
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+  args = _build_parser().parse_args(argv)
+  if not args.verbose:
+    _quiet_environment()
+  try:
+    _configure_logging(args.verbose)
+    return args.handler(args)
+  except config_lib.ConfigError as error:
+    if args.verbose:
+      traceback.print_exc()
+    _error(str(error))
+    return EXIT_USAGE
+  except KeyboardInterrupt:
+    _error('interrupted')
+    return 130
+
+
+if __name__ == '__main__':
+  sys.exit(main())

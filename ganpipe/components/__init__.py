@@ -1,0 +1,1 @@
+"""TFX components: ImageExampleGen, the Trainer, the evaluators, validators, pushers and publisher."""

@@ -1,0 +1,67 @@
+"""HubPublisher: publishes the blessed generator as a TF2 reusable SavedModel, a TF Hub module."""
+
+from typing import Optional
+
+from tfx import types
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import executor_spec
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+
+from ganpipe.components import artifacts
+from ganpipe.components.hub_publisher import executor
+from ganpipe.components.hub_publisher import publishing
+
+
+class HubPublisherSpec(component_spec.ComponentSpec):
+  PARAMETERS = {
+      executor.HUB_ROOT_KEY: component_spec.ExecutionParameter(type=str),
+      executor.PUBLISHER_KEY: component_spec.ExecutionParameter(type=str),
+      executor.MODULE_NAME_KEY: component_spec.ExecutionParameter(type=str),
+      executor.DATASET_KEY: component_spec.ExecutionParameter(type=str),
+      executor.ARCHITECTURE_KEY: component_spec.ExecutionParameter(type=str),
+      executor.LICENSE_KEY: component_spec.ExecutionParameter(type=str),
+      executor.MAKE_ARCHIVE_KEY: component_spec.ExecutionParameter(type=int),
+  }
+  INPUTS = {
+      executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
+      executor.BLESSING_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.ModelBlessing),
+      executor.EVALUATION_KEY: component_spec.ChannelParameter(
+          type=artifacts.GeneratorEvaluation),
+      executor.INFRA_BLESSING_KEY: component_spec.ChannelParameter(
+          type=standard_artifacts.InfraBlessing, optional=True),
+  }
+  OUTPUTS = {
+      executor.PUBLISHED_MODULE_KEY: component_spec.ChannelParameter(type=artifacts.HubModule),
+  }
+
+
+class HubPublisher(base_component.BaseComponent):
+  """Publishes the generator to `<hub_root>/<publisher>/<module_name>/<version>/` for TF Hub.
+
+  Only when the GeneratorEvaluator's blessing, and the infra blessing when given, say blessed;
+  otherwise it succeeds without publishing, as TFX's Pusher does. Each version holds the
+  generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and a README.md in
+  tfhub.dev's format with the evaluation's metrics; with `make_archive`, `<version>.tar.gz`
+  beside it holds the same. Versions count up from 1 and appear complete or not at all.
+
+  Outputs:
+    published_module: HubModule, `published`, `published_path`, `version`, or `reason`.
+  """
+  SPEC_CLASS = HubPublisherSpec
+  EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+  def __init__(self, model: types.BaseChannel, blessing: types.BaseChannel,
+               evaluation: types.BaseChannel, hub_root: str, dataset: str, architecture: str,
+               infra_blessing: Optional[types.BaseChannel] = None, publisher: str = 'ganpipe',
+               module_name: str = 'generator',
+               license: str = 'Apache-2.0',  # pylint: disable=redefined-builtin
+               make_archive: bool = True):
+    # Fails at pipeline construction rather than at the end of a run.
+    publishing.ModuleCard(publisher, module_name, dataset, architecture, license)
+    super().__init__(spec=HubPublisherSpec(
+        model=model, blessing=blessing, evaluation=evaluation, infra_blessing=infra_blessing,
+        hub_root=hub_root, publisher=publisher, module_name=module_name, dataset=dataset,
+        architecture=architecture, license=license, make_archive=int(make_archive),
+        published_module=types.Channel(type=artifacts.HubModule)))

@@ -1,0 +1,92 @@
+"""ImageExampleGen's Beam executor: reads an image source into train/eval tf.Example splits."""
+
+from typing import Any, Dict, List
+
+import apache_beam as beam
+from tfx import types
+from tfx.components.example_gen import base_example_gen_executor
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
+from tfx.utils import proto_utils
+
+from ganpipe.components import class_map
+from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import records
+from ganpipe.components.image_example_gen import report
+from ganpipe.components.image_example_gen import sources
+
+SOURCE_KEY = 'source'
+IMAGE_POLICY_KEY = 'image_policy'
+MAX_BAD_FRACTION_KEY = 'max_bad_fraction'
+CLASS_MAP_KEY = 'class_map'
+INGESTION_REPORT_KEY = 'ingestion_report'
+
+
+class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+  """Writes `Split-train` and `Split-eval`, the class map and the ingestion report.
+
+  A source with splits of its own keeps them; any other source is split by TFX's hash partition
+  of the `source` feature (the image's stable key), so an image's split never depends on the
+  runner or the number of workers. Records that cannot be used are rejected with a reason and
+  counted; above `max_bad_fraction` of them the component fails.
+  """
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    self._policy = images.ImagePolicy.from_json(exec_properties[IMAGE_POLICY_KEY])
+    self._source = sources.open_source(exec_properties[SOURCE_KEY],
+                                       exec_properties[standard_component_specs.INPUT_BASE_KEY],
+                                       self._policy)
+    self._report_uri = artifact_utils.get_single_uri(output_dict[INGESTION_REPORT_KEY])
+    super().Do(input_dict, output_dict, exec_properties)
+
+    class_names = self._source.class_names or report.classes_from_data(self._report_uri)
+    class_map.write(artifact_utils.get_single_uri(output_dict[CLASS_MAP_KEY]), class_names)
+    examples = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.EXAMPLES_KEY])
+    ingestion = report.assemble(self._report_uri,
+                                artifact_utils.decode_split_names(examples.split_names),
+                                class_names, self._source.warnings(),
+                                float(exec_properties[MAX_BAD_FRACTION_KEY]))
+    report.check(ingestion, self._report_uri)
+
+  def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
+    raise NotImplementedError('ImageExampleGen reads through GenerateExamplesByBeam')
+
+  def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
+                             exec_properties: Dict[str, Any]) -> Dict[str, beam.PCollection]:
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
+                              output_config)
+    split_config = output_config.split_config
+    given = self._source.given_splits()
+    reads = given if given else {None: None}
+    examples_by_split, rejected = {}, []
+    for split, source_split in reads.items():
+      step = f'[{split}]' if split else ''
+      outputs = (pipeline
+                 | f'Read{step}' >> self._source.read(source_split)
+                 | f'ToExamples{step}' >> beam.ParDo(records.ToExamples(self._policy))
+                 .with_outputs(records.REJECTED, main=records.EXAMPLES))
+      rejected.append(outputs[records.REJECTED])
+      if split:
+        examples_by_split[split] = outputs[records.EXAMPLES]
+        continue
+      buckets, total = [], 0
+      for config in split_config.splits:
+        total += config.hash_buckets
+        buckets.append(total)
+      # TFX's own partition function, on the `source` feature named in the split config.
+      partitions = (outputs[records.EXAMPLES]
+                    | 'SplitData' >> beam.Partition(
+                        base_example_gen_executor._PartitionFn,  # pylint: disable=protected-access
+                        len(buckets), buckets, split_config))
+      for index, config in enumerate(split_config.splits):
+        examples_by_split[config.name] = partitions[index]
+    all_rejected = rejected | 'AllRejected' >> beam.Flatten()
+    report.write_counts(examples_by_split, all_rejected, self._report_uri,
+                        collect_classes=self._source.class_names is None)
+    return examples_by_split
+

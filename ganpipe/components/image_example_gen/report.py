@@ -1,0 +1,144 @@
+"""The ingestion report: what was read, what was rejected and why, and the bad-record limit."""
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import apache_beam as beam
+import tensorflow as tf
+
+from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import records
+
+REPORT_FILE = 'ingestion_report.json'
+REJECTED_FILES = 'rejected'      # rejected-NNNNN-of-NNNNN.jsonl: every rejected record
+_COUNTS = '.counts'              # small intermediate files the Beam pipeline writes
+# The report lists this many rejected records; the .jsonl files list them all.
+MAX_LISTED = 10_000
+
+
+class IngestionError(RuntimeError):
+  """Too many records were rejected, or none was usable, or the class labels contradict."""
+
+
+def _write_json(pcoll: beam.PCollection, path: str, label: str) -> None:
+  _ = (pcoll
+       | f'{label}ToJson' >> beam.Map(json.dumps, sort_keys=True)
+       | f'{label}Write' >> beam.io.WriteToText(path, shard_name_template='', num_shards=1))
+
+
+def _label_and_name(example: tf.train.Example) -> Tuple[int, str]:
+  features = example.features.feature
+  return (int(features[images.LABEL_KEY].int64_list.value[0]),
+          features[images.LABEL_NAME_KEY].bytes_list.value[0].decode('utf-8'))
+
+
+def write_counts(examples_by_split: Dict[str, beam.PCollection], rejected: beam.PCollection,
+                 uri: str, collect_classes: bool) -> None:
+  """Adds the steps that record counts, rejections and (optionally) class pairs under `uri`."""
+  counts = os.path.join(uri, _COUNTS)
+  _ = (rejected
+       | 'RejectedToJson' >> beam.Map(lambda r: r.to_json())
+       | 'WriteRejected' >> beam.io.WriteToText(os.path.join(uri, REJECTED_FILES),
+                                                file_name_suffix='.jsonl'))
+  by_reason = (rejected
+               | 'Reason' >> beam.Map(lambda r: r.reason)
+               | 'CountReasons' >> beam.combiners.Count.PerElement()
+               | 'ReasonsToDict' >> beam.combiners.ToDict())
+  _write_json(by_reason, os.path.join(counts, 'rejected_by_reason.json'), 'Reasons')
+  for split, examples in examples_by_split.items():
+    total = examples | f'Count[{split}]' >> beam.combiners.Count.Globally()
+    _write_json(total, os.path.join(counts, f'accepted-{split}.json'), f'Accepted[{split}]')
+  if collect_classes:
+    pairs = ([examples for examples in examples_by_split.values()]
+             | 'AllExamples' >> beam.Flatten()
+             | 'LabelAndName' >> beam.Map(_label_and_name)
+             | 'DistinctClasses' >> beam.Distinct()
+             | 'ClassesToList' >> beam.combiners.ToList())
+    _write_json(pairs, os.path.join(counts, 'classes.json'), 'Classes')
+
+
+def _read_json(path: str) -> Any:
+  with tf.io.gfile.GFile(path) as f:
+    return json.load(f)
+
+
+def classes_from_data(uri: str) -> List[str]:
+  """Class names from the (label, name) pairs seen in the data.
+
+  Raises:
+    IngestionError: a label has two names, or the labels are not 0..n-1.
+  """
+  names: Dict[int, str] = {}
+  for label, name in sorted(_read_json(os.path.join(uri, _COUNTS, 'classes.json'))):
+    if label in names and names[label] != name:
+      raise IngestionError(f'label {label} is named both {names[label]!r} and {name!r}; each '
+                           'class id needs one name')
+    names[label] = name
+  missing = sorted(set(range(max(names, default=-1) + 1)) - set(names))
+  if missing:
+    raise IngestionError(f'labels must be the class ids 0..{max(names)}, but '
+                         f'{missing[:10]} never occur; relabel the data')
+  return [names[label] for label in range(len(names))]
+
+
+def assemble(uri: str, splits: List[str], class_names: List[str],
+             warnings: List[records.Rejected], max_bad_fraction: float) -> Dict[str, Any]:
+  """Builds `{uri}/ingestion_report.json` from the pipeline's counts; returns the report."""
+  counts = os.path.join(uri, _COUNTS)
+  accepted = {split: int(_read_json(os.path.join(counts, f'accepted-{split}.json')))
+              for split in splits}
+  by_reason = dict(sorted(_read_json(os.path.join(counts, 'rejected_by_reason.json')).items(),
+                          key=lambda item: (-item[1], item[0])))
+  rejected_total = sum(by_reason.values())
+  total = sum(accepted.values()) + rejected_total
+  listed = []
+  for path in sorted(tf.io.gfile.glob(os.path.join(uri, f'{REJECTED_FILES}-*.jsonl'))):
+    with tf.io.gfile.GFile(path) as f:
+      for line in f:
+        if len(listed) >= MAX_LISTED:
+          break
+        listed.append(json.loads(line))
+  report = {
+      'total_records': total,
+      'accepted': sum(accepted.values()),
+      'accepted_by_split': accepted,
+      'rejected': rejected_total,
+      'rejected_fraction': rejected_total / total if total else 0.0,
+      'max_bad_fraction': max_bad_fraction,
+      'rejected_by_reason': by_reason,
+      'classes': class_names,
+      'warnings': [w.to_dict() for w in warnings],
+      'rejected_records': sorted(listed, key=lambda r: (r['reason'], r['source'])),
+      'rejected_records_complete': len(listed) == rejected_total,
+  }
+  with tf.io.gfile.GFile(os.path.join(uri, REPORT_FILE), 'w') as f:
+    json.dump(report, f, indent=2)
+  return report
+
+
+def check(report: Dict[str, Any], uri: str) -> None:
+  """Raises IngestionError when nothing was usable or too much was rejected."""
+  where = os.path.join(uri, REPORT_FILE)
+  if report['accepted'] == 0:
+    reasons = _worst(report['rejected_by_reason'])
+    raise IngestionError(f'no usable images among {report["total_records"]} records'
+                         + (f' (worst reasons: {reasons})' if reasons else '')
+                         + f'. See {where}.')
+  if report['rejected_fraction'] > report['max_bad_fraction']:
+    raise IngestionError(
+        f'ingestion rejected {report["rejected"]} of {report["total_records"]} records '
+        f'({report["rejected_fraction"]:.1%}), above the limit of '
+        f'{report["max_bad_fraction"]:.1%}. Worst reasons: '
+        f'{_worst(report["rejected_by_reason"])}. Every rejected record is listed in {where}. '
+        'Fix: repair or remove those files, or raise --data.max_bad_fraction.')
+
+
+def _worst(by_reason: Dict[str, int], top: int = 3) -> str:
+  return ', '.join(f'{reason} {count}' for reason, count in list(by_reason.items())[:top])
+
+
+def load(uri: str) -> Optional[Dict[str, Any]]:
+  """The report at `uri`, or None if there is none."""
+  path = os.path.join(uri, REPORT_FILE)
+  return _read_json(path) if tf.io.gfile.exists(path) else None

@@ -1,0 +1,50 @@
+"""What is known about the image schema beyond what TFDV infers from statistics."""
+
+from typing import Optional
+
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from ganpipe.components.image_example_gen import images
+
+# Identifiers: every value is new, so a value domain learned from training data is wrong.
+IDENTIFIER_FEATURES = (images.SOURCE_KEY,)
+# Sizes are set by the configured image shape; TFDV reads a constant 1 as a boolean.
+SIZE_FEATURES = (images.HEIGHT_KEY, images.WIDTH_KEY, images.CHANNELS_KEY)
+
+
+def label_max(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> Optional[int]:
+  """The largest label in the statistics, or None without label statistics."""
+  for dataset in statistics.datasets:
+    for feature in dataset.features:
+      if list(feature.path.step) == [images.LABEL_KEY] and feature.HasField('num_stats'):
+        return int(feature.num_stats.max)
+  return None
+
+
+def curate(schema: schema_pb2.Schema, train_label_max: Optional[int]) -> schema_pb2.Schema:
+  """Returns a copy of an inferred schema with the image layout's domain knowledge applied.
+
+  - identifier features (`source`) have no value domain;
+  - sizes (`height`, `width`, `channels`) have no boolean domain;
+  - `label` is an integer class id in [0, largest label seen in training]. TFDV would infer a
+    boolean domain for a two-class label, whose anomaly message misleads.
+  """
+  curated = schema_pb2.Schema()
+  curated.CopyFrom(schema)
+  for feature in curated.feature:
+    if feature.name in IDENTIFIER_FEATURES:
+      feature.ClearField('domain_info')
+      feature.ClearField('distribution_constraints')
+    elif feature.name in SIZE_FEATURES and feature.HasField('bool_domain'):
+      feature.ClearField('bool_domain')
+    elif feature.name == images.LABEL_KEY and train_label_max is not None:
+      feature.ClearField('domain_info')
+      feature.int_domain.min = 0
+      feature.int_domain.max = train_label_max
+  # A string domain of `source` may also have been declared at the top level.
+  used = {f.domain for f in curated.feature if f.HasField('domain')}
+  kept = [d for d in curated.string_domain if d.name in used]
+  del curated.string_domain[:]
+  curated.string_domain.extend(kept)
+  return curated

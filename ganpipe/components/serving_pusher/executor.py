@@ -1,0 +1,64 @@
+"""ServingPusher's executor: TFX's blessing checks, then an atomic, retained push."""
+
+import json
+import os
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+
+from ganpipe.components import artifacts
+from ganpipe.components.serving_pusher import publishing
+
+MODEL_NAME_KEY = 'model_name'
+SERVING_ROOT_KEY = 'serving_root'
+KEEP_VERSIONS_KEY = 'keep_versions'
+MODELS_CONFIG_BASE_KEY = 'models_config_base_path'
+
+
+class Executor(tfx_pusher_executor.Executor):
+  """Pushes to `<serving_root>/<model_name>/<version>/` only when every blessing says yes.
+
+  `custom_config` holds `model_name`, `serving_root`, `keep_versions` and optionally
+  `models_config_base_path` (where the model server sees `serving_root`).
+  """
+
+  def Do(self, input_dict: Dict[str, List[types.Artifact]],
+         output_dict: Dict[str, List[types.Artifact]],
+         exec_properties: Dict[str, Any]) -> None:
+    self._log_startup(input_dict, output_dict, exec_properties)
+    config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or '{}')
+    name, root = config[MODEL_NAME_KEY], config[SERVING_ROOT_KEY]
+    model_push = artifact_utils.get_single_instance(
+        output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+    # TFX's check: the model blessing and the infra blessing must both be present and blessed.
+    if not self.CheckBlessing(input_dict):
+      self._MarkNotPushed(model_push)
+      model_push.set_string_custom_property(artifacts.REASON_PROPERTY,
+                                            _not_blessed_reason(input_dict))
+      return
+    model_path = self.GetModelPath(input_dict)
+    base_path = os.path.join(root, name)
+    serving_path = publishing.push_version(model_path, base_path)
+    version = os.path.basename(serving_path)
+    retired = publishing.retain_latest(base_path, int(config.get(KEEP_VERSIONS_KEY, 3)))
+    config_path = publishing.write_models_config(root, config.get(MODELS_CONFIG_BASE_KEY))
+    logging.info('Pushed %s version %s to %s; retired %s; wrote %s', name, version, serving_path,
+                 retired or 'nothing', config_path)
+    io_utils.copy_dir(model_path, model_push.uri)
+    self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+
+
+def _not_blessed_reason(input_dict: Dict[str, List[types.Artifact]]) -> str:
+  reasons = []
+  for key, what in ((standard_component_specs.MODEL_BLESSING_KEY, 'model blessing'),
+                    (standard_component_specs.INFRA_BLESSING_KEY, 'infra validation')):
+    for blessing in input_dict.get(key) or []:
+      if blessing.get_int_custom_property('blessed') != 1:
+        detail = blessing.get_string_custom_property(artifacts.REASON_PROPERTY)
+        reasons.append(f'not passed: {what}' + (f' ({detail})' if detail else ''))
+  return '; '.join(reasons) or 'not blessed'

@@ -1,0 +1,154 @@
+"""Atomic, monotonic, retained model versions under a TF Serving base path, and models.config."""
+
+import os
+import re
+import shutil
+import time
+import uuid
+from typing import Dict, List, Optional
+
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from ganpipe.components import versioning as staging
+
+MODELS_CONFIG = 'models.config'
+# Dot-prefixed and non-numeric: neither TF Serving nor our server ever takes it for a version.
+_TEMP_PREFIX = '.incoming-'
+_RENAME_ATTEMPTS = 5
+
+
+def versions(base_path: str) -> List[int]:
+  """The numeric version folders under `base_path`, ascending."""
+  if not tf.io.gfile.isdir(base_path):
+    return []
+  return sorted(int(name.rstrip('/')) for name in tf.io.gfile.listdir(base_path)
+                if name.rstrip('/').isdigit())
+
+
+def next_version(base_path: str, now: Optional[float] = None) -> int:
+  """A Unix-time version, as TFX's Pusher gives, but always above every existing version.
+
+  Two pushes in one second, or a clock that went backwards, still give increasing versions, and
+  TF Serving's "latest" policy serves the newest push.
+  """
+  existing = versions(base_path)
+  stamp = int(time.time() if now is None else now)
+  return max([stamp] + [v + 1 for v in existing])
+
+
+def push_version(model_path: str, base_path: str, version: Optional[int] = None) -> str:
+  """Copies a SavedModel to `<base_path>/<version>/` so that no partial version is ever visible.
+
+  The copy goes to a temporary folder beside the versions, on the same file system, and is renamed
+  into place when complete: TF Serving polls the base path and would otherwise load a half-copied
+  model. (On object stores, where rename is a copy, `saved_model.pb` is still written last.)
+  Without `version`, a version that another push takes meanwhile is skipped for the next one.
+
+  Returns:
+    The path of the new version.
+  Raises:
+    FileExistsError: the version asked for already exists.
+  """
+  tf.io.gfile.makedirs(base_path)
+  remove_stale_temporaries(base_path)
+  wanted = version
+  version = next_version(base_path) if wanted is None else wanted
+  if wanted is not None and tf.io.gfile.exists(os.path.join(base_path, str(version))):
+    raise FileExistsError(f'version {version} already exists at {base_path}/{version}')
+  temporary = os.path.join(base_path, staging.temporary_name(_TEMP_PREFIX, version))
+  try:
+    _copy_tree(model_path, temporary)
+    for _ in range(_RENAME_ATTEMPTS):
+      final = os.path.join(base_path, str(version))
+      try:
+        tf.io.gfile.rename(temporary, final)
+        return final
+      except tf.errors.AlreadyExistsError:
+        if wanted is not None:
+          raise FileExistsError(f'version {version} already exists at {final}') from None
+        version = next_version(base_path)  # a concurrent push took it
+    raise FileExistsError(f'{_RENAME_ATTEMPTS} versions under {base_path} were taken by '
+                          'other pushes while this one was renaming')
+  finally:
+    if tf.io.gfile.exists(temporary):
+      tf.io.gfile.rmtree(temporary)
+
+
+def remove_stale_temporaries(base_path: str) -> List[str]:
+  """Deletes what pushes that crashed left behind; it was never visible as a version.
+
+  A temporary folder of a push still running (another pipeline run's) is left alone.
+  """
+  removed = []
+  for name in tf.io.gfile.listdir(base_path):
+    if staging.is_stale(name, _TEMP_PREFIX):
+      path = os.path.join(base_path, name.rstrip('/'))
+      tf.io.gfile.rmtree(path)
+      removed.append(path)
+  return removed
+
+
+def retain_latest(base_path: str, keep: int) -> List[int]:
+  """Deletes all but the `keep` newest versions; returns the deleted ones."""
+  if keep < 1:
+    raise ValueError(f'keep must be at least 1, got {keep}')
+  doomed = versions(base_path)[:-keep]
+  for version in doomed:
+    tf.io.gfile.rmtree(os.path.join(base_path, str(version)))
+  return doomed
+
+
+def write_models_config(serving_root: str, base_path_prefix: Optional[str] = None) -> str:
+  """Writes `<serving_root>/models.config`, a ModelServerConfig serving every pushed model.
+
+  Args:
+    serving_root: holds one base path per model.
+    base_path_prefix: where the server sees `serving_root` (a mount path in a serving pod);
+      by default `serving_root` itself, made absolute when local.
+  Returns:
+    The path of the config file.
+  """
+  prefix = base_path_prefix or (serving_root if '://' in serving_root
+                                else os.path.abspath(serving_root))
+  config = model_server_config_pb2.ModelServerConfig()
+  for name in sorted(models_with_versions(serving_root)):
+    model = config.model_config_list.config.add()
+    model.name = name
+    model.base_path = f'{prefix.rstrip("/")}/{name}'
+    model.model_platform = 'tensorflow'
+  path = os.path.join(serving_root, MODELS_CONFIG)
+  temporary = f'{path}.{uuid.uuid4().hex[:8]}.tmp'
+  with tf.io.gfile.GFile(temporary, 'w') as f:
+    f.write(text_format.MessageToString(config))
+  tf.io.gfile.rename(temporary, path, overwrite=True)
+  return path
+
+
+def models_with_versions(serving_root: str) -> Dict[str, List[int]]:
+  if not tf.io.gfile.isdir(serving_root):
+    return {}
+  found = {}
+  for name in tf.io.gfile.listdir(serving_root):
+    name = name.rstrip('/')
+    if re.fullmatch(r'[A-Za-z0-9_.-]+', name) and not name.startswith('.'):
+      model_versions = versions(os.path.join(serving_root, name))
+      if model_versions:
+        found[name] = model_versions
+  return found
+
+
+def _copy_tree(source: str, destination: str) -> None:
+  """Copies a SavedModel folder, `saved_model.pb` last (it marks a complete model)."""
+  if '://' not in source and '://' not in destination:
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns('saved_model.pb'))
+  else:
+    for directory, _, files in tf.io.gfile.walk(source):
+      target = os.path.join(destination, os.path.relpath(directory, source))
+      tf.io.gfile.makedirs(target)
+      for name in files:
+        if name != 'saved_model.pb' or directory != source:
+          tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name))
+  tf.io.gfile.copy(os.path.join(source, 'saved_model.pb'),
+                   os.path.join(destination, 'saved_model.pb'), overwrite=True)

@@ -1,0 +1,351 @@
+"""Runs a compiled KFP v2 PipelineJob on this machine, task by task, as the KFP launcher would."""
+
+from concurrent import futures
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Mapping, Optional, Sequence
+
+from google.protobuf import json_format
+from google.protobuf import struct_pb2
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from ganpipe.kubeflow.local_launcher import job_loading
+from ganpipe.kubeflow.local_launcher import spec_utils
+
+EXECUTOR_OUTPUT_FILE = 'executor_output.json'
+# What ganpipe/kubeflow/Dockerfile's ENV gives every task's container (its venv aside).
+IMAGE_ENV = {'PYTHONUNBUFFERED': '1', 'TF_USE_LEGACY_KERAS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}
+# The image's WORKDIR holds a copy of this repository; locally the repository is the workdir.
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+CONTAINER, RESOLVER = 'container', 'resolver'
+SUCCEEDED, FAILED, NOT_RUN = 'succeeded', 'failed', 'not_run'
+# The launcher's interface: callers catch its SpecError and check the order it runs tasks in.
+SpecError = spec_utils.SpecError
+task_order = spec_utils.task_order
+upstream_tasks = spec_utils.upstream_tasks
+# Reading the compiled job, with local folders in place of its roots and volumes.
+load_job = job_loading.load_job
+local_roots = job_loading.local_roots
+local_volumes = job_loading.local_volumes
+
+
+class TaskFailed(RuntimeError):
+  """A task's subprocess failed; the message ends with the tail of its log."""
+
+  def __init__(self, task: str, step: str, problem: str, log_path: str, tail_lines: int = 40):
+    with open(log_path, errors='replace') as f:
+      tail = ''.join(f.readlines()[-tail_lines:])
+    super().__init__(f'{task} ({step}) failed: {problem}; log {log_path}:\n{tail}')
+
+
+@dataclasses.dataclass
+class TaskResult:
+  """How one task of the DAG went."""
+  task: str
+  kind: str
+  status: str = NOT_RUN
+  # Wall time of the whole task: the preCacheCheck driver (if any) and the executor.
+  seconds: float = 0.0
+  driver_seconds: Optional[float] = None
+  log_path: str = ''
+  error: str = ''
+
+
+@dataclasses.dataclass
+class LauncherResult:
+  """A local run of a PipelineJob: tasks in the order they ran, and the artifacts they made."""
+  job_id: str
+  job_root: str
+  tasks: List[TaskResult]
+  # (producer task, output key) -> the artifacts as downstream tasks receive them.
+  outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]]
+  # Every artifact the containers made, oldest first: the `history` of a next run.
+  artifacts: List[pipeline_spec_pb2.RuntimeArtifact]
+
+  @property
+  def succeeded(self) -> bool:
+    return all(t.status == SUCCEEDED for t in self.tasks)
+
+  def output(self, task: str, key: str) -> List[pipeline_spec_pb2.RuntimeArtifact]:
+    return self.outputs[(task, key)]
+
+
+class LocalLauncher:
+  """Runs each task of a PipelineJob's root DAG as a local subprocess, in dependency order.
+
+  Containers run their `command + args` with `{{$}}` replaced by the ExecutorInput JSON, the
+  way the KFP launcher starts them, with `python` as this interpreter. A container's
+  `lifecycle.preCacheCheck` (TFX's FileBasedExampleGen driver) runs first and its output feeds
+  the executor's input. RESOLVER tasks query the artifacts of this run (and `history`).
+  Every task runs: there is no execution cache, as on a first run. A task starts as soon as
+  every task it depends on has succeeded, and up to `max_parallel_tasks` run side by side, as
+  KFP runs independent tasks. After the first failure no task starts; running ones finish.
+  """
+
+  def __init__(self, job: dict, log_dir: str, job_id: str = '',
+               parameter_values: Optional[Mapping[str, object]] = None,
+               history: Sequence[pipeline_spec_pb2.RuntimeArtifact] = (),
+               python: str = sys.executable, cwd: str = REPO_ROOT,
+               timeout_seconds: Optional[float] = None, max_parallel_tasks: int = 1):
+    """Prepares a run.
+
+    Args:
+      job: a PipelineJob dict from `load_job`, its roots already local.
+      log_dir: where each task's stdout and stderr go (`<task>.log`).
+      job_id: names the run's folder under the pipeline root; defaults to `<name>-<time>`.
+      parameter_values: runtime parameters overriding the spec's runtimeConfig.
+      history: artifacts of earlier runs that resolvers may find.
+      python: the interpreter that stands in for the image's `python`.
+      cwd: the tasks' working directory, as the image's WORKDIR.
+      timeout_seconds: per task; None waits for ever.
+      max_parallel_tasks: how many tasks may run at once.
+    """
+    if max_parallel_tasks < 1:
+      raise ValueError(f'max_parallel_tasks must be 1 or more, got {max_parallel_tasks}')
+    self._spec = json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+    self._deployment = json_format.ParseDict(
+        json_format.MessageToDict(self._spec.deployment_spec),
+        pipeline_spec_pb2.PipelineDeploymentConfig())
+    self._runtime = json_format.ParseDict(job.get('runtimeConfig', {}),
+                                          pipeline_spec_pb2.PipelineJob.RuntimeConfig())
+    if not self._runtime.gcs_output_directory:
+      raise SpecError('runtimeConfig.gcsOutputDirectory (the pipeline root) is not set')
+    self._job_id = job_id or f'{self._spec.pipeline_info.name}-{time.strftime("%Y%m%d%H%M%S")}'
+    self._job_root = os.path.join(self._runtime.gcs_output_directory, self._job_id)
+    self._log_dir = log_dir
+    self._overrides = dict(parameter_values or {})
+    self._python = python
+    self._cwd = cwd
+    self._timeout = timeout_seconds
+    self._history = list(history)
+    self._max_parallel = max_parallel_tasks
+    # Guards the outputs and artifacts that tasks running side by side record and read.
+    self._lock = threading.Lock()
+    self._made: List[pipeline_spec_pb2.RuntimeArtifact] = []
+    self._outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]] = {}
+
+  @property
+  def order(self) -> List[str]:
+    return task_order(self._spec.root.dag.tasks)
+
+  def run(self) -> LauncherResult:
+    """Runs every task once, after its upstream tasks, and returns how each went.
+
+    The result lists the tasks in the order they started, then those that never ran.
+    """
+    os.makedirs(self._log_dir, exist_ok=True)
+    pending = self.order
+    tasks = self._spec.root.dag.tasks
+    needs = {name: set(upstream_tasks(tasks[name])) for name in pending}
+    results = {name: TaskResult(name, self._kind(name)) for name in pending}
+    started: List[str] = []
+    succeeded: set = set()
+    failed = False
+    with futures.ThreadPoolExecutor(self._max_parallel, thread_name_prefix='task') as pool:
+      running: Dict[futures.Future, str] = {}
+      while True:
+        ready = [] if failed else [n for n in pending if needs[n] <= succeeded]
+        for name in ready[:self._max_parallel - len(running)]:
+          pending.remove(name)
+          started.append(name)
+          running[pool.submit(self._run_task, results[name])] = name
+        if not running:
+          break
+        finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+        for future in finished:
+          name = running.pop(future)
+          future.result()  # _run_task records task failures; anything else is a bug to raise.
+          if results[name].status == SUCCEEDED:
+            succeeded.add(name)
+          else:
+            failed = True
+    return LauncherResult(self._job_id, self._job_root,
+                          [results[name] for name in started + pending],
+                          dict(self._outputs), list(self._made))
+
+  def _run_task(self, result: TaskResult) -> None:
+    started = time.monotonic()
+    try:
+      if result.kind == RESOLVER:
+        self._resolve(result.task)
+      else:
+        self._launch(result)
+      result.status = SUCCEEDED
+    except (SpecError, TaskFailed) as e:
+      result.status, result.error = FAILED, str(e)
+    result.seconds = round(time.monotonic() - started, 1)
+
+  def _kind(self, task: str) -> str:
+    executor = self._executor(task)
+    kind = executor.WhichOneof('spec')
+    if kind not in (CONTAINER, RESOLVER):
+      raise SpecError(f'task {task}: {kind} executors are not supported')
+    return kind
+
+  def _component(self, task: str) -> pipeline_spec_pb2.ComponentSpec:
+    return self._spec.components[self._spec.root.dag.tasks[task].component_ref.name]
+
+  def _executor(self, task: str) -> pipeline_spec_pb2.PipelineDeploymentConfig.ExecutorSpec:
+    return self._deployment.executors[self._component(task).executor_label]
+
+  # Inputs ------------------------------------------------------------------------------------
+
+  def _root_parameter(self, name: str) -> struct_pb2.Value:
+    if name in self._overrides:
+      return json_format.ParseDict(self._overrides[name], struct_pb2.Value())
+    if name in self._runtime.parameter_values:
+      return self._runtime.parameter_values[name]
+    if name in self._runtime.parameters:
+      return spec_utils.to_struct_value(self._runtime.parameters[name])
+    definition = self._spec.root.input_definitions.parameters.get(name)
+    if definition is not None and definition.HasField('default_value'):
+      return definition.default_value
+    raise SpecError(f'pipeline parameter {name!r} has no value')
+
+  def executor_input(self, task: str) -> pipeline_spec_pb2.ExecutorInput:
+    """The ExecutorInput the launcher substitutes for `{{$}}` in the task's container."""
+    spec = self._spec.root.dag.tasks[task]
+    component = self._component(task)
+    result = pipeline_spec_pb2.ExecutorInput()
+    for name, source in spec.inputs.parameters.items():
+      kind = source.WhichOneof('kind')
+      if kind == 'runtime_value':
+        constant = source.runtime_value
+        value = (spec_utils.to_struct_value(constant.constant_value)
+                 if constant.HasField('constant_value') else constant.constant)
+      elif kind == 'component_input_parameter':
+        value = self._root_parameter(source.component_input_parameter)
+      else:
+        raise SpecError(f'task {task}: parameter {name} comes from {kind}, not supported')
+      self._set_parameter(result, component, name, value)
+    for name, source in spec.inputs.artifacts.items():
+      if source.WhichOneof('kind') != 'task_output_artifact':
+        raise SpecError(f'task {task}: artifact {name} is not a task output')
+      upstream = source.task_output_artifact
+      with self._lock:
+        produced = self._outputs.get((upstream.producer_task, upstream.output_artifact_key))
+      if produced is None:
+        raise SpecError(f'task {task}: {upstream.producer_task}.{upstream.output_artifact_key} '
+                        'has not been produced')
+      # An empty list is a resolver that found nothing: the input is there, with no artifact.
+      result.inputs.artifacts[name].artifacts.extend(produced)
+    task_root = os.path.join(self._job_root, task)
+    for name, definition in component.output_definitions.artifacts.items():
+      artifact = result.outputs.artifacts[name].artifacts.add()
+      artifact.name = f'{self._job_id}/{task}/{name}'
+      artifact.type.CopyFrom(definition.artifact_type)
+      artifact.uri = os.path.join(task_root, name)
+    if component.output_definitions.parameters:
+      raise SpecError(f'task {task}: output parameters are not supported')
+    result.outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT_FILE)
+    return result
+
+  @staticmethod
+  def _set_parameter(executor_input, component, name, value: struct_pb2.Value):
+    # A 2.0.0 spec's executors read the typed `parameters`; 2.1.0's read `parameterValues`.
+    executor_input.inputs.parameter_values[name].CopyFrom(value)
+    executor_input.inputs.parameters[name].CopyFrom(
+        spec_utils.to_legacy_value(value, spec_utils.declared_type(component, name)))
+
+  # Containers --------------------------------------------------------------------------------
+
+  def _launch(self, result: TaskResult) -> None:
+    task = result.task
+    container = self._executor(task).container
+    executor_input = self.executor_input(task)
+    os.makedirs(os.path.dirname(executor_input.outputs.output_file), exist_ok=True)
+    result.log_path = os.path.join(self._log_dir, f'{task}.log')
+    if container.lifecycle.HasField('pre_cache_check'):
+      check = container.lifecycle.pre_cache_check
+      started = time.monotonic()
+      self._subprocess(task, 'driver', list(check.command) + list(check.args), executor_input,
+                       container, result.log_path)
+      result.driver_seconds = round(time.monotonic() - started, 1)
+      self._apply_driver_output(task, executor_input)
+    self._subprocess(task, 'executor', list(container.command) + list(container.args),
+                     executor_input, container, result.log_path)
+    self._collect_outputs(task, executor_input)
+
+  def _subprocess(self, task, step, argv, executor_input, container, log_path) -> None:
+    argv = [spec_utils.substitute(arg, executor_input) for arg in argv]
+    if argv and argv[0] in ('python', 'python3'):
+      argv[0] = self._python
+    env = dict(os.environ, **IMAGE_ENV)
+    env.update({e.name: e.value for e in container.env})
+    with open(log_path, 'a') as log:
+      log.write(f'==== {task} {step}: {" ".join(argv[:3])} ...\n')
+      log.flush()
+      try:
+        completed = subprocess.run(argv, cwd=self._cwd, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   timeout=self._timeout, check=False)
+      except subprocess.TimeoutExpired:
+        raise TaskFailed(task, step, f'timed out after {self._timeout} s', log_path) from None
+    if completed.returncode != 0:
+      raise TaskFailed(task, step, f'exit code {completed.returncode}', log_path)
+
+  def _apply_driver_output(self, task: str, executor_input) -> None:
+    """Feeds the driver's ExecutorOutput (span, fingerprint, input config) to the executor."""
+    driver_output = self._read_output(executor_input.outputs.output_file)
+    if driver_output is None:
+      raise SpecError(f'task {task}: the preCacheCheck driver wrote no output')
+    component = self._component(task)
+    for name, value in driver_output.parameter_values.items():
+      self._set_parameter(executor_input, component, name, value)
+    for name, value in driver_output.parameters.items():
+      executor_input.inputs.parameters[name].CopyFrom(value)
+      executor_input.inputs.parameter_values[name].CopyFrom(spec_utils.to_struct_value(value))
+    for key, produced in driver_output.artifacts.items():
+      for target, update in zip(executor_input.outputs.artifacts[key].artifacts,
+                                produced.artifacts):
+        target.metadata.update(json_format.MessageToDict(update.metadata))
+
+  @staticmethod
+  def _read_output(path: str) -> Optional[pipeline_spec_pb2.ExecutorOutput]:
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return json_format.Parse(f.read(), pipeline_spec_pb2.ExecutorOutput(),
+                               ignore_unknown_fields=True)
+
+  def _collect_outputs(self, task: str, executor_input) -> None:
+    """Records the output artifacts, with the uri and metadata the executor reported."""
+    reported = self._read_output(executor_input.outputs.output_file)
+    for key, given in executor_input.outputs.artifacts.items():
+      artifacts = []
+      updates = reported.artifacts[key].artifacts if reported and key in reported.artifacts else []
+      for index, original in enumerate(given.artifacts):
+        artifact = pipeline_spec_pb2.RuntimeArtifact()
+        artifact.CopyFrom(original)
+        if index < len(updates):
+          artifact.uri = updates[index].uri or artifact.uri
+          artifact.metadata.update(json_format.MessageToDict(updates[index].metadata))
+        artifacts.append(artifact)
+      with self._lock:
+        self._outputs[(task, key)] = artifacts
+        self._made.extend(artifacts)
+
+  # Resolvers ---------------------------------------------------------------------------------
+
+  def _resolve(self, task: str) -> None:
+    """Runs a RESOLVER task: each output is the latest live artifacts its filter matches."""
+    queries = self._executor(task).resolver.output_artifact_queries
+    executor_input = self.executor_input(task)
+    for key, query in queries.items():
+      read = re.findall(r"\.inputs\.artifacts\['([^']+)'\]", query.filter)
+      if any(not executor_input.inputs.artifacts[name].artifacts for name in read):
+        # The query reads an input that resolved to nothing, so nothing can match.
+        matches = []
+      else:
+        text = spec_utils.substitute(query.filter, executor_input)
+        with self._lock:
+          known = self._history + self._made
+        matches = [a for a in known
+                   if spec_utils.matches_filter(text, a)][-(query.limit or 1):][::-1]
+      with self._lock:
+        self._outputs[(task, key)] = matches

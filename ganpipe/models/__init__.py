@@ -1,0 +1,1 @@
+"""The models: hyperparameters, the data and serving contracts, preprocessing, the MLP classifier and the GAN."""

@@ -1,0 +1,1 @@
+"""Training plumbing both models share: input datasets, the distribution strategy, progress."""

@@ -1,0 +1,3 @@
+"""Fixtures of the app's tests."""
+
+from tests.serving.fake_tf_serving import fake  # noqa: F401  (a fixture)

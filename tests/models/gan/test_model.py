@@ -1,0 +1,133 @@
+"""The GAN: builders at each image shape, the loss formulas and one training step."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from ganpipe.models.gan import model as model_lib
+
+LATENT = 16
+
+
+# Parameter counts, worked out layer by layer (BatchNorm has 4 values per unit, 2 trainable).
+def _dense_generator_params(latent, pixels):
+  return (latent * 256 + 4 * 256) + (256 * 512 + 4 * 512) + (512 * pixels + pixels)
+
+
+def _dense_discriminator_params(pixels):
+  return (pixels * 512 + 512) + (512 * 256 + 256) + (256 + 1)
+
+
+def _dcgan_generator_params(latent, h, w, c):
+  start = (h // 4) * (w // 4) * 128
+  return ((latent * start + 4 * start)
+          + (4 * 4 * 128 * 128 + 4 * 128)
+          + (4 * 4 * 128 * 64 + 4 * 64)
+          + (5 * 5 * 64 * c + c))
+
+
+def _dcgan_discriminator_params(h, w, c):
+  flat = (h // 4) * (w // 4) * 128
+  return (4 * 4 * c * 64 + 64) + (4 * 4 * 64 * 128 + 128) + (flat + 1)
+
+
+SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3)]
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+def test_dense_gan_shapes_and_parameter_counts(shape):
+  pixels = math.prod(shape)
+  generator = model_lib.build_generator('dense', LATENT, shape)
+  discriminator = model_lib.build_discriminator('dense', shape)
+  assert generator.output_shape == (None, *shape)
+  assert discriminator.output_shape == (None, 1)
+  assert generator.count_params() == _dense_generator_params(LATENT, pixels)
+  assert discriminator.count_params() == _dense_discriminator_params(pixels)
+
+
+@pytest.mark.parametrize('shape', SHAPES)
+def test_dcgan_shapes_and_parameter_counts(shape):
+  generator = model_lib.build_generator('dcgan', LATENT, shape)
+  discriminator = model_lib.build_discriminator('dcgan', shape)
+  assert generator.output_shape == (None, *shape)
+  assert discriminator.output_shape == (None, 1)
+  assert generator.count_params() == _dcgan_generator_params(LATENT, *shape)
+  assert discriminator.count_params() == _dcgan_discriminator_params(*shape)
+
+
+def test_generator_output_is_in_tanh_range():
+  generator = model_lib.build_generator('dcgan', LATENT, (8, 8, 1))
+  images = generator(tf.random.normal([4, LATENT]) * 10.0).numpy()
+  assert images.min() >= -1.0 and images.max() <= 1.0
+
+
+def test_dcgan_needs_multiples_of_four():
+  with pytest.raises(ValueError, match='multiples of 4; got 30x30'):
+    model_lib.build_generator('dcgan', LATENT, (30, 30, 1))
+
+
+def test_auto_architecture():
+  assert model_lib.resolve_architecture('auto', (8, 8, 1)) == 'dense'
+  assert model_lib.resolve_architecture('auto', (28, 28, 1)) == 'dcgan'
+  assert model_lib.resolve_architecture('dense', (28, 28, 1)) == 'dense'
+  with pytest.raises(ValueError, match="unknown GAN architecture 'vae'"):
+    model_lib.build_generator('vae', LATENT, (8, 8, 1))
+
+
+def _bce(label, logit):
+  p = 1.0 / (1.0 + math.exp(-logit))
+  return -(label * math.log(p) + (1 - label) * math.log(1 - p))
+
+
+def test_discriminator_loss_on_hand_picked_logits():
+  real = tf.constant([[2.0], [0.0]])
+  fake = tf.constant([[-1.0], [3.0]])
+  got = model_lib.discriminator_losses(real, fake).numpy()
+  expected = [_bce(1, 2.0) + _bce(0, -1.0), _bce(1, 0.0) + _bce(0, 3.0)]
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
+  # log(2) each at logit 0: the discriminator cannot tell.
+  np.testing.assert_allclose(
+      model_lib.discriminator_losses(tf.zeros([1, 1]), tf.zeros([1, 1])).numpy(),
+      [2 * math.log(2)], rtol=1e-6)
+
+
+def test_one_sided_label_smoothing_only_softens_real_targets():
+  real = tf.constant([[2.0]])
+  fake = tf.constant([[-1.0]])
+  got = model_lib.discriminator_losses(real, fake, label_smoothing=0.1).numpy()
+  np.testing.assert_allclose(got, [_bce(0.9, 2.0) + _bce(0, -1.0)], rtol=1e-6)
+
+
+def test_generator_loss_is_non_saturating():
+  fake = tf.constant([[-4.0], [0.0], [4.0]])
+  got = model_lib.generator_losses(fake).numpy()
+  np.testing.assert_allclose(got, [math.log(1 + math.exp(4)), math.log(2),
+                                   math.log(1 + math.exp(-4))], rtol=1e-6)
+  # Non-saturating: when D confidently rejects the fake, the gradient stays large (-sigmoid(-x)).
+  with tf.GradientTape() as tape:
+    logits = tf.constant([[-6.0]])
+    tape.watch(logits)
+    loss = model_lib.generator_losses(logits)
+  assert abs(float(tape.gradient(loss, logits))) > 0.99
+
+
+@pytest.mark.parametrize('architecture', ['dense', 'dcgan'])
+def test_one_train_step_updates_both_networks(architecture):
+  keras.utils.set_random_seed(3)
+  shape = (8, 8, 1)
+  gan = model_lib.GAN(model_lib.build_generator(architecture, LATENT, shape),
+                      model_lib.build_discriminator(architecture, shape), LATENT, 0.1)
+  gan.compile(d_optimizer=keras.optimizers.Adam(1e-3), g_optimizer=keras.optimizers.Adam(1e-3))
+  g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+  d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+  real = tf.random.uniform([16, *shape], -1.0, 1.0)
+  logs = gan.train_on_batch(real, return_dict=True)
+  assert set(logs) == {'d_loss', 'g_loss'}
+  assert all(np.isfinite(v) for v in logs.values())
+  assert all(not np.allclose(a, b.numpy()) for a, b in zip(g_before,
+                                                           gan.generator.trainable_weights))
+  assert all(not np.allclose(a, b.numpy()) for a, b in zip(d_before,
+                                                           gan.discriminator.trainable_weights))

@@ -1,0 +1,118 @@
+"""GAN training: resuming after an interruption, sample grids, and the exported generator."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from ganpipe.models.gan import grid as grid_lib
+from ganpipe.models.gan import training
+from ganpipe.models.training import strategy as strategy_lib
+from ganpipe.pipeline import config as config_lib
+
+SHAPE = (8, 8, 1)
+
+
+def _dataset(seed=0):
+  images = np.random.default_rng(seed).uniform(-1, 1, (64, *SHAPE)).astype(np.float32)
+  return tf.data.Dataset.from_tensor_slices(images).repeat().batch(8)
+
+
+def _config(**overrides):
+  values = dict(latent_dim=8, batch_size=8, epochs=4, steps_per_epoch=3)
+  values.update(overrides)
+  return config_lib.GanConfig(**values)
+
+
+class _Interrupt(keras.callbacks.Callback):
+  """Raises at the end of one epoch, as a preempted worker would die."""
+
+  def __init__(self, after_epoch):
+    super().__init__()
+    self.after_epoch = after_epoch
+
+  def on_epoch_end(self, epoch, logs=None):
+    if epoch == self.after_epoch:
+      raise RuntimeError('simulated preemption')
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+  def __init__(self):
+    super().__init__()
+    self.epochs = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epochs.append(epoch)
+
+
+def test_interrupted_training_resumes_at_the_right_epoch(tmp_path):
+  setup = strategy_lib.choose_training_setup()
+  backup = str(tmp_path / 'backup')
+  keras.utils.set_random_seed(0)
+  with pytest.raises(RuntimeError, match='simulated preemption'):
+    training.train(_config(), SHAPE, _dataset(), setup, str(tmp_path / 'run1'), backup,
+                   verbose=0, callbacks=[_Interrupt(after_epoch=1)])
+  assert os.listdir(backup), 'no backup was written before the interruption'
+
+  recorder = _EpochRecorder()
+  gan = training.train(_config(), SHAPE, _dataset(), setup, str(tmp_path / 'run2'), backup,
+                       verbose=0, callbacks=[recorder])
+  assert recorder.epochs == [2, 3]  # epochs 0 and 1 were done before the interruption
+  assert int(gan.d_optimizer.iterations) == 4 * 3
+  assert int(gan.g_optimizer.iterations) == 4 * 3
+  assert not os.path.exists(backup) or not os.listdir(backup)  # removed once training completes
+
+
+def test_sample_grids_every_epoch(tmp_path):
+  setup = strategy_lib.choose_training_setup()
+  training.train(_config(epochs=2, steps_per_epoch=1), SHAPE, _dataset(), setup,
+                 str(tmp_path), verbose=0)
+  grids = sorted(glob.glob(str(tmp_path / training.SAMPLES_DIR / 'epoch_*.png')))
+  assert [os.path.basename(g) for g in grids] == ['epoch_0001.png', 'epoch_0002.png']
+  decoded = tf.io.decode_png(tf.io.read_file(grids[0]))
+  assert decoded.shape == (8 * 9 + 1, 8 * 9 + 1, 1)  # 64 samples, 8x8 with 1-pixel padding
+  assert glob.glob(str(tmp_path / training.SAMPLES_DIR / 'events.out.tfevents.*'))
+  assert glob.glob(str(tmp_path / 'train' / 'events.out.tfevents.*'))
+
+
+def test_exported_generator_signatures(tmp_path):
+  setup = strategy_lib.choose_training_setup()
+  gan = training.train(_config(epochs=1, steps_per_epoch=1), SHAPE, _dataset(), setup,
+                       str(tmp_path / 'run'), verbose=0)
+  export_dir = str(tmp_path / 'export')
+  training.export_generator(gan.generator, 8, export_dir)
+  loaded = tf.saved_model.load(export_dir)
+
+  noise = tf.random.normal([5, 8])
+  images = loaded.signatures['serving_default'](noise=noise)['images'].numpy()
+  assert images.shape == (5, *SHAPE) and images.dtype == np.float32
+  assert images.min() >= 0.0 and images.max() <= 1.0
+  expected = (gan.generator(noise, training=False).numpy() + 1.0) / 2.0
+  np.testing.assert_allclose(images, expected, atol=1e-6)
+
+  generate = loaded.signatures['generate']
+  first = generate(num_images=tf.constant(6), seed=tf.constant(7, tf.int64))
+  again = generate(num_images=tf.constant(6), seed=tf.constant(7, tf.int64))
+  other = generate(num_images=tf.constant(6), seed=tf.constant(8, tf.int64))
+  np.testing.assert_array_equal(first['images'].numpy(), again['images'].numpy())
+  assert not np.allclose(first['images'].numpy(), other['images'].numpy())
+  assert first['png'].shape == (6,)
+  decoded = tf.io.decode_png(first['png'][0]).numpy()
+  np.testing.assert_allclose(decoded / 255.0, first['images'][0].numpy(), atol=1 / 255 + 1e-6)
+  # A served model must not be asked for unbounded work by a request of a few bytes.
+  for count, message in ((0, 'num_images must be positive'),
+                         (training.MAX_GENERATED_IMAGES + 1,
+                          f'num_images must be at most {training.MAX_GENERATED_IMAGES}')):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+      generate(num_images=tf.constant(count), seed=tf.constant(7, tf.int64))
+
+
+def test_grid_layout():
+  grid = grid_lib.make_grid(np.ones((5, 2, 3, 1)), columns=3, padding=1)
+  assert grid.shape == (2 * 3 + 1, 3 * 4 + 1, 1)
+  assert grid[1, 1, 0] == 255 and grid[0, 0, 0] == 0
+  with pytest.raises(ValueError, match=r'expected \[n, h, w, c\]'):
+    grid_lib.make_grid(np.ones((2, 3)))
