@@ -8,7 +8,7 @@ from typing import Tuple
 import numpy as np
 import tensorflow as tf
 
-from ganpipe.components.image_example_gen import images as images_lib
+from ganpipe.models import features
 
 
 class FinishedRun:
@@ -56,6 +56,6 @@ def labelled_split(examples_dir: str, split: str) -> Tuple[np.ndarray, np.ndarra
   pixels, labels = [], []
   for record in tf.data.TFRecordDataset(files, compression_type='GZIP'):
     feature = tf.train.Example.FromString(record.numpy()).features.feature
-    pixels.append(tf.io.decode_png(feature[images_lib.IMAGE_KEY].bytes_list.value[0]).numpy())
-    labels.append(feature[images_lib.LABEL_KEY].int64_list.value[0])
+    pixels.append(tf.io.decode_png(feature[features.IMAGE_KEY].bytes_list.value[0]).numpy())
+    labels.append(feature[features.LABEL_KEY].int64_list.value[0])
   return np.stack(pixels).astype(np.float32) / 255.0, np.array(labels)

@@ -24,10 +24,11 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from ganpipe.models.gan import model as model_lib  # noqa: E402
-from ganpipe.models.gan import training as gan_training  # noqa: E402
 from ganpipe.components.generator_evaluator import evaluation  # noqa: E402
 from ganpipe.components.generator_evaluator import metrics  # noqa: E402
+from ganpipe.models import signatures  # noqa: E402
+from ganpipe.models.gan import model as model_lib  # noqa: E402
+from ganpipe.models.gan import training as gan_training  # noqa: E402
 from ganpipe.pipeline import config as config_lib  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
@@ -57,7 +58,7 @@ def main() -> int:
   real_eval = evaluation.read_real_images(examples_dir, 'eval', count)
   real_train = evaluation.read_real_images(examples_dir, 'train', len(real_eval))
   image_shape = real_eval.shape[1:]
-  serving = tf.saved_model.load(trained_dir).signatures[gan_training.SERVING_SIGNATURE]
+  serving = tf.saved_model.load(trained_dir).signatures[signatures.GENERATE_FROM_NOISE]
   latent_dim = serving.structured_input_signature[1]['noise'].shape[1]
   architecture = model_lib.resolve_architecture('auto', image_shape)
 

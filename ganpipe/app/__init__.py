@@ -1,1 +1,1 @@
-"""The `ganpipe` command-line tool: parser and dispatch, console output, the demo, the client commands."""
+"""The `ganpipe` tool: parser and dispatch, console output, the demo, the client commands."""

@@ -1,94 +1,19 @@
-"""The `ganpipe` command-line tool."""
+"""The `ganpipe` command-line tool: its parser, and what each subcommand does."""
 
 import argparse
-import logging
-import os
-import re
 import sys
 import time
 import traceback
 from typing import List, Optional
 
+from ganpipe.app import client_commands
+from ganpipe.app import console
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import overrides as config_overrides
-from ganpipe.app import client_commands as client_cli
 from ganpipe.serving import serve_command
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-
-
-def _quiet_environment() -> None:
-  """Keeps TensorFlow's C++ chatter and third-party FutureWarnings out of the user's terminal.
-
-  Set before TensorFlow loads; Beam worker processes inherit it. Explicit user settings win.
-  """
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-  os.environ.setdefault('PYTHONWARNINGS', 'ignore::FutureWarning,ignore::DeprecationWarning')
-  import warnings  # pylint: disable=import-outside-toplevel
-  warnings.filterwarnings('ignore', category=FutureWarning)
-  warnings.filterwarnings('ignore', category=DeprecationWarning)
-  sys.unraisablehook = _ignore_tensorflow_finalizer_errors
-
-
-def _ignore_tensorflow_finalizer_errors(unraisable) -> None:
-  """TF 2.16's AtomicFunction.__del__ raises while Transform tears down; it is harmless."""
-  if 'AtomicFunction.__del__' in repr(unraisable.object):
-    return
-  sys.__unraisablehook__(unraisable)
-
-
-class _ProgressHandler(logging.Handler):
-  """Turns the TFX launcher's log records into one line per component."""
-
-  _START = re.compile(r'^(?:Component|node) (\S+) is running\.')
-  _END = re.compile(r'^(?:Component|node) (\S+) is finished\.')
-  _CACHED = re.compile(r'^A cached execution \d+ is used\.')
-
-  def __init__(self, stream=sys.stdout):
-    super().__init__(logging.INFO)
-    self._stream = stream
-    self._started = {}
-    self._cached = set()
-    self._current = None
-
-  def emit(self, record: logging.LogRecord) -> None:
-    message = record.getMessage()
-    if match := self._START.match(message):
-      self._current = match.group(1)
-      self._started[self._current] = time.monotonic()
-      self._print(f'  {self._current} ...')
-    elif self._CACHED.match(message) and self._current:
-      self._cached.add(self._current)
-    elif match := self._END.match(message):
-      node = match.group(1)
-      elapsed = time.monotonic() - self._started.get(node, time.monotonic())
-      how = 'cached' if node in self._cached else 'done'
-      self._print(f'  {node} {how} ({elapsed:.1f} s)')
-
-  def _print(self, line: str) -> None:
-    self._stream.write(line + '\n')
-    self._stream.flush()
-
-
-class _KnownNoiseFilter(logging.Filter):
-  """Drops warnings that are harmless and that users can do nothing about."""
-
-  _NOISE = (
-      # TFX 1.16 tests a proto message for truth, so it warns on every channel it resolves.
-      'property_predicate is not supported',
-      # Transform does not tag its output with a payload format; the default is the right one.
-      'does not have payload_format custom property',
-      # Loading a Keras SavedModel for inference; nothing asks for its gradients.
-      'with ops with unsaved custom gradients',
-      # Each Beam worker of the multi-processing DirectRunner says this as it starts; it is about
-      # types registered in the launching process, which these pipelines do not use.
-      'No semi_persistent_directory found',
-  )
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    message = record.getMessage()
-    return not any(noise in message for noise in self._NOISE)
 
 
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -178,7 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
   compile_kf = commands.add_parser(
       'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines v2 spec (JSON)',
       description='Compile the same create_pipeline() with KubeflowV2DagRunner. The paths must be '
-                  'on an object store (gs://, s3://); see kubeflow/README.md.')
+                  'on an object store (gs://, s3://); see ganpipe/kubeflow/README.md.')
   compile_kf.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
   compile_kf.add_argument('--output', default='',
                           help='where to write the spec (default: --kubeflow.output_path)')
@@ -186,7 +111,7 @@ def _build_parser() -> argparse.ArgumentParser:
   compile_kf.set_defaults(handler=_compile_kubeflow)
 
   serve_command.add_parser(commands)
-  client_cli.add_parsers(commands)
+  client_commands.add_parsers(commands)
   return parser
 
 
@@ -207,7 +132,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.verbose:
       traceback.print_exception(error)
     where = ', '.join(summary.failed) if summary and summary.failed else 'the pipeline'
-    _error(f'{where} failed: {_one_line(error)}' +
+    console.error(f'{where} failed: {console.one_line(error)}' +
            ('' if args.verbose else ' (run with --verbose for the traceback)'))
     return EXIT_FAILED
   return 0
@@ -223,7 +148,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _compile_kubeflow(args: argparse.Namespace) -> int:
   config = _config_from_args(args)
-  from ganpipe.kubeflow import compile as kubeflow_compile  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from ganpipe.kubeflow import compile as kubeflow_compile
   path = kubeflow_compile.compile_pipeline(config, args.output)
   print(f'Wrote the KFP v2 pipeline package {kubeflow_compile.kfp_package_path(path)} (for '
         f'Kubeflow Pipelines) and PipelineJob {path} (for Vertex AI Pipelines); image '
@@ -239,10 +165,10 @@ def _status(args: argparse.Namespace) -> int:
   try:
     summary = runner.summarize(config)
   except run_summary.StoreError as error:
-    _error(f'{error}. Fix: pass --paths.metadata_path with the metadata.sqlite of a run')
+    console.error(f'{error}. Fix: pass --paths.metadata_path with the metadata.sqlite of a run')
     return EXIT_FAILED
   if summary is None:
-    _error(f'no run of pipeline {config.name!r} in {config.paths.metadata_path}. '
+    console.error(f'no run of pipeline {config.name!r} in {config.paths.metadata_path}. '
            'Fix: run `ganpipe run` first, or pass --paths.metadata_path')
     return EXIT_FAILED
   print(summary.to_json() if args.json else run_summary.format_summary(summary))
@@ -255,7 +181,8 @@ def _lineage(args: argparse.Namespace) -> int:
   try:
     found = lineage.trace(config.paths.metadata_path, config.name, args.target)
   except lineage.LineageError as error:
-    _error(f'{error}. Fix: pass --paths.metadata_path with the store of the run that made it')
+    console.error(f'{error}. Fix: pass --paths.metadata_path with the store of the run that made '
+                  'it')
     return EXIT_FAILED
   print(found.to_json() if args.json else lineage.format_lineage(found))
   return 0
@@ -269,7 +196,7 @@ def _publish(args: argparse.Namespace) -> int:
     publication = publish.republish(config.paths.metadata_path, config.name, args.module,
                                     args.to, args.archive)
   except (lineage.LineageError, publish.PublishError) as error:
-    _error(f'{error}. Fix: pass a module folder that `ganpipe run` published, and its '
+    console.error(f'{error}. Fix: pass a module folder that `ganpipe run` published, and its '
            '--paths.metadata_path')
     return EXIT_FAILED
   print(f'Published version {publication.version} to {publication.path}' +
@@ -277,51 +204,20 @@ def _publish(args: argparse.Namespace) -> int:
   return 0
 
 
-def _one_line(error: BaseException) -> str:
-  """The innermost message of an error, on one line, without Beam's step annotations."""
-  while error.__cause__ is not None:
-    error = error.__cause__
-  text = ' '.join(str(error).split()) or type(error).__name__
-  return re.sub(r"\s*\[while running '[^']*'\]", '', text)
-
-
-def _error(message: str) -> None:
-  print(f'ganpipe: error: {message}', file=sys.stderr)
-
-
-def _configure_logging(verbose: bool) -> None:
-  """TFX's INFO logs become one progress line per component unless `verbose`."""
-  level = logging.INFO if verbose else logging.WARNING
-  console = logging.StreamHandler()
-  console.setLevel(level)
-  console.setFormatter(logging.Formatter('%(levelname)s:%(name)s:%(message)s'))
-  if not verbose:
-    console.addFilter(_KnownNoiseFilter())
-    logging.getLogger('tensorflow').setLevel(logging.ERROR)
-  # Claim the root logger first, so that libraries' later basicConfig() calls are no-ops.
-  logging.basicConfig(level=level, handlers=[console], force=True)
-  import absl.logging  # pylint: disable=import-outside-toplevel
-  absl.logging.set_verbosity(absl.logging.INFO)
-  absl_logger = absl.logging.get_absl_logger()
-  for handler in [h for h in absl_logger.handlers if isinstance(h, _ProgressHandler)]:
-    absl_logger.removeHandler(handler)
-  absl_logger.addHandler(_ProgressHandler())
-
-
 def main(argv: Optional[List[str]] = None) -> int:
   args = _build_parser().parse_args(argv)
   if not args.verbose:
-    _quiet_environment()
+    console.quiet_environment()
   try:
-    _configure_logging(args.verbose)
+    console.configure_logging(args.verbose)
     return args.handler(args)
   except config_lib.ConfigError as error:
     if args.verbose:
       traceback.print_exc()
-    _error(str(error))
+    console.error(str(error))
     return EXIT_USAGE
   except KeyboardInterrupt:
-    _error('interrupted')
+    console.error('interrupted')
     return 130
 
 

@@ -250,11 +250,12 @@ def _classify_batch(client, client_lib, args: argparse.Namespace, batch: List[by
   A batch is one request, so one corrupt or non-image file fails all of it, and the server's
   error cannot say which file it was. The other images still get their answers.
   """
+  from ganpipe.app import queries  # pylint: disable=import-outside-toplevel  (TensorFlow)
   invalid = client_lib.grpc.StatusCode.INVALID_ARGUMENT
 
   def classify(images):
-    return client.classify_images(args.model, images, version=args.version,
-                                  version_label=args.label)
+    return queries.classify_images(client, args.model, images, version=args.version,
+                                   version_label=args.label)
   try:
     return classify(batch)
   except client_lib.ServingError as error:
@@ -275,17 +276,19 @@ def _classify_batch(client, client_lib, args: argparse.Namespace, batch: List[by
 
 @_reports_errors
 def _generate(args: argparse.Namespace, client_lib) -> int:
-  # The grid code is numpy only; its package imports nothing heavy.
-  from ganpipe.models.gan import grid as grid_lib  # pylint: disable=import-outside-toplevel
-  from PIL import Image  # pylint: disable=import-outside-toplevel
+  # pylint: disable=import-outside-toplevel
+  from PIL import Image
+  from ganpipe.app import queries  # TensorFlow, which the client has loaded already
+  from ganpipe.models.gan import grid as grid_lib  # numpy only
+  # pylint: enable=import-outside-toplevel
   # Where the answer goes is checked before anything is asked for.
   if os.path.isdir(args.out):
     raise _CommandError(f"cannot write --out '{args.out}': Is a directory")
   if args.images_dir and os.path.exists(args.images_dir) and not os.path.isdir(args.images_dir):
     raise _CommandError(f"cannot write to --images-dir '{args.images_dir}': Not a directory")
   with _connect(args, client_lib) as client:
-    generated = client.generate(args.model, args.num_images, args.seed, version=args.version,
-                                version_label=args.label)
+    generated = queries.generate(client, args.model, args.num_images, args.seed,
+                                 version=args.version, version_label=args.label)
   count, height, width, channels = generated.images.shape
   if channels not in (1, 2, 3, 4):
     raise _CommandError(f'the generator returned images with {channels} channels; a PNG holds '

@@ -5,9 +5,11 @@ import glob
 import os
 from typing import List, Optional, Sequence, TextIO
 
+from ganpipe.models import features
 from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import pipeline as pipeline_lib
 
-SERVED_MODELS = ('classifier', 'generator')
+SERVED_MODELS = (pipeline_lib.CLASSIFIER, pipeline_lib.GENERATOR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,17 +28,19 @@ def pushed_models(serving_root: str) -> List[str]:
 def eval_images(pipeline_root: str, count: int) -> List[EvalImage]:
   """The first `count` images of the newest ingested eval split."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  runs = glob.glob(os.path.join(pipeline_root, 'image_example_gen', 'examples', '*', 'Split-eval'))
+  runs = glob.glob(os.path.join(pipeline_root, pipeline_lib.INGESTION_NODE, 'examples', '*',
+                                'Split-eval'))
   if not runs:
     return []
   newest = max(runs, key=lambda path: int(path.split(os.sep)[-2]))
   files = sorted(glob.glob(os.path.join(newest, '*')))
   images = []
   for record in tf.data.TFRecordDataset(files, compression_type='GZIP').take(count):
-    features = tf.train.Example.FromString(record.numpy()).features.feature
-    images.append(EvalImage(source=features['source'].bytes_list.value[0].decode(),
-                            label_name=features['label_name'].bytes_list.value[0].decode(),
-                            png=features['image'].bytes_list.value[0]))
+    feature = tf.train.Example.FromString(record.numpy()).features.feature
+    images.append(EvalImage(
+        source=feature[features.SOURCE_KEY].bytes_list.value[0].decode(),
+        label_name=feature[features.LABEL_NAME_KEY].bytes_list.value[0].decode(),
+        png=feature[features.IMAGE_KEY].bytes_list.value[0]))
   return images
 
 
@@ -48,6 +52,7 @@ def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
     0 when every query succeeded, 1 otherwise (the reason is printed).
   """
   # pylint: disable=import-outside-toplevel
+  from ganpipe.app import queries
   from ganpipe.models.gan import grid
   from ganpipe.serving import client as client_lib
   from ganpipe.serving import config as serving_config
@@ -72,9 +77,10 @@ def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
       for name in models:
         for status in client.model_status(name):
           out.write(f'  {name} version {status["version"]}: {status["state"]}\n')
-      if 'classifier' in models:
+      if pipeline_lib.CLASSIFIER in models:
         images = eval_images(config.paths.pipeline_root, num_images)
-        predictions = client.classify_images('classifier', [image.png for image in images])
+        predictions = queries.classify_images(client, pipeline_lib.CLASSIFIER,
+                                              [image.png for image in images])
         right = 0
         out.write(f'Classify over gRPC ({len(images)} eval images):\n')
         for image, prediction in zip(images, predictions):
@@ -83,8 +89,8 @@ def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
           out.write(f'  {image.source:<24} true {image.label_name:<12} -> '
                     f'{prediction.class_name:<12} p={prediction.probability:.3f}  {mark}\n')
         out.write(f'  {right}/{len(images)} right\n')
-      if 'generator' in models:
-        generated = client.generate('generator', num_images=16, seed=7)
+      if pipeline_lib.GENERATOR in models:
+        generated = queries.generate(client, pipeline_lib.GENERATOR, num_images=16, seed=7)
         path = grid_path or os.path.join(os.path.dirname(root.rstrip('/')) or '.',
                                          'generated_grid.png')
         _write_png(path, grid.make_grid(generated.images))

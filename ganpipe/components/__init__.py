@@ -1,1 +1,1 @@
-"""TFX components: ImageExampleGen, the Trainer, the evaluators, validators, pushers and publisher."""
+"""The TFX components: ingestion, training, evaluation, validation, pushes, publishing."""

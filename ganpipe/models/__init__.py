@@ -1,1 +1,1 @@
-"""The models: hyperparameters, the data and serving contracts, preprocessing, the MLP classifier and the GAN."""
+"""The models: hyperparameters, data and serving contracts, preprocessing, classifier, GAN."""

@@ -8,10 +8,8 @@ from typing import Any, Dict, Tuple
 
 import tensorflow as tf
 
-from ganpipe.components.image_example_gen import images
+from ganpipe.models import features
 
-IMAGE_KEY = images.IMAGE_KEY
-LABEL_KEY = images.LABEL_KEY
 IMAGE_SHAPE = 'image_shape'  # custom_config key: [height, width, channels]
 
 
@@ -47,7 +45,7 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
                      custom_config: Dict[str, Any]) -> Dict[str, tf.Tensor]:
   """TFT preprocessing_fn. `custom_config['image_shape']` is [height, width, channels]."""
   shape = tuple(custom_config[IMAGE_SHAPE])
-  outputs = {IMAGE_KEY: decode_images(_flatten_single(inputs[IMAGE_KEY]), shape)}
-  if LABEL_KEY in inputs:
-    outputs[LABEL_KEY] = _flatten_single(inputs[LABEL_KEY])
+  outputs = {features.IMAGE_KEY: decode_images(_flatten_single(inputs[features.IMAGE_KEY]), shape)}
+  if features.LABEL_KEY in inputs:
+    outputs[features.LABEL_KEY] = _flatten_single(inputs[features.LABEL_KEY])
   return outputs

@@ -1,1 +1,1 @@
-"""The pipeline: its configuration, create_pipeline(), the runner, and what ML Metadata says of a run."""
+"""The pipeline: its configuration, create_pipeline(), the runner and the run's records."""

@@ -38,13 +38,13 @@ def parse_value(text: str, hint: Any, option: str) -> Any:
   if hint is bool:
     lowered = text.strip().lower()
     config_lib.check(lowered in ('true', 'false', '1', '0', 'yes', 'no'), option,
-           f'expected true or false, got {text!r}', f'pass --{option} true or false')
+                     f'expected true or false, got {text!r}', f'pass --{option} true or false')
     return lowered in ('true', '1', 'yes')
   try:
     return hint(text)
   except ValueError:
     raise config_lib.ConfigError(option, f'expected {hint.__name__}, got {text!r}',
-                      f'pass --{option} with a value of type {hint.__name__}') from None
+                                 f'pass --{option} with a value of type {hint.__name__}') from None
 
 
 def with_overrides(config: config_lib.PipelineConfig,

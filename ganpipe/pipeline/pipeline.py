@@ -10,8 +10,6 @@ from tfx import v1 as tfx
 from ganpipe import components
 from ganpipe import models
 from ganpipe.components import baseline_resolver
-from ganpipe.models import preprocessing
-from ganpipe.models.gan import model as gan_model
 from ganpipe.components.example_validation_gate.component import ExampleValidationGate
 from ganpipe.components.generator_evaluator.component import GeneratorEvaluator
 from ganpipe.components.hub_publisher.component import HubPublisher
@@ -20,6 +18,10 @@ from ganpipe.components.image_schema_gen.component import ImageSchemaGen
 from ganpipe.components.infra_validator.component import InfraValidator
 from ganpipe.components.serving_pusher.component import ServingPusher
 from ganpipe.components.trainer.component import Trainer
+from ganpipe.models import features
+from ganpipe.models import preprocessing
+from ganpipe.models import signatures
+from ganpipe.models.gan import model as gan_model
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import overrides as config_overrides
 
@@ -73,8 +75,8 @@ def _local_or_uri(path: str) -> str:
 def classifier_eval_config(evaluation: config_lib.EvaluationConfig) -> tfma.EvalConfig:
   """TFMA: accuracy must reach a floor and may drop at most so much below the baseline."""
   return tfma.EvalConfig(
-      model_specs=[tfma.ModelSpec(signature_name='serving_examples',
-                                  label_key=preprocessing.LABEL_KEY,
+      model_specs=[tfma.ModelSpec(signature_name=signatures.CLASSIFY_EXAMPLES,
+                                  label_key=features.LABEL_KEY,
                                   prediction_key='probabilities')],
       slicing_specs=[tfma.SlicingSpec()],
       metrics_specs=[tfma.MetricsSpec(metrics=[

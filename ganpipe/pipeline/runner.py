@@ -7,7 +7,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.orchestration.beam import beam_dag_runner
 
-from ganpipe.components.image_example_gen import sources
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen.sources import builtin
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import pipeline as pipeline_lib
@@ -34,7 +34,7 @@ def preflight(config: config_lib.PipelineConfig) -> None:
     if in_the_way:
       raise config_lib.ConfigError(option, f'{path!r} cannot be written: {in_the_way!r} is a '
                                    'file, not a folder', f'pass --{option} with another path')
-  if data.dataset == sources.FASHION_MNIST and not data.data_dir and not tf.io.gfile.isdir(
+  if data.dataset == options.FASHION_MNIST and not data.data_dir and not tf.io.gfile.isdir(
       builtin.FASHION_MNIST_DIR):
     raise config_lib.ConfigError(
         'data.dataset', f'Fashion-MNIST is not installed at {builtin.FASHION_MNIST_DIR}',

@@ -1,8 +1,7 @@
-"""A gRPC client for TF Serving's PredictionService and ModelService, and for ganpipe's models."""
+"""A gRPC client for TF Serving's PredictionService and ModelService."""
 
-import dataclasses
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import grpc
 import numpy as np
@@ -16,8 +15,8 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 DEFAULT_TARGET = 'localhost:8500'
+# What TF Serving runs when a request names no signature (kDefaultServingSignatureDefKey).
 DEFAULT_SIGNATURE = 'serving_default'
-GENERATE_SIGNATURE = 'generate'
 
 
 class ServingError(Exception):
@@ -31,22 +30,6 @@ class ServingError(Exception):
   def __init__(self, message: str, code: Optional[grpc.StatusCode] = None):
     super().__init__(message)
     self.code = code
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-  """The classifier's answer for one image."""
-  class_id: int
-  class_name: str
-  probability: float
-  probabilities: Tuple[float, ...]
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class GeneratedImages:
-  """The generator's answer: `images` [n, h, w, c] float32 in [0, 1], one encoded PNG per image."""
-  images: np.ndarray
-  png: Tuple[bytes, ...]
 
 
 def ssl_credentials(root_cert_path: Optional[str] = None, *,
@@ -163,90 +146,8 @@ class ServingClient:
         raise ValueError(f'input {alias!r} cannot be made a tensor: {error}') from error
     request.output_filter.extend(output_filter or ())
     response = self._call(self._predictions.Predict, request, 'Predict',
-                          _describe(model, version, version_label, signature))
+                          describe(model, version, version_label, signature))
     return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
-
-  def classify_images(self, model: str, images: Sequence[bytes], *,
-                      version: Optional[int] = None,
-                      version_label: Optional[str] = None) -> List[Prediction]:
-    """Classifies encoded images with the classifier's `serving_default` signature.
-
-    The signature takes `images` ([batch] string, PNG or JPEG bytes) and returns
-    `probabilities` [batch, K] float32, `class_ids` [batch] int64, `class_names` [batch] string.
-
-    Args:
-      model: the classifier's name on the server.
-      images: encoded images, sent in one request.
-      version: a specific version; None (and no label) is the latest.
-      version_label: a version label, instead of `version`.
-
-    Returns:
-      One prediction per image, in order.
-
-    Raises:
-      ServingError: the call failed, or the answer does not match the signature.
-      ValueError: no images, or both `version` and `version_label`.
-    """
-    if not images:
-      raise ValueError('no images to classify')
-    outputs = self.predict(model, {'images': np.array(list(images), dtype=object)},
-                           version=version, version_label=version_label)
-    where = _describe(model, version, version_label, DEFAULT_SIGNATURE)
-    probabilities = _output(outputs, 'probabilities', where, self.target)
-    class_ids = _output(outputs, 'class_ids', where, self.target)
-    class_names = _output(outputs, 'class_names', where, self.target)
-    count = len(images)
-    if (probabilities.ndim != 2 or probabilities.shape[0] != count or
-        class_ids.shape != (count,) or class_names.shape != (count,)):
-      raise ServingError(
-          f'{where} at {self.target} returned probabilities {list(probabilities.shape)}, '
-          f'class_ids {list(class_ids.shape)}, class_names {list(class_names.shape)} for '
-          f'{count} images; expected [{count}, K], [{count}], [{count}]')
-    predictions = []
-    for row, class_id, name in zip(probabilities, class_ids, class_names):
-      class_id = int(class_id)
-      probability = row[class_id] if 0 <= class_id < len(row) else row.max()
-      predictions.append(Prediction(
-          class_id=class_id, class_name=_text(name), probability=float(probability),
-          probabilities=tuple(float(p) for p in row)))
-    return predictions
-
-  def generate(self, model: str, num_images: int, seed: int, *, version: Optional[int] = None,
-               version_label: Optional[str] = None) -> GeneratedImages:
-    """Generates images with the generator's `generate` signature.
-
-    The signature takes `num_images` (int32 scalar) and `seed` (int64 scalar) and returns
-    `images` [n, h, w, c] float32 in [0, 1] and `png` [n] string.
-
-    Args:
-      model: the generator's name on the server.
-      num_images: how many images to generate.
-      seed: the noise seed; the same seed and model version give the same images.
-      version: a specific version; None (and no label) is the latest.
-      version_label: a version label, instead of `version`.
-
-    Returns:
-      The images.
-
-    Raises:
-      ServingError: the call failed, or the answer does not match the signature.
-      ValueError: `num_images` is not positive, or both `version` and `version_label`.
-    """
-    if num_images < 1:
-      raise ValueError(f'num_images must be positive, got {num_images}')
-    outputs = self.predict(model, {'num_images': np.int32(num_images), 'seed': np.int64(seed)},
-                           signature=GENERATE_SIGNATURE, version=version,
-                           version_label=version_label)
-    where = _describe(model, version, version_label, GENERATE_SIGNATURE)
-    images = _output(outputs, 'images', where, self.target)
-    png = _output(outputs, 'png', where, self.target)
-    if images.ndim != 4 or images.shape[0] != num_images or png.shape != (num_images,):
-      raise ServingError(
-          f'{where} at {self.target} returned images {list(images.shape)} and png '
-          f'{list(png.shape)} for {num_images} images; expected [{num_images}, h, w, c] and '
-          f'[{num_images}]')
-    return GeneratedImages(images=images.astype(np.float32, copy=False),
-                           png=tuple(bytes(p) for p in png))
 
   def model_status(self, model: str, version: Optional[int] = None) -> List[Dict[str, Any]]:
     """Calls ModelService.GetModelStatus.
@@ -265,7 +166,7 @@ class ServingClient:
     request = get_model_status_pb2.GetModelStatusRequest()
     _fill_model_spec(request.model_spec, model, version, None)
     response = self._call(self._models.GetModelStatus, request, 'GetModelStatus',
-                          _describe(model, version, None, None))
+                          describe(model, version, None, None))
     states = get_model_status_pb2.ModelVersionStatus.State
     codes = (get_model_status_pb2.ModelVersionStatus.DESCRIPTOR.fields_by_name['status']
              .message_type.fields_by_name['error_code'].enum_type.values_by_number)
@@ -298,7 +199,7 @@ class ServingClient:
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     _fill_model_spec(request.model_spec, model, version, None)
     request.metadata_field.append('signature_def')
-    where = _describe(model, version, None, None)
+    where = describe(model, version, None, None)
     response = self._call(self._predictions.GetModelMetadata, request, 'GetModelMetadata', where)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     if ('signature_def' not in response.metadata or
@@ -346,8 +247,8 @@ def _fill_model_spec(spec, model: str, version: Optional[int],
     spec.version_label = version_label
 
 
-def _describe(model: str, version: Optional[int], version_label: Optional[str],
-              signature: Optional[str]) -> str:
+def describe(model: str, version: Optional[int], version_label: Optional[str],
+             signature: Optional[str]) -> str:
   """E.g. "model 'classifier' version 3, signature 'serving_default'"."""
   text = f'model {model!r}'
   if version is not None:
@@ -357,17 +258,6 @@ def _describe(model: str, version: Optional[int], version_label: Optional[str],
   if signature is not None:
     text += f', signature {signature!r}'
   return text
-
-
-def _output(outputs: Dict[str, np.ndarray], alias: str, where: str, target: str) -> np.ndarray:
-  if alias not in outputs:
-    raise ServingError(f'{where} at {target} returned no {alias!r} output (it returned: '
-                       f'{", ".join(sorted(outputs)) or "nothing"}); is it the right model?')
-  return outputs[alias]
-
-
-def _text(value) -> str:
-  return value.decode('utf-8', errors='replace') if isinstance(value, bytes) else str(value)
 
 
 def _tensor_info(info) -> Dict[str, Any]:

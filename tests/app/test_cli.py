@@ -1,6 +1,5 @@
 """The `ganpipe` command line: flags, help and one-line errors for bad input."""
 
-import logging
 import re
 import subprocess
 import sys
@@ -86,28 +85,10 @@ def test_installed_console_script_exits_non_zero_without_traceback():
 
 
 def test_missing_fashion_mnist_says_how_to_install(capsys, monkeypatch, tmp_path):
-  from ganpipe.components.image_example_gen.sources import builtin  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel
+  from ganpipe.components.image_example_gen.sources import builtin
   monkeypatch.setattr(builtin, 'FASHION_MNIST_DIR', str(tmp_path / 'not-installed'))
   assert cli.main(['run', '--data.dataset', 'fashion-mnist']) == cli.EXIT_USAGE
   err = capsys.readouterr().err.strip()
   assert err.startswith('ganpipe: error: data.dataset: Fashion-MNIST is not installed at ')
   assert 'sudo apt-get install dataset-fashion-mnist' in err and '--data.data_dir' in err
-
-
-def _record(name: str, level: int, message: str) -> logging.LogRecord:
-  return logging.LogRecord(name, level, __file__, 1, message, None, None)
-
-
-def test_known_noise_is_dropped_and_other_warnings_kept():
-  noise_filter = cli._KnownNoiseFilter()  # pylint: disable=protected-access
-  beam_log = 'apache_beam.runners.portability.local_job_service'
-  # As the multi-processing DirectRunner forwards a starting worker's warning.
-  assert not noise_filter.filter(_record(
-      beam_log, logging.WARNING, 'Worker: severity: WARN timestamp {   seconds: 1796420150 } '
-      'message: "No semi_persistent_directory found:  User registered objects (e.g. schema, '
-      'logical type) throughregisteries may not be effective"'))
-  assert not noise_filter.filter(_record('absl', logging.WARNING,
-                                         'property_predicate is not supported'))
-  assert noise_filter.filter(_record(beam_log, logging.ERROR,
-                                     'Worker: severity: ERROR message: "Error processing bundle"'))
-  assert noise_filter.filter(_record('tfx', logging.WARNING, 'Disk is full'))

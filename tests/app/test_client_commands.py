@@ -13,13 +13,13 @@ import pytest
 from PIL import Image
 
 from ganpipe.models.gan import grid as grid_lib
-from ganpipe.app import client_commands as client_cli
+from ganpipe.app import client_commands
 from tests.serving import fake_tf_serving
 
 
 def _run(argv: List[str]) -> int:
   parser = argparse.ArgumentParser(prog='ganpipe')
-  client_cli.add_parsers(parser.add_subparsers(dest='command', required=True))
+  client_commands.add_parsers(parser.add_subparsers(dest='command', required=True))
   args = parser.parse_args(argv)
   return args.handler(args)
 
@@ -198,7 +198,7 @@ def test_cli_target_without_a_usable_port_is_a_usage_error(target, message, caps
                                     'unix:/tmp/serving.sock'])
 def test_cli_target_takes_host_port_ipv6_and_grpc_uris(target):
   parser = argparse.ArgumentParser(prog='ganpipe')
-  client_cli.add_parsers(parser.add_subparsers(dest='command', required=True))
+  client_commands.add_parsers(parser.add_subparsers(dest='command', required=True))
   assert parser.parse_args(['models', '--target', target]).target == target
 
 
@@ -285,9 +285,9 @@ def test_cli_parsing_and_missing_files_do_not_load_tensorflow(tmp_path):
   # TensorFlow takes seconds to import; `--help` and a mistyped path should not wait for it.
   script = f'''
 import argparse, sys
-from ganpipe.app import client_commands as client_cli
+from ganpipe.app import client_commands
 parser = argparse.ArgumentParser(prog='ganpipe')
-client_cli.add_parsers(parser.add_subparsers(dest='command', required=True))
+client_commands.add_parsers(parser.add_subparsers(dest='command', required=True))
 args = parser.parse_args(['classify', {str(tmp_path / 'missing.png')!r}])
 assert args.handler(args) == 1
 print('tensorflow' in sys.modules, 'grpc' in sys.modules)

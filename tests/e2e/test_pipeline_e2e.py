@@ -53,7 +53,7 @@ def _tracebacks(stderr):
   """Traceback blocks in stderr, except TF 2.16's AtomicFunction.__del__ error.
 
   That one is printed by Beam worker processes as they exit, where the CLI cannot install
-  its hook (`cli._ignore_tensorflow_finalizer_errors`); it is not about the run.
+  its hook (`console._ignore_tensorflow_finalizer_errors`); it is not about the run.
   """
   blocks = stderr.split('Traceback (most recent call last):')[1:]
   return [b for b in blocks

@@ -1,39 +1,24 @@
 """The serving client library, against an in-process fake TF Serving gRPC server."""
 
-import io
 import socket
 import time
 
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
-from PIL import Image
 
 from ganpipe.serving import client as client_lib
 from tests.serving import fake_tf_serving
-from tests.serving.fake_tf_serving import CLASS_NAMES, IMAGE_SHAPE, FakeServer
+from tests.serving.fake_tf_serving import FakeServer
+
+
+GENERATE_TWO = {'num_images': np.int32(2), 'seed': np.int64(1)}
 
 
 def _client(fake: FakeServer, **kwargs) -> client_lib.ServingClient:
   kwargs.setdefault('backoff', 0.01)
   return client_lib.ServingClient(fake.target, **kwargs)
 
-
-
-def test_classify_images_answers_per_image_in_order(fake):
-  with _client(fake) as client:
-    predictions = client.classify_images('classifier', [b'abc', b'abcd', b'abcde', b'abcdef'])
-  assert predictions == [
-      client_lib.Prediction(class_id=i % 3, class_name=CLASS_NAMES[i % 3],
-                            probability=pytest.approx(0.8),
-                            probabilities=pytest.approx(tuple(0.8 if k == i % 3 else 0.1
-                                                              for k in range(3))))
-      for i in range(4)]
-  [request] = fake.requests('Predict')
-  assert request.model_spec.signature_name == 'serving_default'
-  assert not request.model_spec.HasField('version') and not request.model_spec.version_label
-  assert list(tf.make_ndarray(request.inputs['images'])) == [b'abc', b'abcd', b'abcde', b'abcdef']
 
 
 def test_predict_sends_version_label_and_output_filter(fake):
@@ -56,25 +41,12 @@ def test_predict_sends_a_specific_version(fake):
 @pytest.mark.parametrize('call, message', [
     (lambda c: c.predict('classifier', {'images': [b'a']}, version=1, version_label='stable'),
      'not both'),
-    (lambda c: c.classify_images('classifier', []), 'no images to classify'),
-    (lambda c: c.generate('generator', 0, seed=1), 'num_images must be positive, got 0'),
     (lambda c: c.predict('classifier', {'images': {'a': 1}}), "input 'images' cannot be made"),
 ])
 def test_bad_arguments_fail_before_sending(fake, call, message):
   with _client(fake) as client, pytest.raises(ValueError, match=message):
     call(client)
   assert not fake.calls
-
-
-def test_generate_returns_float_images_and_one_png_each(fake):
-  with _client(fake) as client:
-    generated = client.generate('generator', 3, seed=7)
-  assert generated.images.dtype == np.float32
-  np.testing.assert_array_equal(generated.images, fake_tf_serving.fake_images(3, 7))
-  assert len(generated.png) == 3
-  assert Image.open(io.BytesIO(generated.png[2])).size == (IMAGE_SHAPE[1], IMAGE_SHAPE[0])
-  [request] = fake.requests('Predict')
-  assert request.model_spec.signature_name == 'generate'
 
 
 def test_model_status_lists_versions_newest_first_with_errors(fake):
@@ -145,7 +117,7 @@ def test_no_server_suggests_checking_it_runs():
 def test_other_errors_are_not_retried_and_say_what_the_server_said(fake, code, details):
   fake.error = (code, details)
   with _client(fake, retries=3) as client, pytest.raises(client_lib.ServingError) as raised:
-    client.classify_images('classifier', [b'a'], version=9)
+    client.predict('classifier', {'images': [b'a']}, version=9)
   assert raised.value.code == code
   assert str(raised.value) == (
       f"Predict for model 'classifier' version 9, signature 'serving_default' at {fake.target} "
@@ -165,27 +137,18 @@ def test_a_slow_server_exceeds_the_deadline_without_retries(fake):
   with _client(fake, retries=3) as client:
     # Connected first, with the default timeout: on a loaded machine, connecting alone can take a
     # short deadline, and the call then never reaches the server.
-    client.generate('generator', 2, seed=1)
+    client.predict('generator', GENERATE_TWO, signature='generate')
     fake.calls.clear()
     client.timeout = 0.2
     fake.sleep_seconds = 1.0
     started = time.monotonic()
     with pytest.raises(client_lib.ServingError,
                        match=r'DEADLINE_EXCEEDED: .*no answer within the 0\.2 s timeout') as raised:
-      client.generate('generator', 2, seed=1)
+      client.predict('generator', GENERATE_TWO, signature='generate')
     elapsed = time.monotonic() - started
   assert raised.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
   assert len(fake.calls) == 1  # Not retried.
   assert elapsed < 0.9  # The deadline, not the server's answer, ended the call.
-
-
-def test_an_answer_without_the_expected_output_is_a_clear_error(fake):
-  fake.drop_output = 'class_names'
-  with _client(fake) as client, pytest.raises(
-      client_lib.ServingError, match="returned no 'class_names' output.*class_ids, probabilities"
-  ) as raised:
-    client.classify_images('classifier', [b'a'])
-  assert raised.value.code is None
 
 
 def test_closing_the_client_closes_the_channel(fake):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ganpipe.serving import client as client_lib
-from ganpipe.app import client_commands as client_cli
+from ganpipe.app import client_commands
 from ganpipe.serving import config as config_lib
 from ganpipe.serving import serve_command
 from ganpipe.serving import server as server_lib
@@ -121,7 +121,7 @@ def test_a_bad_certificate_or_key_is_named_not_mistaken_for_a_port_in_use(
 def _cli(argv) -> int:
   """`ganpipe ARGV` for the client commands, without main()'s process-wide logging set-up."""
   parser = argparse.ArgumentParser(prog='ganpipe')
-  client_cli.add_parsers(parser.add_subparsers(dest='command', required=True))
+  client_commands.add_parsers(parser.add_subparsers(dest='command', required=True))
   args = parser.parse_args(argv)
   return args.handler(args)
 

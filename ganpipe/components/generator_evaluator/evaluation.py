@@ -7,10 +7,9 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from ganpipe.models.classifier import training as classifier_training
-from ganpipe.models.gan import training as gan_training
 from ganpipe.components.generator_evaluator import metrics
-from ganpipe.components.image_example_gen import images as images_lib
+from ganpipe.models import features
+from ganpipe.models import signatures
 
 BATCH = 256
 
@@ -23,7 +22,7 @@ def read_real_images(examples_uri: str, split: str, count: int) -> np.ndarray:
   pixels = []
   for record in tf.data.TFRecordDataset(files, compression_type='GZIP').take(count):
     example = tf.train.Example.FromString(record.numpy())
-    png = example.features.feature[images_lib.IMAGE_KEY].bytes_list.value[0]
+    png = example.features.feature[features.IMAGE_KEY].bytes_list.value[0]
     pixels.append(tf.io.decode_png(png).numpy())
   return np.stack(pixels).astype(np.float32) / 255.0
 
@@ -31,7 +30,7 @@ def read_real_images(examples_uri: str, split: str, count: int) -> np.ndarray:
 def generate(generator_dir: str, count: int, seed: int) -> np.ndarray:
   """`count` images from an exported generator's `generate` signature, floats in [0, 1]."""
   generator = tf.saved_model.load(generator_dir)
-  out = generator.signatures[gan_training.GENERATE_SIGNATURE](
+  out = generator.signatures[signatures.GENERATE](
       num_images=tf.constant(count, tf.int32), seed=tf.constant(seed, tf.int64))
   return out['images'].numpy()
 
@@ -41,7 +40,7 @@ class ClassifierEmbedding:
 
   def __init__(self, classifier_dir: str):
     self._model = tf.saved_model.load(classifier_dir)
-    self._signature = self._model.signatures[classifier_training.FEATURES_SIGNATURE]
+    self._signature = self._model.signatures[signatures.IMAGE_FEATURES]
 
   def __call__(self, pixels: np.ndarray) -> Dict[str, np.ndarray]:
     outputs = {'features': [], 'probabilities': []}

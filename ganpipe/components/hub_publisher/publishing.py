@@ -11,9 +11,9 @@ from typing import Mapping, Optional, Tuple
 import tensorflow as tf
 from tfx.utils import io_utils
 
-from ganpipe.components import versioning as staging
+from ganpipe.components import versioning
+from ganpipe.models import signatures
 
-SERVING_SIGNATURE = 'serving_default'
 README_FILE = 'README.md'
 ARCHIVE_SUFFIX = '.tar.gz'
 # Dot-prefixed and non-numeric, so never taken for a version, by us or by a file server.
@@ -75,9 +75,9 @@ def read_shapes(saved_model_dir: str) -> GeneratorShapes:
     raise ValueError(f'{saved_model_dir} is not a reusable SavedModel (it needs __call__ and '
                      'trainable_variables); export it with '
                      'ganpipe.models.gan.training.export_generator')
-  if SERVING_SIGNATURE not in loaded.signatures:
-    raise ValueError(f'{saved_model_dir} has no {SERVING_SIGNATURE!r} signature')
-  signature = loaded.signatures[SERVING_SIGNATURE]
+  if signatures.GENERATE_FROM_NOISE not in loaded.signatures:
+    raise ValueError(f'{saved_model_dir} has no {signatures.GENERATE_FROM_NOISE!r} signature')
+  signature = loaded.signatures[signatures.GENERATE_FROM_NOISE]
   noise = signature.structured_input_signature[1].get('noise')
   images = signature.structured_outputs.get('images')
   if (noise is None or images is None or noise.shape.rank != 2 or images.shape.rank != 4 or
@@ -94,14 +94,7 @@ def module_root(hub_root: str, card: ModuleCard) -> str:
 
 def next_version(root: str) -> int:
   """One above every version published, or left as an archive by a crashed publish."""
-  if not tf.io.gfile.isdir(root):
-    return 1
-  versions = [0]
-  for name in tf.io.gfile.listdir(root):
-    match = re.fullmatch(r'(\d+)(?:/|' + re.escape(ARCHIVE_SUFFIX) + ')?', name)
-    if match:
-      versions.append(int(match.group(1)))
-  return max(versions) + 1
+  return max(versioning.versions(root, ARCHIVE_SUFFIX), default=0) + 1
 
 
 def render_readme(card: ModuleCard, version: int, asset_path: str, shapes: GeneratorShapes,
@@ -196,19 +189,17 @@ def remove_stale_leftovers(root: str, now: Optional[float] = None) -> None:
   """Deletes what crashed publishes left: temporary folders, and archives of no version.
 
   Neither was ever a visible version. What a publish still running (another pipeline run's)
-  has written is younger than `staging.STALE_AFTER_SECONDS`, and is left alone.
+  has written is younger than `versioning.STALE_AFTER_SECONDS`, and is left alone.
   """
   if not tf.io.gfile.isdir(root):
     return
   now = time.time() if now is None else now
+  versioning.remove_stale_temporaries(root, TEMP_PREFIX, now)
   names = {name.rstrip('/') for name in tf.io.gfile.listdir(root)}
   for name in names:
     path = os.path.join(root, name)
-    if name.startswith(TEMP_PREFIX):
-      if staging.is_stale(name, TEMP_PREFIX, now):
-        tf.io.gfile.rmtree(path)
-    elif (name.endswith(ARCHIVE_SUFFIX) and name[:-len(ARCHIVE_SUFFIX)] not in names and
-          now - tf.io.gfile.stat(path).mtime_nsec / 1e9 > staging.STALE_AFTER_SECONDS):
+    if (name.endswith(ARCHIVE_SUFFIX) and name[:-len(ARCHIVE_SUFFIX)] not in names and
+        now - tf.io.gfile.stat(path).mtime_nsec / 1e9 > versioning.STALE_AFTER_SECONDS):
       tf.io.gfile.remove(path)
 
 
@@ -254,7 +245,7 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
   archive = final + ARCHIVE_SUFFIX if make_archive else None
   readme = render_readme(card, version, archive or final, shapes, metrics, final)
 
-  temporary = os.path.join(root, staging.temporary_name(TEMP_PREFIX, version))
+  temporary = os.path.join(root, versioning.temporary_name(TEMP_PREFIX, version))
   os.makedirs(temporary)
   archive_placed = committed = False
   try:

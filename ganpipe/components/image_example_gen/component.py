@@ -14,8 +14,9 @@ from ganpipe.components import artifacts
 from ganpipe.components.image_example_gen import driver
 from ganpipe.components.image_example_gen import executor
 from ganpipe.components.image_example_gen import images
-from ganpipe.components.image_example_gen import report
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import sources
+from ganpipe.models import features
 
 
 class ImageExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -48,10 +49,10 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
   DRIVER_CLASS = driver.ImageExampleGenDriver
 
   def __init__(self, source: str, image_shape: Tuple[int, int, int],
-               input_base: Optional[str] = None, on_wrong_size: str = images.RESIZE,
-               formats: Sequence[str] = images.DEFAULT_FORMATS, max_bad_fraction: float = 0.01,
+               input_base: Optional[str] = None, on_wrong_size: str = options.RESIZE,
+               formats: Sequence[str] = options.DEFAULT_FORMATS, max_bad_fraction: float = 0.01,
                train_buckets: int = 4, eval_buckets: int = 1,
-               max_image_pixels: int = images.MAX_PIXELS):
+               max_image_pixels: int = options.MAX_PIXELS):
     """Builds the component.
 
     Args:
@@ -78,7 +79,7 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
             example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=eval_buckets),
         ],
         # Hashing the stable key, not the bytes, keeps an image's split fixed on any runner.
-        partition_feature_name=images.SOURCE_KEY))
+        partition_feature_name=features.SOURCE_KEY))
     spec = ImageExampleGenSpec(
         input_base=input_base or '',
         input_config=input_config,

@@ -11,6 +11,7 @@ from tfx.components.example_gen import input_processor
 from tfx.proto import example_gen_pb2
 from tfx.proto import range_config_pb2
 
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import sources
 from ganpipe.components.image_example_gen.sources import builtin
 from ganpipe.components.image_example_gen.sources import files
@@ -27,7 +28,7 @@ def source_fingerprint(source: str, input_base: str) -> str:
     import sklearn  # pylint: disable=import-outside-toplevel
     digest.update(f'{source}:scikit-learn=={sklearn.__version__}'.encode())
     return f'builtin:{digest.hexdigest()}'
-  if source == sources.FASHION_MNIST and not input_base:
+  if source == options.FASHION_MNIST and not input_base:
     input_base = builtin.FASHION_MNIST_DIR
   count = 0
   for directory, names in sorted(files.walk(input_base)):

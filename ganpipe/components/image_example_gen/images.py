@@ -1,4 +1,4 @@
-"""Decoding, normalising and encoding images, and the tf.Example layout ImageExampleGen writes."""
+"""Decoding, normalising and encoding images into the examples ImageExampleGen writes."""
 
 import dataclasses
 import io
@@ -9,14 +9,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 import tensorflow as tf
 
-# The output schema: one tf.Example per image.
-IMAGE_KEY = 'image'            # bytes: PNG, normalised to the configured size and channels
-LABEL_KEY = 'label'            # int64: class id, an index into the class map
-LABEL_NAME_KEY = 'label_name'  # bytes: class name
-HEIGHT_KEY = 'height'          # int64
-WIDTH_KEY = 'width'            # int64
-CHANNELS_KEY = 'channels'      # int64: 1 (grayscale) or 3 (RGB)
-SOURCE_KEY = 'source'          # bytes: relative path, or "<file>:<index>"; the split hash key
+from ganpipe.components.image_example_gen import options
+from ganpipe.models import features
 
 # Why a record was rejected.
 ZERO_BYTE = 'zero_byte'
@@ -27,20 +21,12 @@ WRONG_SIZE = 'wrong_size'
 FORMAT_NOT_ACCEPTED = 'format_not_accepted'
 TOO_LARGE = 'too_large'
 
-RESIZE = 'resize'
-REJECT = 'reject'
-# Formats as PIL names them; `jpg` is accepted as an alias.
-FORMATS = ('png', 'jpeg', 'bmp', 'gif', 'tiff', 'webp')
-DEFAULT_FORMATS = ('png', 'jpeg', 'bmp', 'gif')
-# The most pixels an input image may have: 8192 x 8192, more than any camera's photo. A PNG of a
-# few kilobytes can declare a billion pixels; it is refused from its header, before decoding.
-MAX_PIXELS = 8192 * 8192
-
 
 def max_file_bytes(max_pixels: int) -> int:
   """The largest file an image of `max_pixels` can be: uncompressed RGBA, and 16 MiB of
   metadata (ICC profiles, EXIF). A larger file is not read into memory."""
   return 4 * max_pixels + 16 * 2**20
+
 
 _PIL_MODE = {1: 'L', 3: 'RGB'}
 # 8-bit PIL modes that convert to grayscale or RGB without losing range.
@@ -67,17 +53,18 @@ class ImagePolicy:
     max_pixels: larger input images are rejected as `too_large`, unread.
   """
   shape: Tuple[int, int, int]
-  on_wrong_size: str = RESIZE
-  formats: Tuple[str, ...] = DEFAULT_FORMATS
-  max_pixels: int = MAX_PIXELS
+  on_wrong_size: str = options.RESIZE
+  formats: Tuple[str, ...] = options.DEFAULT_FORMATS
+  max_pixels: int = options.MAX_PIXELS
 
   def __post_init__(self):
-    if self.on_wrong_size not in (RESIZE, REJECT):
-      raise ValueError(f'on_wrong_size must be {RESIZE!r} or {REJECT!r}, '
+    if self.on_wrong_size not in options.WRONG_SIZE_POLICIES:
+      raise ValueError(f'on_wrong_size must be one of {", ".join(options.WRONG_SIZE_POLICIES)}, '
                        f'got {self.on_wrong_size!r}')
-    unknown = set(self.formats) - set(FORMATS) - {'jpg'}
+    unknown = set(self.formats) - set(options.FORMAT_NAMES)
     if unknown:
-      raise ValueError(f'unknown image formats {sorted(unknown)}; known: {", ".join(FORMATS)}')
+      raise ValueError(f'unknown image formats {sorted(unknown)}; known: '
+                       f'{", ".join(options.FORMAT_NAMES)}')
     if self.shape[2] not in _PIL_MODE:
       raise ValueError(f'channels must be 1 or 3, got {self.shape[2]}')
     if self.max_pixels < self.shape[0] * self.shape[1]:
@@ -92,7 +79,7 @@ class ImagePolicy:
     values = json.loads(text)
     return cls(shape=tuple(values['shape']), on_wrong_size=values['on_wrong_size'],
                formats=tuple(values['formats']),
-               max_pixels=values.get('max_pixels', MAX_PIXELS))
+               max_pixels=values.get('max_pixels', options.MAX_PIXELS))
 
 
 def normalize_image(data: bytes, policy: ImagePolicy) -> np.ndarray:
@@ -105,7 +92,7 @@ def normalize_image(data: bytes, policy: ImagePolicy) -> np.ndarray:
   """
   if not data:
     raise ImageError(ZERO_BYTE, 'the file is empty')
-  accepted = {'jpeg' if f == 'jpg' else f for f in policy.formats}
+  accepted = {options.FORMAT_ALIASES.get(f, f) for f in policy.formats}
   try:
     with Image.open(io.BytesIO(data)) as image:
       image_format = (image.format or '').lower()
@@ -159,7 +146,7 @@ def _convert(image: Image.Image, policy: ImagePolicy) -> np.ndarray:
     # 16-bit and float images would be clipped, not scaled, by a conversion to 8 bits.
     raise ImageError(UNSUPPORTED_MODE, f'image mode {image.mode!r} is not 8-bit grayscale, '
                      'palette or colour')
-  if image.size != (width, height) and policy.on_wrong_size == REJECT:
+  if image.size != (width, height) and policy.on_wrong_size == options.REJECT:
     raise ImageError(WRONG_SIZE, f'{image.size[1]}x{image.size[0]} is not {height}x{width}')
   image = image.convert(_PIL_MODE[channels])
   if image.size != (width, height):
@@ -188,11 +175,11 @@ def make_example(pixels: np.ndarray, label: int, label_name: str, source: str) -
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
   return tf.train.Example(features=tf.train.Features(feature={
-      IMAGE_KEY: bytes_feature(encode_png(pixels)),
-      LABEL_KEY: int_feature(label),
-      LABEL_NAME_KEY: bytes_feature(label_name.encode('utf-8')),
-      HEIGHT_KEY: int_feature(height),
-      WIDTH_KEY: int_feature(width),
-      CHANNELS_KEY: int_feature(channels),
-      SOURCE_KEY: bytes_feature(source.encode('utf-8')),
+      features.IMAGE_KEY: bytes_feature(encode_png(pixels)),
+      features.LABEL_KEY: int_feature(label),
+      features.LABEL_NAME_KEY: bytes_feature(label_name.encode('utf-8')),
+      features.HEIGHT_KEY: int_feature(height),
+      features.WIDTH_KEY: int_feature(width),
+      features.CHANNELS_KEY: int_feature(channels),
+      features.SOURCE_KEY: bytes_feature(source.encode('utf-8')),
   }))

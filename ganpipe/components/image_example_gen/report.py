@@ -7,8 +7,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import apache_beam as beam
 import tensorflow as tf
 
-from ganpipe.components.image_example_gen import images
 from ganpipe.components.image_example_gen import records
+from ganpipe.models import features
 
 REPORT_FILE = 'ingestion_report.json'
 REJECTED_FILES = 'rejected'      # rejected-NNNNN-of-NNNNN.jsonl: every rejected record
@@ -28,9 +28,9 @@ def _write_json(pcoll: beam.PCollection, path: str, label: str) -> None:
 
 
 def _label_and_name(example: tf.train.Example) -> Tuple[int, str]:
-  features = example.features.feature
-  return (int(features[images.LABEL_KEY].int64_list.value[0]),
-          features[images.LABEL_NAME_KEY].bytes_list.value[0].decode('utf-8'))
+  feature = example.features.feature
+  return (int(feature[features.LABEL_KEY].int64_list.value[0]),
+          feature[features.LABEL_NAME_KEY].bytes_list.value[0].decode('utf-8'))
 
 
 def write_counts(examples_by_split: Dict[str, beam.PCollection], rejected: beam.PCollection,

@@ -5,19 +5,19 @@ from typing import Optional
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
-from ganpipe.components.image_example_gen import images
+from ganpipe.models import features
 
 # Identifiers: every value is new, so a value domain learned from training data is wrong.
-IDENTIFIER_FEATURES = (images.SOURCE_KEY,)
+IDENTIFIER_FEATURES = (features.SOURCE_KEY,)
 # Sizes are set by the configured image shape; TFDV reads a constant 1 as a boolean.
-SIZE_FEATURES = (images.HEIGHT_KEY, images.WIDTH_KEY, images.CHANNELS_KEY)
+SIZE_FEATURES = (features.HEIGHT_KEY, features.WIDTH_KEY, features.CHANNELS_KEY)
 
 
 def label_max(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> Optional[int]:
   """The largest label in the statistics, or None without label statistics."""
   for dataset in statistics.datasets:
     for feature in dataset.features:
-      if list(feature.path.step) == [images.LABEL_KEY] and feature.HasField('num_stats'):
+      if list(feature.path.step) == [features.LABEL_KEY] and feature.HasField('num_stats'):
         return int(feature.num_stats.max)
   return None
 
@@ -38,7 +38,7 @@ def curate(schema: schema_pb2.Schema, train_label_max: Optional[int]) -> schema_
       feature.ClearField('distribution_constraints')
     elif feature.name in SIZE_FEATURES and feature.HasField('bool_domain'):
       feature.ClearField('bool_domain')
-    elif feature.name == images.LABEL_KEY and train_label_max is not None:
+    elif feature.name == features.LABEL_KEY and train_label_max is not None:
       feature.ClearField('domain_info')
       feature.int_domain.min = 0
       feature.int_domain.max = train_label_max

@@ -8,6 +8,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from ganpipe.components.infra_validator import contract
 from ganpipe.components.infra_validator import predict_requests
+from ganpipe.models import signatures
 
 SUM_TOLERANCE = 1e-3
 # Float rounding may put a sigmoid or a rescaled tanh a hair outside [0, 1].
@@ -106,16 +107,16 @@ def check_answers(kind: str, requests: Sequence[predict_pb2.PredictRequest],
   for index, (request, outputs) in enumerate(zip(requests, answers)):
     count = predict_requests.batch_size(request)
     signature = request.model_spec.signature_name
-    if kind == contract.CLASSIFIER:
+    if kind == signatures.CLASSIFIER:
       check_classifier_answer(index, count, outputs)
       continue
     where = f'request {index}'
     images = _output(outputs, 'images', where)
     check_images(images, count, f'images of {where}')
     image_shapes.setdefault(images.shape[1:], signature)
-    if signature == contract.GENERATE:
+    if signature == signatures.GENERATE:
       check_pngs(_output(outputs, 'png', where), images, where)
-  if kind == contract.CLASSIFIER:
+  if kind == signatures.CLASSIFIER:
     _check_signatures_agree(requests, answers)
   else:
     if len(image_shapes) > 1:
@@ -131,11 +132,11 @@ def _check_signatures_agree(requests, answers) -> None:
   for index, (request, outputs) in enumerate(zip(requests, answers)):
     by_signature.setdefault(request.model_spec.signature_name, {})[
         predict_requests.batch_size(request)] = (index, outputs['class_ids'])
-  for count, (index, class_ids) in by_signature.get(contract.SERVING_DEFAULT, {}).items():
-    other = by_signature.get(contract.SERVING_EXAMPLES, {}).get(count)
+  for count, (index, class_ids) in by_signature.get(signatures.CLASSIFY_IMAGES, {}).items():
+    other = by_signature.get(signatures.CLASSIFY_EXAMPLES, {}).get(count)
     if other is not None and not np.array_equal(class_ids, other[1]):
-      raise contract.InvalidAnswer(f'requests {index} ({contract.SERVING_DEFAULT!r}) and '
-                                   f'{other[0]} ({contract.SERVING_EXAMPLES!r}) gave the same '
+      raise contract.InvalidAnswer(f'requests {index} ({signatures.CLASSIFY_IMAGES!r}) and '
+                                   f'{other[0]} ({signatures.CLASSIFY_EXAMPLES!r}) gave the same '
                                    f'images different class_ids: {class_ids.tolist()} and '
                                    f'{other[1].tolist()}')
 
@@ -143,14 +144,14 @@ def _check_signatures_agree(requests, answers) -> None:
 def _check_repeat_is_identical(requests, answers) -> None:
   first = {}
   for index, request in enumerate(requests):
-    if request.model_spec.signature_name != contract.GENERATE:
+    if request.model_spec.signature_name != signatures.GENERATE:
       continue
     key = request.SerializeToString(deterministic=True)
     if key in first:
       earlier = first[key]
       if not np.array_equal(answers[earlier]['images'], answers[index]['images']):
         seed = int(tf.make_ndarray(request.inputs['seed']))
-        raise contract.InvalidAnswer(f'requests {earlier} and {index} ({contract.GENERATE!r} '
+        raise contract.InvalidAnswer(f'requests {earlier} and {index} ({signatures.GENERATE!r} '
                                      f'with seed {seed}) gave different images for the same '
                                      'seed')
     else:

@@ -8,8 +8,8 @@ from tfx.dsl.components.base import executor_spec
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
-from ganpipe.components.infra_validator import contract
 from ganpipe.components.infra_validator import executor
+from ganpipe.models import signatures
 
 
 class InfraValidatorSpec(component_spec.ComponentSpec):
@@ -60,8 +60,8 @@ class InfraValidator(base_component.BaseComponent):
   def __init__(self, model: types.BaseChannel, model_name: str, model_kind: str,
                examples: Optional[types.BaseChannel] = None, timeout_seconds: float = 120.0,
                num_requests: int = 8, serving_binary: str = ''):
-    if model_kind not in contract.MODEL_KINDS:
-      raise ValueError(f'model_kind must be one of {", ".join(contract.MODEL_KINDS)}, got '
+    if model_kind not in signatures.MODEL_KINDS:
+      raise ValueError(f'model_kind must be one of {", ".join(signatures.MODEL_KINDS)}, got '
                        f'{model_kind!r}')
     super().__init__(spec=InfraValidatorSpec(
         model=model, examples=examples, model_name=model_name, model_kind=model_kind,

@@ -9,8 +9,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
-from ganpipe.components.image_example_gen import images as images_lib
-from ganpipe.components.infra_validator import contract
+from ganpipe.models import features
+from ganpipe.models import signatures
 
 EVAL_SPLIT = 'eval'
 
@@ -46,13 +46,13 @@ def classifier_requests(model_name: str, examples: Sequence[bytes]
 
   Every batch size up to the count is checked, and then warmed up by the warmup file.
   """
-  pngs = [tf.train.Example.FromString(example).features.feature[images_lib.IMAGE_KEY]
+  pngs = [tf.train.Example.FromString(example).features.feature[features.IMAGE_KEY]
           .bytes_list.value[0] for example in examples]
   requests = []
   for count in range(1, len(examples) + 1):
-    requests.append(make_request(model_name, contract.SERVING_DEFAULT,
+    requests.append(make_request(model_name, signatures.CLASSIFY_IMAGES,
                                  {'images': np.array(pngs[:count], dtype=object)}))
-    requests.append(make_request(model_name, contract.SERVING_EXAMPLES,
+    requests.append(make_request(model_name, signatures.CLASSIFY_EXAMPLES,
                                  {'examples': np.array(examples[:count], dtype=object)}))
   return requests
 
@@ -67,8 +67,8 @@ def generator_requests(model_name: str, latent_dim: int, count: int
   requests = []
   for size in range(1, count + 1):
     noise = rng.standard_normal((size, latent_dim), dtype=np.float32)
-    requests.append(make_request(model_name, contract.SERVING_DEFAULT, {'noise': noise}))
-    requests.append(make_request(model_name, contract.GENERATE,
+    requests.append(make_request(model_name, signatures.GENERATE_FROM_NOISE, {'noise': noise}))
+    requests.append(make_request(model_name, signatures.GENERATE,
                                  {'num_images': np.int32(size), 'seed': np.int64(size - 1)}))
   requests.append(requests[1])
   return requests

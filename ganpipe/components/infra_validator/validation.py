@@ -18,6 +18,7 @@ from ganpipe.components.infra_validator import answer_checks
 from ganpipe.components.infra_validator import contract
 from ganpipe.components.infra_validator import model_server
 from ganpipe.components.infra_validator import predict_requests
+from ganpipe.models import signatures
 from ganpipe.serving import client as client_lib
 
 VERSION = 1
@@ -130,7 +131,7 @@ def _query(target: str, model_name: str, kind: str, examples: Optional[Sequence[
     except client_lib.ServingError as error:
       raise contract.InvalidAnswer(f'GetModelMetadata failed: {error}') from error
     contract.check_signatures(kind, metadata)
-    if kind == contract.CLASSIFIER:
+    if kind == signatures.CLASSIFIER:
       if examples is None:
         return [], 'no examples, so no requests were sent'
       requests = predict_requests.classifier_requests(model_name, examples)
@@ -138,8 +139,8 @@ def _query(target: str, model_name: str, kind: str, examples: Optional[Sequence[
       requests = predict_requests.generator_requests(
           model_name, contract.latent_dim_of(metadata), num_requests)
     answer_checks.check_answers(kind, requests, _send(client, model_name, requests))
-  signatures = ', '.join(sorted({r.model_spec.signature_name for r in requests}))
-  return requests, f'{len(requests)} requests to {signatures} answered well'
+  called = ', '.join(sorted({r.model_spec.signature_name for r in requests}))
+  return requests, f'{len(requests)} requests to {called} answered well'
 
 
 def validate(model_dir: str, model_name: str, kind: str, examples_uri: Optional[str] = None,
@@ -166,8 +167,8 @@ def validate(model_dir: str, model_name: str, kind: str, examples_uri: Optional[
     model_server.ServerError: the server could not be run, through no fault of the model.
     Interrupted: SIGTERM arrived; the server was killed.
   """
-  if kind not in contract.MODEL_KINDS:
-    raise ValueError(f'model_kind must be one of {", ".join(contract.MODEL_KINDS)}, got '
+  if kind not in signatures.MODEL_KINDS:
+    raise ValueError(f'model_kind must be one of {", ".join(signatures.MODEL_KINDS)}, got '
                      f'{kind!r}')
   if not model_name or os.sep in model_name:
     raise ValueError(f'model_name must be a non-empty name without {os.sep!r}, got '
@@ -177,7 +178,7 @@ def validate(model_dir: str, model_name: str, kind: str, examples_uri: Optional[
                      f'{timeout_seconds} and {num_requests}')
   binary = model_server.choose_serving_binary(serving_binary)
   examples = None
-  if kind == contract.CLASSIFIER and examples_uri:
+  if kind == signatures.CLASSIFIER and examples_uri:
     examples = predict_requests.read_eval_examples(examples_uri, num_requests)
   if not tf.io.gfile.exists(os.path.join(model_dir, 'saved_model.pb')):
     return ValidationResult(False, f'no SavedModel in {model_dir}: saved_model.pb is missing')

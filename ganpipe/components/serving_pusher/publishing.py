@@ -11,20 +11,12 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from ganpipe.components import versioning as staging
+from ganpipe.components import versioning
 
 MODELS_CONFIG = 'models.config'
 # Dot-prefixed and non-numeric: neither TF Serving nor our server ever takes it for a version.
 _TEMP_PREFIX = '.incoming-'
 _RENAME_ATTEMPTS = 5
-
-
-def versions(base_path: str) -> List[int]:
-  """The numeric version folders under `base_path`, ascending."""
-  if not tf.io.gfile.isdir(base_path):
-    return []
-  return sorted(int(name.rstrip('/')) for name in tf.io.gfile.listdir(base_path)
-                if name.rstrip('/').isdigit())
 
 
 def next_version(base_path: str, now: Optional[float] = None) -> int:
@@ -33,7 +25,7 @@ def next_version(base_path: str, now: Optional[float] = None) -> int:
   Two pushes in one second, or a clock that went backwards, still give increasing versions, and
   TF Serving's "latest" policy serves the newest push.
   """
-  existing = versions(base_path)
+  existing = versioning.versions(base_path)
   stamp = int(time.time() if now is None else now)
   return max([stamp] + [v + 1 for v in existing])
 
@@ -52,12 +44,12 @@ def push_version(model_path: str, base_path: str, version: Optional[int] = None)
     FileExistsError: the version asked for already exists.
   """
   tf.io.gfile.makedirs(base_path)
-  remove_stale_temporaries(base_path)
+  versioning.remove_stale_temporaries(base_path, _TEMP_PREFIX)
   wanted = version
   version = next_version(base_path) if wanted is None else wanted
   if wanted is not None and tf.io.gfile.exists(os.path.join(base_path, str(version))):
     raise FileExistsError(f'version {version} already exists at {base_path}/{version}')
-  temporary = os.path.join(base_path, staging.temporary_name(_TEMP_PREFIX, version))
+  temporary = os.path.join(base_path, versioning.temporary_name(_TEMP_PREFIX, version))
   try:
     _copy_tree(model_path, temporary)
     for _ in range(_RENAME_ATTEMPTS):
@@ -76,25 +68,11 @@ def push_version(model_path: str, base_path: str, version: Optional[int] = None)
       tf.io.gfile.rmtree(temporary)
 
 
-def remove_stale_temporaries(base_path: str) -> List[str]:
-  """Deletes what pushes that crashed left behind; it was never visible as a version.
-
-  A temporary folder of a push still running (another pipeline run's) is left alone.
-  """
-  removed = []
-  for name in tf.io.gfile.listdir(base_path):
-    if staging.is_stale(name, _TEMP_PREFIX):
-      path = os.path.join(base_path, name.rstrip('/'))
-      tf.io.gfile.rmtree(path)
-      removed.append(path)
-  return removed
-
-
 def retain_latest(base_path: str, keep: int) -> List[int]:
   """Deletes all but the `keep` newest versions; returns the deleted ones."""
   if keep < 1:
     raise ValueError(f'keep must be at least 1, got {keep}')
-  doomed = versions(base_path)[:-keep]
+  doomed = versioning.versions(base_path)[:-keep]
   for version in doomed:
     tf.io.gfile.rmtree(os.path.join(base_path, str(version)))
   return doomed
@@ -133,7 +111,7 @@ def models_with_versions(serving_root: str) -> Dict[str, List[int]]:
   for name in tf.io.gfile.listdir(serving_root):
     name = name.rstrip('/')
     if re.fullmatch(r'[A-Za-z0-9_.-]+', name) and not name.startswith('.'):
-      model_versions = versions(os.path.join(serving_root, name))
+      model_versions = versioning.versions(os.path.join(serving_root, name))
       if model_versions:
         found[name] = model_versions
   return found

@@ -8,21 +8,20 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer import fn_args_utils
 
+from ganpipe.models import features
+from ganpipe.models import hparams
 from ganpipe.models import preprocessing
+from ganpipe.models import signatures
 from ganpipe.models.classifier import model as model_lib
 from ganpipe.models.training import inputs
 from ganpipe.models.training import progress
-from ganpipe.pipeline import config as config_lib
 
-IMAGES_SIGNATURE = 'serving_default'
-EXAMPLES_SIGNATURE = 'serving_examples'
-FEATURES_SIGNATURE = 'image_features'
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   """Trains the MLP classifier and exports it with its serving signatures."""
   custom = fn_args.custom_config
-  config = config_lib.ClassifierConfig(**{
+  config = hparams.ClassifierConfig(**{
       **custom['classifier'], 'hidden_units': tuple(custom['classifier']['hidden_units'])})
   image_shape = tuple(custom[preprocessing.IMAGE_SHAPE])
   class_names = custom['class_names']
@@ -40,7 +39,7 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   export(model, tf_transform_output, class_names, fn_args.serving_model_dir)
 
 
-def train(config: config_lib.ClassifierConfig, image_shape, num_classes: int,
+def train(config: hparams.ClassifierConfig, image_shape, num_classes: int,
           train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, log_dir: str,
           eval_steps=None) -> keras.Model:
   """Builds, compiles and fits the classifier; returns the trained model."""
@@ -73,12 +72,12 @@ def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
   """
   model.tft_layer = tf_transform_output.transform_features_layer()
   names = tf.constant(list(class_names))
-  image_spec = {preprocessing.IMAGE_KEY:
-                tf_transform_output.raw_feature_spec()[preprocessing.IMAGE_KEY]}
+  image_spec = {features.IMAGE_KEY:
+                tf_transform_output.raw_feature_spec()[features.IMAGE_KEY]}
 
   def predict(raw_images):
-    transformed = model.tft_layer({preprocessing.IMAGE_KEY: raw_images})
-    probabilities = model(transformed[preprocessing.IMAGE_KEY], training=False)
+    transformed = model.tft_layer({features.IMAGE_KEY: raw_images})
+    probabilities = model(transformed[features.IMAGE_KEY], training=False)
     class_ids = tf.argmax(probabilities, axis=1)
     return {'probabilities': probabilities, 'class_ids': class_ids,
             'class_names': tf.gather(names, class_ids)}
@@ -90,12 +89,12 @@ def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def serve_examples(examples):
     parsed = tf.io.parse_example(examples, image_spec)
-    return predict(parsed[preprocessing.IMAGE_KEY])
+    return predict(parsed[features.IMAGE_KEY])
 
   model.save(export_dir, save_format='tf', signatures={
-      IMAGES_SIGNATURE: serve_images,
-      EXAMPLES_SIGNATURE: serve_examples,
-      FEATURES_SIGNATURE: features_signature(model),
+      signatures.CLASSIFY_IMAGES: serve_images,
+      signatures.CLASSIFY_EXAMPLES: serve_examples,
+      signatures.IMAGE_FEATURES: features_signature(model),
   })
 
 
@@ -107,7 +106,7 @@ def features_signature(model: keras.Model) -> tf.types.experimental.GenericFunct
   @tf.function(input_signature=[tf.TensorSpec([None, *model.input_shape[1:]], tf.float32,
                                               name='images')])
   def image_features(images):
-    features, probabilities = embedding(images, training=False)
-    return {'features': features, 'probabilities': probabilities}
+    hidden, probabilities = embedding(images, training=False)
+    return {'features': hidden, 'probabilities': probabilities}
 
   return image_features

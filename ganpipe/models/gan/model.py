@@ -12,14 +12,15 @@ from typing import Callable, Dict, Optional, Tuple
 import tensorflow as tf
 import tf_keras as keras
 
-DENSE = 'dense'
-DCGAN = 'dcgan'
-ARCHITECTURES = (DENSE, DCGAN)
+from ganpipe.models import hparams
+
+DENSE = hparams.DENSE
+DCGAN = hparams.DCGAN
 
 
 def resolve_architecture(architecture: str, image_shape: Tuple[int, int, int]) -> str:
   """`auto` is the dense GAN for images under 16 pixels a side, the DCGAN otherwise."""
-  if architecture != 'auto':
+  if architecture != hparams.AUTO:
     return architecture
   return DENSE if min(image_shape[:2]) < 16 else DCGAN
 
@@ -30,7 +31,7 @@ def build_generator(architecture: str, latent_dim: int,
   builders = {DENSE: _dense_generator, DCGAN: _dcgan_generator}
   if architecture not in builders:
     raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
-                     f'{", ".join(ARCHITECTURES)}')
+                     f'{", ".join(hparams.GAN_ARCHITECTURES)}')
   return builders[architecture](latent_dim, image_shape)
 
 
@@ -39,7 +40,7 @@ def build_discriminator(architecture: str, image_shape: Tuple[int, int, int]) ->
   builders = {DENSE: _dense_discriminator, DCGAN: _dcgan_discriminator}
   if architecture not in builders:
     raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
-                     f'{", ".join(ARCHITECTURES)}')
+                     f'{", ".join(hparams.GAN_ARCHITECTURES)}')
   return builders[architecture](image_shape)
 
 

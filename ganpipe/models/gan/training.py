@@ -13,26 +13,23 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer import fn_args_utils
 
+from ganpipe.models import features
+from ganpipe.models import hparams
 from ganpipe.models import preprocessing
+from ganpipe.models import signatures
 from ganpipe.models.gan import grid as grid_lib
 from ganpipe.models.gan import model as model_lib
 from ganpipe.models.training import inputs
 from ganpipe.models.training import strategy as strategy_lib
-from ganpipe.pipeline import config as config_lib
 
-SERVING_SIGNATURE = 'serving_default'
-GENERATE_SIGNATURE = 'generate'
 SAMPLES_DIR = 'samples'
 SAMPLE_SEED = 1234  # the fixed noise of the per-epoch sample grids
-# The most images one `generate` call makes: a request of a few bytes must not be able to ask a
-# model server for gigabytes (1,024 images of 28x28 are about 4 MB of response).
-MAX_GENERATED_IMAGES = 1024
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   """Trains the GAN on the transformed train split and exports the generator."""
   custom = fn_args.custom_config
-  config = config_lib.GanConfig(**custom['gan'])
+  config = hparams.GanConfig(**custom['gan'])
   image_shape = tuple(custom[preprocessing.IMAGE_SHAPE])
   keras.utils.set_random_seed(custom['seed'])
   setup = strategy_lib.choose_training_setup()
@@ -41,8 +38,8 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
   dataset = inputs.make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
                                 config.batch_size, num_epochs=None, seed=custom['seed'])
-  dataset = dataset.map(lambda features, label: to_generator_range(
-      features[preprocessing.IMAGE_KEY]))
+  dataset = dataset.map(lambda transformed, label: to_generator_range(
+      transformed[features.IMAGE_KEY]))
   gan = train(config, image_shape, dataset, setup, run_dir=fn_args.model_run_dir,
               backup_dir=backup_dir_for(fn_args))
   export_generator(gan.generator, config.latent_dim, fn_args.serving_model_dir)
@@ -70,7 +67,7 @@ def backup_dir_for(fn_args: fn_args_utils.FnArgs) -> str:
   return os.path.join(trainer_dir, 'backup', hashlib.sha256(job.encode()).hexdigest()[:16])
 
 
-def build_gan(config: config_lib.GanConfig, image_shape: Tuple[int, int, int],
+def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
               setup: strategy_lib.TrainingSetup) -> model_lib.GAN:
   """The compiled GAN; call inside `setup.strategy.scope()`."""
   architecture = model_lib.resolve_architecture(config.architecture, image_shape)
@@ -110,7 +107,7 @@ class SampleGrid(keras.callbacks.Callback):
       tf.summary.image('samples', grid[np.newaxis], step=epoch + 1)
 
 
-def train(config: config_lib.GanConfig, image_shape: Tuple[int, int, int],
+def train(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
           dataset: tf.data.Dataset, setup: strategy_lib.TrainingSetup, run_dir: str,
           backup_dir: Optional[str] = None, verbose: int = 1,
           callbacks: Sequence[keras.callbacks.Callback] = ()) -> model_lib.GAN:
@@ -179,8 +176,8 @@ class GeneratorExport(tf.Module):
   def _generate(self, num_images, seed):
     tf.debugging.assert_positive(num_images, message='num_images must be positive')
     tf.debugging.assert_less_equal(
-        num_images, MAX_GENERATED_IMAGES,
-        message=f'num_images must be at most {MAX_GENERATED_IMAGES}; ask again for more')
+        num_images, signatures.MAX_GENERATED_IMAGES,
+        message=f'num_images must be at most {signatures.MAX_GENERATED_IMAGES}; ask again for more')
     noise = tf.random.stateless_normal([num_images, self.latent_dim],
                                        seed=tf.stack([seed, tf.constant(0, tf.int64)]))
     images = self._images(noise)
@@ -200,6 +197,6 @@ def export_generator(generator: keras.Model, latent_dim: int, export_dir: str) -
   """
   module = GeneratorExport(generator, latent_dim)
   tf.saved_model.save(module, export_dir, signatures={
-      SERVING_SIGNATURE: module.serve,
-      GENERATE_SIGNATURE: module.generate,
+      signatures.GENERATE_FROM_NOISE: module.serve,
+      signatures.GENERATE: module.generate,
   })

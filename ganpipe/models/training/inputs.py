@@ -7,7 +7,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer import fn_args_utils
 from tfx_bsl.public import tfxio
 
-from ganpipe.models import preprocessing
+from ganpipe.models import features
 
 
 def make_dataset(file_pattern: List[str], data_accessor: fn_args_utils.DataAccessor,
@@ -27,6 +27,6 @@ def make_dataset(file_pattern: List[str], data_accessor: fn_args_utils.DataAcces
   """
   return data_accessor.tf_dataset_factory(
       file_pattern,
-      tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=preprocessing.LABEL_KEY,
+      tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=features.LABEL_KEY,
                                      num_epochs=num_epochs, shuffle=shuffle, shuffle_seed=seed),
       tf_transform_output.transformed_metadata.schema)

@@ -11,12 +11,12 @@ import tf_keras as keras
 from tfx.types import standard_artifacts
 
 from ganpipe.components import artifacts
+from ganpipe.components.generator_evaluator import executor
+from ganpipe.components.image_example_gen import images
+from ganpipe.models import signatures
 from ganpipe.models.classifier import model as classifier_model
 from ganpipe.models.classifier import training as classifier_training
 from ganpipe.models.gan import training as gan_training
-from ganpipe.components.generator_evaluator import component
-from ganpipe.components.generator_evaluator import executor
-from ganpipe.components.image_example_gen import images
 from ganpipe.models.training import strategy as strategy_lib
 from ganpipe.pipeline import config as config_lib
 from tests import image_data
@@ -52,7 +52,7 @@ def fixtures(tmp_path_factory):
   module.classifier = classifier  # tracks the variables the signature reads
   module.features = classifier_training.features_signature(classifier)
   tf.saved_model.save(module, str(root / 'classifier' / 'Format-Serving'), signatures={
-      classifier_training.FEATURES_SIGNATURE: module.features})
+      signatures.IMAGE_FEATURES: module.features})
 
   setup = strategy_lib.choose_training_setup()
   dataset = tf.data.Dataset.from_tensor_slices(train_pixels * 2 - 1).shuffle(1400, seed=0)

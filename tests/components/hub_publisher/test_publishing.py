@@ -6,7 +6,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from ganpipe.components import versioning as staging
+from ganpipe.components import versioning
 from ganpipe.components.hub_publisher import publishing
 
 CARD = publishing.ModuleCard('ganpipe', 'generator', 'digits', 'dense')
@@ -43,9 +43,9 @@ def test_next_version_is_above_every_version_and_archive(tmp_path):
 
 
 def test_stale_leftovers_are_removed_and_versions_kept(tmp_path):
-  later = time.time() + staging.STALE_AFTER_SECONDS + 60
+  later = time.time() + versioning.STALE_AFTER_SECONDS + 60
   for name in ('1', '2', '.publishing-3-abc/3/variables',
-               staging.temporary_name(publishing.TEMP_PREFIX, 4) + '/4/variables'):
+               versioning.temporary_name(publishing.TEMP_PREFIX, 4) + '/4/variables'):
     os.makedirs(tmp_path / name)
   for name in ('1.tar.gz', '3.tar.gz', 'notes.txt'):
     (tmp_path / name).write_bytes(b'x')
@@ -57,7 +57,7 @@ def test_stale_leftovers_are_removed_and_versions_kept(tmp_path):
 def test_a_publish_still_running_elsewhere_is_not_taken_for_a_leftover(tmp_path):
   # Another pipeline run is publishing version 3: its folder is being written, and its archive
   # is in place a moment before the folder is renamed.
-  running = staging.temporary_name(publishing.TEMP_PREFIX, 3)
+  running = versioning.temporary_name(publishing.TEMP_PREFIX, 3)
   os.makedirs(tmp_path / running / '3' / 'variables')
   (tmp_path / '3.tar.gz').write_bytes(b'x')
   publishing.remove_stale_leftovers(str(tmp_path))

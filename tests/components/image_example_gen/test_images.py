@@ -7,6 +7,7 @@ from PIL import Image
 import pytest
 
 from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from tests import image_data
 
 
@@ -108,8 +109,8 @@ def test_unusable_arrays(pixels, match):
 
 
 @pytest.mark.parametrize('width, height, max_pixels', [
-    pytest.param(100_000, 100_000, images.MAX_PIXELS, id='over-our-limit'),
-    pytest.param(9_000, 8_000, images.MAX_PIXELS, id='just-over-8192-squared'),
+    pytest.param(100_000, 100_000, options.MAX_PIXELS, id='over-our-limit'),
+    pytest.param(9_000, 8_000, options.MAX_PIXELS, id='just-over-8192-squared'),
     # Over PIL's own bomb limit (2 x 89,478,485 pixels), when max_pixels would allow it.
     pytest.param(20_000, 10_000, 10**9, id='over-pil-limit'),
 ])

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ganpipe.components.image_example_gen import images
+from ganpipe.models import features
 from ganpipe.models.gan import model as gan_model
 from ganpipe.models.gan import training as gan_training
-from ganpipe.components.image_example_gen import images
 from tests import image_data
 
 SHAPE = (8, 8, 1)
@@ -46,8 +47,9 @@ class TinyClassifier(tf.Module):
 
   @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name='examples')])
   def serve_examples(self, examples):
-    parsed = tf.io.parse_example(examples, {images.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
-    return self._predict(parsed[images.IMAGE_KEY])
+    parsed = tf.io.parse_example(examples,
+                                 {features.IMAGE_KEY: tf.io.FixedLenFeature([], tf.string)})
+    return self._predict(parsed[features.IMAGE_KEY])
 
 
 class GeneratorWithoutGenerate(tf.Module):

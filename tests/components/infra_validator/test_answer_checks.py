@@ -10,6 +10,7 @@ import tensorflow as tf
 from ganpipe.components.infra_validator import answer_checks
 from ganpipe.components.infra_validator import contract
 from ganpipe.components.infra_validator import predict_requests
+from ganpipe.models import signatures
 
 
 def _classifier_answer(count=4, classes=3):
@@ -100,13 +101,13 @@ def _generator_exchange(count=2):
   for request in requests:
     size = predict_requests.batch_size(request)
     seed = (int(tf.make_ndarray(request.inputs['seed']))
-            if request.model_spec.signature_name == contract.GENERATE else 99)
+            if request.model_spec.signature_name == signatures.GENERATE else 99)
     answers.append(_generated(size, seed))
   return requests, answers
 
 
 def test_well_formed_generator_answers_pass():
-  answer_checks.check_answers(contract.GENERATOR, *_generator_exchange())
+  answer_checks.check_answers(signatures.GENERATOR, *_generator_exchange())
 
 
 def test_the_same_seed_must_give_the_same_images():
@@ -114,7 +115,7 @@ def test_the_same_seed_must_give_the_same_images():
   answers[-1] = _generated(1, seed=42)
   with pytest.raises(contract.InvalidAnswer, match=r"requests 1 and 4 \('generate' with seed "
                                                    r"0\) gave different images"):
-    answer_checks.check_answers(contract.GENERATOR, requests, answers)
+    answer_checks.check_answers(signatures.GENERATOR, requests, answers)
 
 
 def test_both_generator_signatures_must_give_the_same_image_shape():
@@ -123,7 +124,7 @@ def test_both_generator_signatures_must_give_the_same_image_shape():
   with pytest.raises(contract.InvalidAnswer, match=r"different shapes: \[6, 6, 1\] from "
                                                    r"'serving_default', \[4, 4, 1\] from "
                                                    r"'generate'"):
-    answer_checks.check_answers(contract.GENERATOR, requests, answers)
+    answer_checks.check_answers(signatures.GENERATOR, requests, answers)
 
 
 def test_both_classifier_signatures_must_agree():
@@ -131,10 +132,10 @@ def test_both_classifier_signatures_must_agree():
   example.features.feature['image'].bytes_list.value.append(b'png')
   requests = predict_requests.classifier_requests('classifier', [example.SerializeToString()] * 2)
   answers = [_classifier_answer(predict_requests.batch_size(r)) for r in requests]
-  answer_checks.check_answers(contract.CLASSIFIER, requests, answers)
+  answer_checks.check_answers(signatures.CLASSIFIER, requests, answers)
   answers[3]['probabilities'][1] = [0.5, 0.2, 0.3]
   answers[3]['class_ids'][1] = 0
   with pytest.raises(contract.InvalidAnswer, match=r"requests 2 \('serving_default'\) and 3 "
                                                    r"\('serving_examples'\) gave the same images "
                                                    r'different class_ids: \[1, 1\] and \[1, 0\]'):
-    answer_checks.check_answers(contract.CLASSIFIER, requests, answers)
+    answer_checks.check_answers(signatures.CLASSIFIER, requests, answers)

@@ -8,8 +8,8 @@ import pytest
 from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 
+from ganpipe.components import versioning
 from ganpipe.components.serving_pusher import executor as executor_lib
-from ganpipe.components.serving_pusher import publishing
 
 
 def _model(tmp_path):
@@ -83,4 +83,4 @@ def test_retention_applies_after_each_push(tmp_path):
   model_blessing, infra_blessing = _model_blessing(tmp_path, True), _infra_blessing(tmp_path, True)
   for _ in range(4):
     _push(tmp_path, model_blessing, infra_blessing, keep=2)
-  assert len(publishing.versions(str(tmp_path / 'serving' / 'generator'))) == 2
+  assert len(versioning.versions(str(tmp_path / 'serving' / 'generator'))) == 2

@@ -7,7 +7,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from ganpipe.components import versioning as staging
+from ganpipe.components import versioning
 from ganpipe.components.serving_pusher import publishing
 from ganpipe.serving import config as serving_config
 from ganpipe.serving import manager
@@ -52,7 +52,7 @@ def test_a_crash_during_the_copy_leaves_no_visible_version(tmp_path, monkeypatch
   monkeypatch.setattr(tf.io.gfile, 'copy', crash_on_saved_model)
   with pytest.raises(OSError, match='disk full'):
     publishing.push_version(model, base, version=7)
-  assert publishing.versions(base) == []
+  assert versioning.versions(base) == []
   assert os.listdir(base) == []
 
 
@@ -83,7 +83,7 @@ def test_a_push_running_concurrently_keeps_its_temporary_and_gets_its_own_versio
 
   monkeypatch.setattr(publishing, '_copy_tree', slow_first_copy)
   monkeypatch.setattr(publishing, 'next_version', lambda base_path: max(
-      [100] + [v + 1 for v in publishing.versions(base_path)]))  # both runs pick 100 at first
+      [100] + [v + 1 for v in versioning.versions(base_path)]))  # both runs pick 100 at first
   first = []
   thread = threading.Thread(target=lambda: first.append(publishing.push_version(model, base)))
   thread.start()
@@ -99,11 +99,12 @@ def test_a_push_running_concurrently_keeps_its_temporary_and_gets_its_own_versio
 
 def test_a_temporary_older_than_any_copy_is_removed(tmp_path):
   base = tmp_path / 'm'
-  old = staging.temporary_name('.incoming-', 9, now=time.time() - staging.STALE_AFTER_SECONDS - 60)
-  young = staging.temporary_name('.incoming-', 9)
+  old = versioning.temporary_name('.incoming-', 9,
+                                 now=time.time() - versioning.STALE_AFTER_SECONDS - 60)
+  young = versioning.temporary_name('.incoming-', 9)
   os.makedirs(base / old / 'variables')
   os.makedirs(base / young / 'variables')
-  assert publishing.remove_stale_temporaries(str(base)) == [str(base / old)]
+  assert versioning.remove_stale_temporaries(str(base), '.incoming-') == [str(base / old)]
   assert os.listdir(base) == [young]
 
 
@@ -113,7 +114,7 @@ def test_retention_keeps_exactly_the_newest(tmp_path):
   for version in (3, 1, 4, 2):
     publishing.push_version(model, base, version=version)
   assert publishing.retain_latest(base, keep=2) == [1, 2]
-  assert publishing.versions(base) == [3, 4]
+  assert versioning.versions(base) == [3, 4]
   with pytest.raises(ValueError, match='at least 1'):
     publishing.retain_latest(base, keep=0)
 

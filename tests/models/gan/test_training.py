@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from ganpipe.models import signatures
 from ganpipe.models.gan import grid as grid_lib
 from ganpipe.models.gan import training
 from ganpipe.models.training import strategy as strategy_lib
@@ -104,8 +105,8 @@ def test_exported_generator_signatures(tmp_path):
   np.testing.assert_allclose(decoded / 255.0, first['images'][0].numpy(), atol=1 / 255 + 1e-6)
   # A served model must not be asked for unbounded work by a request of a few bytes.
   for count, message in ((0, 'num_images must be positive'),
-                         (training.MAX_GENERATED_IMAGES + 1,
-                          f'num_images must be at most {training.MAX_GENERATED_IMAGES}')):
+                         (signatures.MAX_GENERATED_IMAGES + 1,
+                          f'num_images must be at most {signatures.MAX_GENERATED_IMAGES}')):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
       generate(num_images=tf.constant(count), seed=tf.constant(7, tf.int64))
 

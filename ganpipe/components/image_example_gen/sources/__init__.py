@@ -3,6 +3,7 @@
 from typing import Callable, Dict
 
 from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen.sources import base
 from ganpipe.components.image_example_gen.sources import builtin
 from ganpipe.components.image_example_gen.sources import folder
@@ -10,25 +11,20 @@ from ganpipe.components.image_example_gen.sources import idx
 from ganpipe.components.image_example_gen.sources import npz
 from ganpipe.components.image_example_gen.sources import tfrecord
 
-DIGITS = 'digits'
-FASHION_MNIST = 'fashion-mnist'
-FOLDER = 'folder'
-IDX = 'idx'
-NPZ = 'npz'
-TFRECORD = 'tfrecord'
-
 _OPENERS: Dict[str, Callable[[str, images.ImagePolicy], base.ImageSource]] = {
-    DIGITS: lambda input_base, policy: builtin.DigitsSource(),
-    FASHION_MNIST: lambda input_base, policy: builtin.FashionMnistSource(input_base or None),
-    FOLDER: lambda input_base, policy: folder.FolderSource(
+    options.DIGITS: lambda input_base, policy: builtin.DigitsSource(),
+    options.FASHION_MNIST: lambda input_base, policy: builtin.FashionMnistSource(
+        input_base or None),
+    options.FOLDER: lambda input_base, policy: folder.FolderSource(
         input_base, images.max_file_bytes(policy.max_pixels)),
-    IDX: lambda input_base, policy: idx.IdxSource(input_base, max_pixels=policy.max_pixels),
-    NPZ: lambda input_base, policy: npz.NpzSource(input_base, policy.max_pixels),
-    TFRECORD: lambda input_base, policy: tfrecord.TfRecordSource(input_base),
+    options.IDX: lambda input_base, policy: idx.IdxSource(input_base, max_pixels=policy.max_pixels),
+    options.NPZ: lambda input_base, policy: npz.NpzSource(input_base, policy.max_pixels),
+    options.TFRECORD: lambda input_base, policy: tfrecord.TfRecordSource(input_base),
 }
+# The same names as options.SOURCES, which the configuration checks without loading any source.
 SOURCES = tuple(_OPENERS)
 # Sources that read nothing but what a package ships.
-BUILT_IN = (DIGITS,)
+BUILT_IN = (options.DIGITS,)
 
 
 def open_source(name: str, input_base: str, policy: images.ImagePolicy) -> base.ImageSource:

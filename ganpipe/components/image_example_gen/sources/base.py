@@ -1,11 +1,11 @@
 """The interface every image source implements."""
 
 import abc
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
-from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import records
 
 
@@ -37,7 +37,7 @@ class ImageSource(abc.ABC):
 
 
 def check_image_dims(path: str, record_dims: Sequence[int],
-                     max_pixels: int = images.MAX_PIXELS) -> None:
+                     max_pixels: int = options.MAX_PIXELS) -> None:
   """Raises ValueError unless each record is a (height, width[, channels]) image of 1 to
   `max_pixels` pixels (the ImagePolicy's limit)."""
   if len(record_dims) not in (2, 3):
@@ -61,3 +61,34 @@ def check_length(path: str, count: int, record_bytes: int, found: int) -> None:
       f'({expected} bytes), and {found} bytes follow it '
       f'({whole} whole records{f" and {extra} bytes" if extra else ""}). '
       'Download or write the file again.')
+
+
+# Array files are read in chunks of this many records, each chunk a unit of work for Beam.
+CHUNK = 10_000
+
+
+def chunks(item: Any, images: int, labels: int, chunk: int = CHUNK) -> List[Tuple[Any, int, int]]:
+  """(item, start, stop) chunks over an images/labels pair of record counts.
+
+  The records both hold come in chunks of `chunk`. When the counts differ, the records only one
+  holds, [min, max), are one more chunk: the chunk reader rejects each of them (COUNT_MISMATCH).
+  """
+  usable = min(images, labels)
+  work = [(item, start, min(start + chunk, usable)) for start in range(0, usable, chunk)]
+  if images != labels:
+    work.append((item, usable, max(images, labels)))
+  return work
+
+
+def read_chunks(work: Sequence[Tuple[Any, int, int]], read_chunk: Callable[..., Iterator],
+                *args) -> beam.PTransform:
+  """pipeline -> the records `read_chunk(chunk, *args)` yields for each chunk, over the workers."""
+
+  @beam.ptransform_fn
+  def _read(pipeline):
+    return (pipeline
+            | 'Chunks' >> beam.Create(list(work))
+            | 'Distribute' >> beam.Reshuffle()
+            | 'ReadChunk' >> beam.FlatMap(read_chunk, *args))
+
+  return _read()  # pylint: disable=no-value-for-parameter

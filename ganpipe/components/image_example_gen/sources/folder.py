@@ -7,6 +7,7 @@ import apache_beam as beam
 import tensorflow as tf
 
 from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen.sources import base
 from ganpipe.components.image_example_gen.sources import files
@@ -32,7 +33,7 @@ class FolderSource(base.ImageSource):
   is a record: one that is not an image is rejected with a reason, never skipped.
   """
 
-  def __init__(self, root: str, max_file_bytes: int = images.max_file_bytes(images.MAX_PIXELS)):
+  def __init__(self, root: str, max_file_bytes: int = images.max_file_bytes(options.MAX_PIXELS)):
     """`max_file_bytes`: a larger file is rejected as `too_large` without being read."""
     self._root = root.rstrip('/')
     self._max_file_bytes = max_file_bytes

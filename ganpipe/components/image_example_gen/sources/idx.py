@@ -11,7 +11,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen.sources import base
 
@@ -21,7 +21,6 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype('>i2'), 0x0C: np.dtype(
            0x0D: np.dtype('>f4'), 0x0E: np.dtype('>f8')}
 # Records per Beam work item. A gzip member can only be read from its start, so a worker reading
 # chunk k decompresses k chunks; 10,000 keeps that to a few passes over a 60,000-image file.
-CHUNK = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +69,7 @@ def _data_bytes(path: str, header: IdxHeader) -> int:
       total += len(block)
 
 
-def check_file(path: str, labels: bool, max_pixels: int = images.MAX_PIXELS) -> IdxHeader:
+def check_file(path: str, labels: bool, max_pixels: int = options.MAX_PIXELS) -> IdxHeader:
   """The header of an IDX file of labels or images, once it is known to fit the file's bytes.
 
   Raises:
@@ -146,7 +145,7 @@ class IdxSource(base.ImageSource):
   """
 
   def __init__(self, root: str, class_names: Optional[Sequence[str]] = None,
-               max_pixels: int = images.MAX_PIXELS):
+               max_pixels: int = options.MAX_PIXELS):
     """`max_pixels`: the ImagePolicy's limit; larger images fail here, before any is read."""
     if not tf.io.gfile.isdir(root):
       raise FileNotFoundError(f'IDX folder {root!r} does not exist')
@@ -176,23 +175,9 @@ class IdxSource(base.ImageSource):
     pairs = [p for p in self._pairs if split is None or p.split == split]
     work = []
     for pair in pairs:
-      images, labels = file_header(pair.images), file_header(pair.labels)
-      usable = min(images.count, labels.count)
-      work.extend((pair, start, min(start + CHUNK, usable)) for start in range(0, usable, CHUNK))
-      if images.count != labels.count:
-        work.append((pair, usable, max(images.count, labels.count)))
+      work += base.chunks(pair, file_header(pair.images).count, file_header(pair.labels).count)
     ids = {value: index for index, value in enumerate(self._label_values)}
-    names = self._class_names
-    root = self._root
-
-    @beam.ptransform_fn
-    def _read(pipeline):
-      return (pipeline
-              | 'Chunks' >> beam.Create(work)
-              | 'Distribute' >> beam.Reshuffle()
-              | 'ReadChunk' >> beam.FlatMap(_read_chunk, ids, names, root))
-
-    return _read()  # pylint: disable=no-value-for-parameter
+    return base.read_chunks(work, _read_chunk, ids, self._class_names, self._root)
 
 
 def _read_chunk(item, ids: Dict[int, int], names: List[str], root: str) -> Iterator:

@@ -10,13 +10,13 @@ import numpy as np
 import tensorflow as tf
 
 from ganpipe.components.image_example_gen import images as images_lib
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen.sources import base
 
 IMAGES = 'images'
 LABELS = 'labels'
 CLASS_NAMES = 'class_names'
-CHUNK = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +64,7 @@ def archive_members(path: str) -> Dict[str, NpyHeader]:
             if name.endswith('.npy')}
 
 
-def check_archive(path: str, max_pixels: int = images_lib.MAX_PIXELS) -> Dict[str, NpyHeader]:
+def check_archive(path: str, max_pixels: int = options.MAX_PIXELS) -> Dict[str, NpyHeader]:
   """The arrays of an .npz, once `images` and `labels` are known to fit their headers.
 
   Raises:
@@ -106,7 +106,7 @@ class NpzSource(base.ImageSource):
   With `class_names`, labels index it; otherwise class ids index the sorted label values.
   """
 
-  def __init__(self, root: str, max_pixels: int = images_lib.MAX_PIXELS):
+  def __init__(self, root: str, max_pixels: int = options.MAX_PIXELS):
     """`max_pixels`: the ImagePolicy's limit; larger images fail here, before any is read."""
     if not tf.io.gfile.isdir(root):
       raise FileNotFoundError(f'npz folder {root!r} does not exist')
@@ -145,21 +145,8 @@ class NpzSource(base.ImageSource):
       if split is not None and split_of(os.path.basename(path)) != split:
         continue
       members = archive_members(path)
-      images, labels = members[IMAGES].shape[0], members[LABELS].shape[0]
-      usable = min(images, labels)
-      work.extend((path, start, min(start + CHUNK, usable)) for start in range(0, usable, CHUNK))
-      if images != labels:
-        work.append((path, usable, max(images, labels)))
-    ids, names, root = self._ids, self._class_names, self._root
-
-    @beam.ptransform_fn
-    def _read(pipeline):
-      return (pipeline
-              | 'Chunks' >> beam.Create(work)
-              | 'Distribute' >> beam.Reshuffle()
-              | 'ReadChunk' >> beam.FlatMap(_read_chunk, ids, names, root))
-
-    return _read()  # pylint: disable=no-value-for-parameter
+      work += base.chunks(path, members[IMAGES].shape[0], members[LABELS].shape[0])
+    return base.read_chunks(work, _read_chunk, self._ids, self._class_names, self._root)
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:

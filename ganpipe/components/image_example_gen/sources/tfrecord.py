@@ -9,21 +9,21 @@ from google.protobuf import message
 from PIL import Image
 import tensorflow as tf
 
-from ganpipe.components.image_example_gen import images
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen.sources import base
 from ganpipe.components.image_example_gen.sources import files as files_lib
+from ganpipe.models import features
 
 GIVEN_SPLIT_DIRS = ({'train': 'train', 'eval': 'eval'}, {'train': 'train', 'eval': 'test'})
 # feature -> (kind in the tf.train.Feature oneof)
 SCHEMA = {
-    images.IMAGE_KEY: 'bytes_list',
-    images.LABEL_KEY: 'int64_list',
-    images.LABEL_NAME_KEY: 'bytes_list',
-    images.HEIGHT_KEY: 'int64_list',
-    images.WIDTH_KEY: 'int64_list',
-    images.CHANNELS_KEY: 'int64_list',
-    images.SOURCE_KEY: 'bytes_list',
+    features.IMAGE_KEY: 'bytes_list',
+    features.LABEL_KEY: 'int64_list',
+    features.LABEL_NAME_KEY: 'bytes_list',
+    features.HEIGHT_KEY: 'int64_list',
+    features.WIDTH_KEY: 'int64_list',
+    features.CHANNELS_KEY: 'int64_list',
+    features.SOURCE_KEY: 'bytes_list',
 }
 _BANDS = {1: ('L', '1', 'P', 'LA'), 3: ('RGB', 'RGBA', 'P', 'CMYK', 'YCbCr', 'RGBX')}
 
@@ -34,30 +34,30 @@ def is_tfrecord(name: str) -> bool:
 
 def check_schema(example: tf.train.Example) -> None:
   """Raises ValueError naming the first way `example` departs from the schema."""
-  features = example.features.feature
+  by_name = example.features.feature
   for name, kind in SCHEMA.items():
-    if name not in features:
+    if name not in by_name:
       raise ValueError(f'feature {name!r} is missing')
-    feature = features[name]
+    feature = by_name[name]
     if feature.WhichOneof('kind') != kind:
       raise ValueError(f'feature {name!r} is {feature.WhichOneof("kind")}, expected {kind}')
     if len(getattr(feature, kind).value) != 1:
       raise ValueError(f'feature {name!r} has {len(getattr(feature, kind).value)} values, '
                        'expected 1')
-  label = features[images.LABEL_KEY].int64_list.value[0]
+  label = by_name[features.LABEL_KEY].int64_list.value[0]
   if label < 0:
     raise ValueError(f'label {label} is negative')
-  name = features[images.LABEL_NAME_KEY].bytes_list.value[0]
+  name = by_name[features.LABEL_NAME_KEY].bytes_list.value[0]
   try:
     name.decode('utf-8')
   except UnicodeDecodeError as error:
     raise ValueError(f'label_name {name[:40]!r} is not UTF-8: {error.reason}') from None
-  height = features[images.HEIGHT_KEY].int64_list.value[0]
-  width = features[images.WIDTH_KEY].int64_list.value[0]
-  channels = features[images.CHANNELS_KEY].int64_list.value[0]
+  height = by_name[features.HEIGHT_KEY].int64_list.value[0]
+  width = by_name[features.WIDTH_KEY].int64_list.value[0]
+  channels = by_name[features.CHANNELS_KEY].int64_list.value[0]
   if channels not in _BANDS:
     raise ValueError(f'channels is {channels}, expected 1 or 3')
-  data = features[images.IMAGE_KEY].bytes_list.value[0]
+  data = by_name[features.IMAGE_KEY].bytes_list.value[0]
   try:
     with Image.open(io.BytesIO(data)) as image:  # reads the header only
       size, mode = image.size, image.mode
@@ -133,14 +133,14 @@ def _to_record(serialized: bytes, position: str) -> records.Record:
     example = tf.train.Example.FromString(serialized)
   except message.DecodeError as error:
     return records.Rejected(position, records.SCHEMA_MISMATCH, f'not a tf.Example: {error}')
-  features = example.features.feature
+  by_name = example.features.feature
   key = position
-  if images.SOURCE_KEY in features and features[images.SOURCE_KEY].bytes_list.value:
-    key = features[images.SOURCE_KEY].bytes_list.value[0].decode('utf-8', 'replace')
+  if features.SOURCE_KEY in by_name and by_name[features.SOURCE_KEY].bytes_list.value:
+    key = by_name[features.SOURCE_KEY].bytes_list.value[0].decode('utf-8', 'replace')
   try:
     check_schema(example)
   except ValueError as error:
     return records.Rejected(key, records.SCHEMA_MISMATCH, f'{position}: {error}')
-  return records.RawImage(key, int(features[images.LABEL_KEY].int64_list.value[0]),
-                          features[images.LABEL_NAME_KEY].bytes_list.value[0].decode('utf-8'),
-                          features[images.IMAGE_KEY].bytes_list.value[0])
+  return records.RawImage(key, int(by_name[features.LABEL_KEY].int64_list.value[0]),
+                          by_name[features.LABEL_NAME_KEY].bytes_list.value[0].decode('utf-8'),
+                          by_name[features.IMAGE_KEY].bytes_list.value[0])

@@ -1,0 +1,141 @@
+"""The models' hyperparameters: the classifier and GAN sections of the pipeline's configuration.
+
+Typed, frozen and validated on construction, with no TensorFlow import, so that the command line
+checks a value before anything loads. The pipeline's own sections build on ConfigError and
+`check` from here.
+"""
+
+import dataclasses
+from typing import Optional, Tuple
+
+ACTIVATIONS = ('relu', 'tanh')
+OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
+# The GAN architectures, and `auto`, which picks one by image size (gan.model.resolve_architecture).
+DENSE = 'dense'
+DCGAN = 'dcgan'
+GAN_ARCHITECTURES = (DENSE, DCGAN)
+AUTO = 'auto'
+
+
+class ConfigError(ValueError):
+  """An invalid configuration value. The message names the option and the fix."""
+
+  def __init__(self, option: str, problem: str, fix: str):
+    self.option = option
+    super().__init__(f'{option}: {problem}. Fix: {fix}.')
+
+
+def check(condition: bool, option: str, problem: str, fix: str) -> None:
+  """Raises ConfigError naming `option`, what is wrong and how to fix it, unless `condition`."""
+  if not condition:
+    raise ConfigError(option, problem, fix)
+
+
+def check_positive(value: Optional[int], option: str, allow_none: bool = False) -> None:
+  if value is None and allow_none:
+    return
+  check(isinstance(value, int) and not isinstance(value, bool) and value > 0, option,
+        f'must be a positive integer, got {value!r}', f'pass --{option} with a value >= 1')
+
+
+def check_fraction(value: float, option: str) -> None:
+  check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, option,
+        f'must be within [0, 1], got {value!r}', f'pass --{option} with a value from 0 to 1')
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierConfig:
+  """The MLP classifier and how it is trained."""
+  hidden_units: Tuple[int, ...] = (256, 128)
+  activation: str = 'relu'
+  # Dropout rate after each hidden layer; 0 disables it.
+  dropout: float = 0.3
+  # Standard deviation of Gaussian noise added to the [0, 1] pixels while training; 0 disables.
+  # Off by default. At 0.3 (100 epochs) Fashion-MNIST eval accuracy was 0.877-0.886, under its
+  # 0.89 goal; without, 0.893-0.896 (digits 0.975-0.983). The noisy classifier is also less sure
+  # of generated images than of real ones: the same generators scored 70-75% of the real
+  # classifier score on Fashion-MNIST (digits 77%) with it, 80-82% (digits 84%) without.
+  input_noise: float = 0.0
+  optimizer: str = 'adam'
+  learning_rate: float = 1e-3
+  batch_size: int = 32
+  # Train for `epochs` full passes, or for exactly `train_steps` batches when it is set.
+  epochs: int = 100
+  train_steps: Optional[int] = None
+  # None evaluates on the whole eval split.
+  eval_steps: Optional[int] = None
+
+  def __post_init__(self):
+    check(len(self.hidden_units) >= 1, 'classifier.hidden_units',
+          'needs at least one hidden layer', 'pass --classifier.hidden_units 256,128')
+    for units in self.hidden_units:
+      check_positive(units, 'classifier.hidden_units')
+    check(self.activation in ACTIVATIONS, 'classifier.activation',
+          f'unknown activation {self.activation!r}',
+          f'pass --classifier.activation with one of {", ".join(ACTIVATIONS)}')
+    check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
+          'classifier.dropout', f'must be within [0, 1), got {self.dropout!r}',
+          'pass --classifier.dropout with a value such as 0.3, or 0 to disable it')
+    check(isinstance(self.input_noise, (int, float)) and self.input_noise >= 0,
+          'classifier.input_noise', f'must be 0 or more, got {self.input_noise!r}',
+          'pass --classifier.input_noise with a value such as 0.3, or 0 to disable it')
+    check(self.optimizer in OPTIMIZERS, 'classifier.optimizer',
+          f'unknown optimizer {self.optimizer!r}',
+          f'pass --classifier.optimizer with one of {", ".join(OPTIMIZERS)}')
+    check(isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0,
+          'classifier.learning_rate', f'must be positive, got {self.learning_rate!r}',
+          'pass --classifier.learning_rate with a value such as 0.001')
+    check_positive(self.batch_size, 'classifier.batch_size')
+    check_positive(self.epochs, 'classifier.epochs')
+    check_positive(self.train_steps, 'classifier.train_steps', allow_none=True)
+    check_positive(self.eval_steps, 'classifier.eval_steps', allow_none=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class GanConfig:
+  """The GAN and how it is trained."""
+  # `dense` (MLP), `dcgan` (convolutional), or `auto`: dense under 16 pixels a side, else dcgan.
+  architecture: str = AUTO
+  latent_dim: int = 64
+  # The global batch, split over the replicas of a distribution strategy.
+  batch_size: int = 64
+  # Training is epochs x steps_per_epoch steps; a sample grid is written after each epoch.
+  # Measured with the default classifier (benchmarks/model_quality.py): 40 epochs reach 87% of
+  # the real classifier score on digits (the dense GAN, about a minute on 2 CPUs) and 82% on
+  # Fashion-MNIST (the DCGAN, about 24 minutes). In 10-epoch trials on Fashion-MNIST, a
+  # generator learning rate of 2e-4, a decay to 10%, or no label smoothing did no better.
+  epochs: int = 40
+  steps_per_epoch: int = 200
+  # Training steps per call of the compiled train function. Keras pays a per-call cost in
+  # Python (callbacks, logs) that a small GAN's step does not hide: on 2 CPUs the dense GAN ran
+  # at 0.74-0.92 of a hand-written loop's speed with 1, 1.15-1.33 with 10 (gan_throughput.py).
+  # Progress and batch-level callbacks then see every 10th step; epochs are unchanged.
+  steps_per_execution: int = 10
+  # A faster generator keeps pace with the discriminator (measured on digits: distance 5.0 and
+  # 87% of the real classifier score, against 19.8 and 72% at 2e-4).
+  generator_learning_rate: float = 5e-4
+  discriminator_learning_rate: float = 2e-4
+  beta_1: float = 0.5
+  # Both learning rates decay exponentially to this fraction of their start by the last step.
+  lr_decay: float = 0.5
+  # One-sided label smoothing of the real targets; 0 disables it.
+  label_smoothing: float = 0.1
+
+  def __post_init__(self):
+    check(self.architecture in (AUTO, *GAN_ARCHITECTURES), 'gan.architecture',
+          f'unknown architecture {self.architecture!r}',
+          f'pass --gan.architecture with one of {", ".join((AUTO, *GAN_ARCHITECTURES))}')
+    for name in ('latent_dim', 'batch_size', 'epochs', 'steps_per_epoch', 'steps_per_execution'):
+      check_positive(getattr(self, name), f'gan.{name}')
+    for name in ('generator_learning_rate', 'discriminator_learning_rate'):
+      check(isinstance(getattr(self, name), (int, float)) and getattr(self, name) > 0,
+            f'gan.{name}', f'must be positive, got {getattr(self, name)!r}',
+            f'pass --gan.{name} with a value such as 0.0002')
+    check(isinstance(self.beta_1, (int, float)) and 0.0 <= self.beta_1 < 1.0, 'gan.beta_1',
+          f'must be within [0, 1), got {self.beta_1!r}', 'pass --gan.beta_1 0.5')
+    check(isinstance(self.lr_decay, (int, float)) and 0.0 < self.lr_decay <= 1.0,
+          'gan.lr_decay', f'must be within (0, 1], got {self.lr_decay!r}',
+          'pass --gan.lr_decay 1 for a constant learning rate')
+    check(isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 0.5,
+          'gan.label_smoothing', f'must be within [0, 0.5), got {self.label_smoothing!r}',
+          'pass --gan.label_smoothing 0.1, or 0 to disable it')
