@@ -101,12 +101,15 @@ def _build_parser() -> argparse.ArgumentParser:
   publish.set_defaults(handler=_publish)
 
   compile_kf = commands.add_parser(
-      'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines v2 spec (JSON)',
-      description='Compile the same create_pipeline() with KubeflowV2DagRunner. The paths must be '
-                  'on an object store (gs://, s3://); see ganpipe/kubeflow/README.md.')
+      'compile-kubeflow', help='compile the pipeline to a Kubeflow Pipelines package',
+      description='Compile the same create_pipeline() with KubeflowV2DagRunner, to a PipelineSpec '
+                  '2.1.0 package for Kubeflow Pipelines 2.x and a PipelineJob for Vertex AI. The '
+                  'pipeline root must be on gs://; the serving and hub roots on gs:// or on '
+                  '--kubeflow.volume_claim. See ganpipe/kubeflow/README.md.')
   compile_kf.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
   compile_kf.add_argument('--output', default='',
-                          help='where to write the spec (default: --kubeflow.output_path)')
+                          help='where to write the PipelineJob JSON; the package goes beside it, '
+                               'as .yaml (default: --kubeflow.output_path)')
   _add_config_flags(compile_kf)
   compile_kf.set_defaults(handler=_compile_kubeflow)
 

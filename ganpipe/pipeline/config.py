@@ -189,6 +189,11 @@ class KubeflowConfig:
   accelerator_count: int = 1
   trainer_cpu: float = 8.0
   trainer_memory_gb: float = 32.0
+  # What every other task requests: vCPUs and memory (GB). Its Beam DirectRunner starts one
+  # worker per vCPU here (unless --beam.direct_num_workers says otherwise), not one per core of
+  # the node, each worker importing TensorFlow.
+  data_cpu: float = 2.0
+  data_memory_gb: float = 8.0
   output_path: str = 'outputs/kubeflow/ganpipe.json'
   # A PersistentVolumeClaim mounted at `volume_mount_path` in every pipeline pod (KFP's
   # kfp-kubernetes pvcMount), so that roots may live on it; '' mounts nothing.
@@ -210,6 +215,15 @@ class KubeflowConfig:
           'pass --kubeflow.accelerator_count 1 (0 trains on CPU)')
     check(self.trainer_cpu > 0 and self.trainer_memory_gb > 0, 'kubeflow.trainer_cpu',
           'CPU and memory requests must be positive', 'pass --kubeflow.trainer_cpu 8')
+    check(self.data_cpu >= 1 and self.data_memory_gb > 0, 'kubeflow.data_cpu',
+          f'the data tasks need at least 1 vCPU and some memory, got {self.data_cpu!r} vCPUs '
+          f'and {self.data_memory_gb!r} GB',
+          'pass --kubeflow.data_cpu 2 --kubeflow.data_memory_gb 8')
+
+  @property
+  def data_beam_workers(self) -> int:
+    """The Beam DirectRunner workers of a data task: one per vCPU it requests."""
+    return max(1, int(self.data_cpu))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -109,15 +109,16 @@ def _baseline_resolver(kubeflow: bool, trainer, trainer_id: str, evaluator_id: s
       candidate=trainer.outputs['model'], trainer_id=trainer_id, evaluator_id=evaluator_id)
 
 
-def _trainer_resources(kubeflow: config_lib.KubeflowConfig):
-  """The Trainers' Kubernetes requests: accelerators, vCPUs and memory."""
+def _resources(cpu: float, memory_gb: float, accelerator_type: str = '',
+               accelerator_count: int = 0):
+  """A Kubernetes task's requests: vCPUs, memory and, optionally, accelerators."""
   # pylint: disable=import-outside-toplevel
   from kfp.pipeline_spec import pipeline_spec_pb2
   resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
-      cpu_limit=kubeflow.trainer_cpu, memory_limit=kubeflow.trainer_memory_gb)
-  if kubeflow.accelerator_count:
-    resources.accelerator.type = kubeflow.accelerator_type
-    resources.accelerator.count = kubeflow.accelerator_count
+      cpu_limit=cpu, memory_limit=memory_gb)
+  if accelerator_count:
+    resources.accelerator.type = accelerator_type
+    resources.accelerator.count = accelerator_count
   return resources
 
 
@@ -155,9 +156,9 @@ def create_pipeline(config: config_lib.PipelineConfig,
     config: the validated pipeline configuration.
     beam_pipeline_args: Beam args for the data components; defaults to `config.beam`'s.
     target: `local` (Beam or local DAG runner) or `kubeflow` (compiled by KubeflowV2DagRunner).
-      For Kubeflow the Trainers request accelerators, epochs and the generator's thresholds
-      become runtime parameters, and there are no baseline resolvers: the KFP v2 backend does
-      not run resolver tasks.
+      For Kubeflow the Trainers request accelerators, the other tasks `kubeflow.data_cpu` and
+      `data_memory_gb`, epochs and the generator's thresholds become runtime parameters, and
+      there are no baseline resolvers: the KFP v2 backend does not run resolver tasks.
 
   Returns:
     A tfx.dsl.Pipeline for that runner.
@@ -291,21 +292,29 @@ def create_pipeline(config: config_lib.PipelineConfig,
       make_archive=int(publish.hub_archive),
   ).with_id('hub_publisher')
 
+  components = [c for c in [
+      example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
+      transform,
+      classifier_trainer, classifier_baseline, classifier_evaluator,
+      classifier_infra_validator, classifier_pusher,
+      gan_trainer, generator_baseline, generator_evaluator,
+      generator_infra_validator, generator_pusher, hub_publisher,
+  ] if c is not None]
   if kubeflow:
-    for trainer in (classifier_trainer, gan_trainer):
-      trainer.with_platform_config(_trainer_resources(config.kubeflow))
+    settings = config.kubeflow
+    trainers = (classifier_trainer, gan_trainer)
+    for component in components:
+      if component in trainers:
+        component.with_platform_config(_resources(
+            settings.trainer_cpu, settings.trainer_memory_gb, settings.accelerator_type,
+            settings.accelerator_count))
+      else:
+        component.with_platform_config(_resources(settings.data_cpu, settings.data_memory_gb))
 
   return tfx.dsl.Pipeline(
       pipeline_name=config.name,
       pipeline_root=_local_or_uri(config.paths.pipeline_root),
-      components=[c for c in [
-          example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-          transform,
-          classifier_trainer, classifier_baseline, classifier_evaluator,
-          classifier_infra_validator, classifier_pusher,
-          gan_trainer, generator_baseline, generator_evaluator,
-          generator_infra_validator, generator_pusher, hub_publisher,
-      ] if c is not None],
+      components=components,
       enable_cache=config.enable_cache,
       # On Kubeflow the cluster's ML Metadata service is used.
       metadata_connection_config=None if kubeflow else

@@ -4,6 +4,7 @@ import json
 import os
 
 from google.protobuf import json_format
+from kfp import components
 from kfp.client import client as kfp_client
 import pytest
 
@@ -65,24 +66,49 @@ def test_both_trainers_request_gpus_cpu_and_memory(compiled, trainer):
   assert resources['cpuLimit'] == 8.0 and resources['memoryLimit'] == 32.0
 
 
-def test_data_components_do_not_request_gpus(compiled):
+def test_every_other_task_requests_the_data_tasks_cpu_and_memory_and_no_gpu(compiled):
   spec, _ = compiled
-  assert 'accelerator' not in _container(spec, 'transform').get('resources', {})
+  tasks = [task for task in spec['pipelineSpec']['root']['dag']['tasks']
+           if task not in ('classifier_trainer', 'gan_trainer')]
+  assert len(tasks) == 13
+  for task in tasks:
+    resources = _container(spec, task)['resources']
+    assert resources == {'cpuLimit': 2.0, 'memoryLimit': 8.0}, task
 
 
-def test_every_container_runs_our_image_and_the_tfx_entry_point(compiled):
+def test_the_beam_workers_are_bounded_by_the_data_tasks_cpus():
+  config = _config(**{'kubeflow.data_cpu': 3.0})
+  assert '--direct_num_workers=3' in kubeflow_compile.beam_args_for_kubeflow(config)
+  pinned = _config(**{'beam.direct_num_workers': 1})
+  assert '--direct_num_workers=1' in kubeflow_compile.beam_args_for_kubeflow(pinned)
+
+
+def test_every_container_runs_our_image_and_our_entry_point(compiled):
   spec, _ = compiled
   containers = [e['container'] for e in _executors(spec).values() if 'container' in e]
-  assert len(containers) >= 12
+  assert len(containers) == 15
   assert {c['image'] for c in containers} == {IMAGE}
-  run_executor = [c for c in containers
-                  if 'tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor'
-                  in ' '.join(c.get('command', []) + c.get('args', []))]
-  assert len(run_executor) == len(containers)
-  # ImageExampleGen, a FileBasedExampleGen, also runs TFX's driver before its executor.
-  driver = _container(spec, 'image_example_gen')['lifecycle']['preCacheCheck']
-  assert 'tfx.orchestration.kubeflow.v2.file_based_example_gen.driver' in ' '.join(
-      driver['command'] + driver['args'])
+  assert all(c['command'] == ['python', '-m', 'ganpipe.kubeflow.entrypoint'] for c in containers)
+  # Each passes its component's input definitions, whose declared artifact types the entry point
+  # gives untyped inputs.
+  for task in spec['pipelineSpec']['root']['dag']['tasks']:
+    args = _container(spec, task)['args']
+    declared = json.loads(args[args.index('--json_serialized_inputs_spec_args') + 1])
+    component = spec['pipelineSpec']['components'][_executor_of(spec, task)]
+    assert declared == component.get('inputDefinitions', {}), task
+  statistics = _container(spec, 'statistics_gen')['args']
+  declared = json.loads(statistics[statistics.index('--json_serialized_inputs_spec_args') + 1])
+  assert 'title: tfx.Examples' in declared['artifacts']['examples']['artifactType'][
+      'instanceSchema']
+
+
+def test_the_spec_is_2_1_0_with_typed_parameters_and_constants(compiled):
+  spec, text = compiled
+  assert spec['pipelineSpec']['schemaVersion'] == '2.1.0'
+  for component in spec['pipelineSpec']['components'].values():
+    for parameter in component.get('inputDefinitions', {}).get('parameters', {}).values():
+      assert parameter['parameterType'] in ('STRING', 'NUMBER_INTEGER', 'NUMBER_DOUBLE')
+  assert 'constantValue' not in text and '"constant"' in text
 
 
 def test_every_pipeline_node_is_a_task(compiled):
@@ -98,12 +124,17 @@ def test_runtime_parameters_are_declared_with_defaults(compiled):
   spec, _ = compiled
   parameters = spec['pipelineSpec']['root']['inputDefinitions']['parameters']
   assert set(kubeflow_compile.RUNTIME_PARAMETERS) <= set(parameters)
-  defaults = spec['runtimeConfig']['parameters']
+  assert {name: parameters[name]['parameterType'] for name in
+          kubeflow_compile.RUNTIME_PARAMETERS} == {
+              'classifier-epochs': 'NUMBER_INTEGER', 'gan-epochs': 'NUMBER_INTEGER',
+              'generator-max-distance-ratio': 'NUMBER_DOUBLE',
+              'generator-min-score-ratio': 'NUMBER_DOUBLE'}
+  defaults = spec['runtimeConfig']['parameterValues']
   config = config_lib.get_config()
-  assert int(defaults['gan-epochs']['intValue']) == config.gan.epochs
-  assert int(defaults['classifier-epochs']['intValue']) == config.classifier.epochs
-  assert (defaults['generator-max-distance-ratio']['doubleValue'] ==
-          config.generator_evaluation.max_distance_ratio)
+  assert defaults['gan-epochs'] == config.gan.epochs
+  assert defaults['classifier-epochs'] == config.classifier.epochs
+  assert defaults['generator-max-distance-ratio'] == (
+      config.generator_evaluation.max_distance_ratio)
 
 
 def test_the_kfp_package_is_the_same_spec_with_its_root_and_defaults(compiled, package):
@@ -111,8 +142,8 @@ def test_the_kfp_package_is_the_same_spec_with_its_root_and_defaults(compiled, p
   spec = json_format.MessageToDict(package.pipeline_spec)
   assert spec['defaultPipelineRoot'] == job['runtimeConfig']['gcsOutputDirectory']
   parameters = spec['root']['inputDefinitions']['parameters']
-  for name, typed in job['runtimeConfig']['parameters'].items():
-    assert parameters[name]['defaultValue'] == float(next(iter(typed.values()))), name
+  for name, value in job['runtimeConfig']['parameterValues'].items():
+    assert parameters[name]['defaultValue'] == value, name
     del parameters[name]['defaultValue']
   del spec['defaultPipelineRoot']
   assert spec == job['pipelineSpec']
@@ -132,32 +163,52 @@ def test_local_paths_are_refused_with_the_flag_to_fix(tmp_path):
     kubeflow_compile.compile_pipeline(config, str(tmp_path / 'x.json'))
 
 
-def test_roots_on_the_mounted_volume_claim_are_accepted_and_mounted_in_every_container(
+def test_kfps_own_component_loader_reads_the_package(compiled_path):
+  # The 2.0.0 package made it raise KeyError: 'artifactType'.
+  component = components.load_component_from_file(kubeflow_compile.kfp_package_path(
+      compiled_path))
+  assert component.name == 'ganpipe'
+  assert set(kubeflow_compile.RUNTIME_PARAMETERS) <= set(component.component_spec.inputs)
+
+
+def test_serving_and_hub_roots_on_the_mounted_volume_claim_are_mounted_in_every_container(
     tmp_path):
-  config = _config(**{'paths.pipeline_root': '/mnt/ganpipe/pipeline',
-                      'paths.serving_root': '/mnt/ganpipe/serving',
+  config = _config(**{'paths.serving_root': '/mnt/ganpipe/serving',
+                      'paths.hub_root': '/mnt/ganpipe/hub',
                       'kubeflow.volume_claim': 'ganpipe-data'})
   path = kubeflow_compile.kfp_package_path(
       kubeflow_compile.compile_pipeline(config, str(tmp_path / 'ganpipe.json')))
   package = kfp_client._extract_pipeline_yaml(path)  # pylint: disable=protected-access
-  assert package.pipeline_spec.default_pipeline_root == '/mnt/ganpipe/pipeline'
   executors = json_format.MessageToDict(package.platform_spec)['platforms']['kubernetes'][
       'deploymentSpec']['executors']
   containers = [label for label, executor in json_format.MessageToDict(
       package.pipeline_spec)['deploymentSpec']['executors'].items() if 'container' in executor]
-  assert len(containers) >= 12 and sorted(executors) == sorted(containers)
+  assert len(containers) == 15 and sorted(executors) == sorted(containers)
   for mounts in executors.values():
     assert mounts == {'pvcMount': [{'constant': 'ganpipe-data', 'mountPath': '/mnt/ganpipe'}]}
 
 
 @pytest.mark.parametrize('overrides, message', [
-    ({'paths.pipeline_root': '/mnt/ganpipe/pipeline'},
-     "paths.pipeline_root: '/mnt/ganpipe/pipeline' is on this machine"),
-    ({'paths.pipeline_root': '/mnt/ganpipe2/pipeline', 'kubeflow.volume_claim': 'data'},
+    ({'paths.pipeline_root': '/mnt/ganpipe/pipeline', 'kubeflow.volume_claim': 'data'},
+     'paths.pipeline_root.*the KFP launcher takes only a bucket.*cannot be on the volume claim'),
+    ({'paths.pipeline_root': 's3://bucket/pipeline'},
+     'paths.pipeline_root.*no S3 filesystem.*tensorflow/io#2039.*gs://BUCKET'),
+    ({'paths.pipeline_root': 'minio://mlpipeline/v2/artifacts'},
+     'paths.pipeline_root.*TensorFlow reads no minio:// URIs'),
+    ({'paths.hub_root': 'hdfs://cluster/hub'}, 'paths.hub_root.*no Hadoop client'),
+    ({'data.dataset': 'folder', 'data.data_dir': 's3://bucket/images'},
+     'data.data_dir.*no S3 filesystem'),
+    ({'paths.serving_root': '/mnt/ganpipe/serving'}, "paths.serving_root: '/mnt/ganpipe/serving' "
+     'cannot be used on Kubeflow: it is on this machine'),
+    ({'paths.serving_root': '/mnt/ganpipe2/serving', 'kubeflow.volume_claim': 'data'},
      'is outside the volume mounted at /mnt/ganpipe'),
+    ({'name': 'GAN_pipe'}, 'name: Kubeflow Pipelines refuses the pipeline name'),
     ({'kubeflow.volume_claim': 'Data_Claim'}, 'is not a Kubernetes object name'),
     ({'kubeflow.volume_mount_path': 'mnt/ganpipe'}, 'must be an absolute path'),
-], ids=['no claim', 'outside the mount', 'bad claim name', 'relative mount path'])
-def test_volume_paths_need_the_claim_and_a_path_under_its_mount(tmp_path, overrides, message):
+], ids=['pipeline root on the volume', 's3 root', 'minio root', 'hdfs root', 's3 data',
+        'no claim', 'outside the mount', 'pipeline name', 'bad claim name',
+        'relative mount path'])
+def test_what_a_backend_or_the_tasks_cannot_use_is_refused_with_the_fix(tmp_path, overrides,
+                                                                         message):
   with pytest.raises(config_lib.ConfigError, match=message):
     kubeflow_compile.compile_pipeline(_config(**overrides), str(tmp_path / 'x.json'))
