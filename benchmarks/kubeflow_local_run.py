@@ -1,14 +1,16 @@
-"""Benchmark: per-task wall times of the compiled Kubeflow spec, run by the local KFP launcher.
+"""Benchmark: per-task wall times of the compiled Kubeflow package, run as a KFP backend would.
 
 Compiles the small configuration (one GAN epoch) as `ganpipe compile-kubeflow` would, with the
-pipeline root on a volume claim mounted in every pod and the serving and hub roots on gs://
-placeholders, then runs every task of the spec as a local subprocess in
-dependency order (kubeflow/local_launcher.py), the way the KFP launcher starts them in pods.
+pipeline and hub roots on gs:// placeholders and the serving root on a volume claim mounted in
+every pod (on gs:// too for Vertex AI, which mounts no claim), then runs every task of the
+package as a local subprocess in dependency order, each given the ExecutorInput the open-source
+KFP driver (2.17.0) builds (ganpipe/kubeflow/local_launcher/, `--backend kfp`), or Vertex AI's
+(`--backend vertex`).
 Up to --max-parallel-tasks independent tasks run at once (default: one per CPU); the times
 include each subprocess's start-up (TensorFlow and TFX imports), which a pod pays too.
 
   .venv/bin/python benchmarks/kubeflow_local_run.py [--gan-epochs 1] [--max-parallel-tasks N]
-      [--out benchmarks/results]
+      [--backend kfp|vertex] [--out benchmarks/results]
 
 Writes kubeflow_local_run.json and kubeflow_local_run.md.
 """
@@ -36,30 +38,35 @@ def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--gan-epochs', type=int, default=1)
   parser.add_argument('--max-parallel-tasks', type=int, default=os.cpu_count() or 1)
+  parser.add_argument('--backend', choices=sorted(local_launcher.BACKENDS), default='kfp')
   parser.add_argument('--workdir', default='', help='keep the run here (default: a temp dir)')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
 
-  overrides = {'paths.pipeline_root': f'{MOUNT}/pipeline', 'kubeflow.volume_claim': VOLUME_CLAIM,
-               'kubeflow.volume_mount_path': MOUNT,
-               'paths.serving_root': f'{REMOTE}/serving', 'paths.hub_root': f'{REMOTE}/hub',
-               'gan.epochs': args.gan_epochs}
+  overrides = {'paths.pipeline_root': f'{REMOTE}/pipeline', 'paths.hub_root': f'{REMOTE}/hub',
+               'paths.serving_root': f'{REMOTE}/serving', 'gan.epochs': args.gan_epochs}
+  if args.backend == 'kfp':
+    overrides.update({'kubeflow.volume_claim': VOLUME_CLAIM, 'kubeflow.volume_mount_path': MOUNT,
+                      'paths.serving_root': f'{MOUNT}/serving'})
   config = config_overrides.with_overrides(config_lib.get_config(small=True), overrides)
   workdir = args.workdir or tempfile.mkdtemp(prefix='ganpipe-kfp-local-')
   started = time.monotonic()
   spec_path = kubeflow_compile.compile_pipeline(config, os.path.join(workdir, 'ganpipe.json'))
   compile_seconds = round(time.monotonic() - started, 1)
-  # The package Kubeflow Pipelines runs.
-  job = local_launcher.load_job(kubeflow_compile.kfp_package_path(spec_path),
-                                local_launcher.local_roots(config.paths, workdir),
-                                local_launcher.local_volumes(config.kubeflow, workdir))
+  # The package Kubeflow Pipelines runs; Vertex AI runs the PipelineJob.
+  job = local_launcher.load_job(kubeflow_compile.kfp_package_path(spec_path)
+                                if args.backend == 'kfp' else spec_path)
+  paths = local_launcher.path_map(job, local_launcher.local_roots(config.paths, workdir),
+                                  local_launcher.local_volumes(config.kubeflow, workdir))
   started = time.monotonic()
-  run = local_launcher.LocalLauncher(job, os.path.join(workdir, 'logs'),
+  run = local_launcher.LocalLauncher(job, os.path.join(workdir, 'logs'), paths,
+                                    backend=args.backend, pipeline_root=config.paths.pipeline_root,
                                     max_parallel_tasks=args.max_parallel_tasks).run()
   run_seconds = round(time.monotonic() - started, 1)
 
   result = {
       'benchmark': 'kubeflow_local_run',
+      'backend': args.backend,
       'config': 'small, ' + ', '.join(f'{k}={v}' for k, v in overrides.items()
                                       if not k.startswith('paths.')),
       'machine': {'cpus': os.cpu_count(), 'python': platform.python_version()},
@@ -74,7 +81,8 @@ def main() -> int:
   with open(os.path.join(args.out, 'kubeflow_local_run.json'), 'w') as f:
     json.dump(result, f, indent=2)
   with open(os.path.join(args.out, 'kubeflow_local_run.md'), 'w') as f:
-    f.write(f'# Compiled Kubeflow spec, run by the local launcher ({os.cpu_count()} CPUs)\n\n'
+    f.write(f'# Compiled Kubeflow package, run locally as the {args.backend} backend would '
+            f'({os.cpu_count()} CPUs)\n\n'
             f'Config: {result["config"]}. Up to {args.max_parallel_tasks} independent tasks '
             'run at once, each after its upstream tasks; the table lists them as they started.'
             '\n\n'

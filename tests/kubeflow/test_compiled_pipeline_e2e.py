@@ -1,21 +1,22 @@
-"""End to end: the compiled small pipeline runs, every task as the KFP launcher would run it.
+"""End to end: the compiled package runs as the open-source KFP backend runs it, and the package
+compiled the old way fails where that backend fails it.
 
-`kubeflow.local_launcher` runs the spec's tasks as local subprocesses, with the arguments and
-environment the spec holds; `test_local_launcher.py` tests the launcher itself on stand-in tasks.
+`local_launcher` builds every task's ExecutorInput as KFP 2.17.0's driver does (backends.py
+names the source of each rule) and runs the task's container command as a local process.
 """
 
 import glob
 import json
 import os
 
-from google.protobuf import json_format
-from kfp.pipeline_spec import pipeline_spec_pb2
 import pytest
+from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
 from ganpipe.kubeflow import compile as kubeflow_compile
 from ganpipe.kubeflow.local_launcher import launcher as local_launcher
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import overrides as config_overrides
+from ganpipe.pipeline import pipeline as pipeline_lib
 
 pytestmark = pytest.mark.e2e
 
@@ -26,15 +27,15 @@ MOUNT = '/mnt/ganpipe'
 
 def small_kubeflow_config() -> config_lib.PipelineConfig:
   """The small config, one GAN epoch, with the roots where `compile-kubeflow` accepts them: the
-  pipeline root on a volume claim mounted in every pod, the serving and hub roots on gs://.
+  pipeline root and hub root on gs://, the serving root on a volume claim mounted in every pod.
 
   One epoch of 300 steps leaves the generator near the small config's score bar (a CI run
-  measured 59.5% of the real score against 60%), so this run, which proves the spec and not
+  measured 59.5% of the real score against 60%), so this run, which proves the package and not
   the GAN, blesses by distance alone. The evaluator's thresholds have their own tests.
   """
   return config_overrides.with_overrides(config_lib.get_config(small=True), {
-      'paths.pipeline_root': f'{MOUNT}/pipeline',
-      'paths.serving_root': f'{REMOTE}/serving',
+      'paths.pipeline_root': f'{REMOTE}/pipeline',
+      'paths.serving_root': f'{MOUNT}/serving',
       'paths.hub_root': f'{REMOTE}/hub',
       'kubeflow.volume_claim': VOLUME_CLAIM,
       'kubeflow.volume_mount_path': MOUNT,
@@ -43,78 +44,122 @@ def small_kubeflow_config() -> config_lib.PipelineConfig:
   })
 
 
+def _launcher(package: str, root, config, **kwargs) -> local_launcher.LocalLauncher:
+  job = local_launcher.load_job(package)
+  paths = local_launcher.path_map(job, local_launcher.local_roots(config.paths, str(root)),
+                                  local_launcher.local_volumes(config.kubeflow, str(root)))
+  return local_launcher.LocalLauncher(job, str(root / 'logs'), paths, backend='kfp',
+                                      pipeline_root=config.paths.pipeline_root,
+                                      timeout_seconds=1800, max_parallel_tasks=2, **kwargs)
+
+
 @pytest.fixture(scope='module')
 def launched(tmp_path_factory):
   root = tmp_path_factory.mktemp('kfp-local')
   config = small_kubeflow_config()
-  # The package Kubeflow Pipelines runs; the PipelineJob JSON holds the same spec.
   package = kubeflow_compile.kfp_package_path(
       kubeflow_compile.compile_pipeline(config, str(root / 'ganpipe.json')))
-  job = local_launcher.load_job(package, local_launcher.local_roots(config.paths, str(root)),
-                                local_launcher.local_volumes(config.kubeflow, str(root)))
-  launcher = local_launcher.LocalLauncher(job, str(root / 'logs'), timeout_seconds=1800,
-                                          max_parallel_tasks=2)
-  return root, job, launcher.run()
+  return root, _launcher(package, root, config).run()
 
 
 def _failures(result):
   return '\n'.join(t.error for t in result.tasks if t.error)
 
 
-def test_every_compiled_task_succeeds_in_dependency_order(launched):
-  _, job, result = launched
+def _metadata(artifact):
+  return json.loads(json.dumps(dict(artifact.metadata)))
+
+
+def test_every_task_succeeds_in_dependency_order_and_no_driver_hook_runs(launched):
+  _, result = launched
   assert result.succeeded, _failures(result)
-  spec = json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
-  tasks = spec.root.dag.tasks
   ran = [t.task for t in result.tasks]
-  assert sorted(ran) == sorted(tasks)
-  for task in ran:
-    for upstream in local_launcher.upstream_tasks(tasks[task]):
-      assert ran.index(upstream) < ran.index(task), (upstream, task)
-  assert next(t for t in result.tasks if t.task == 'image_example_gen').driver_seconds > 0
+  assert len(ran) == 15 and not [n for n in ran if 'resolver' in n], ran
+  assert ran[0] == 'image_example_gen'
+  # The OSS backend never runs a container's preCacheCheck (TFX's ExampleGen driver).
+  assert all(t.driver_seconds is None for t in result.tasks)
 
 
-def test_the_run_ends_with_pushed_models(launched):
-  root, _, result = launched
+def test_the_run_ends_with_pushed_models_and_a_published_module(launched):
+  root, result = launched
   assert result.succeeded, _failures(result)
   for evaluator in ('classifier_evaluator', 'generator_evaluator'):
-    blessing = json_format.MessageToDict(result.output(evaluator, 'blessing')[0].metadata)
+    blessing = _metadata(result.output(evaluator, 'blessing')[0])
     assert blessing['blessed'] == 1, (evaluator, blessing.get('reason'))
+  serving = root / 'volume' / 'serving'
   for model in ('classifier', 'generator'):
-    assert len(glob.glob(str(root / 'serving' / model / '*' / 'saved_model.pb'))) == 1, model
-    pushed = result.output(f'{model}_pusher', 'pushed_model')[0]
-    assert json_format.MessageToDict(pushed.metadata)['pushed'] == 1, model
-  assert (root / 'serving' / 'models.config').exists()
-  published = result.output('hub_publisher', 'published_module')[0]
-  assert json_format.MessageToDict(published.metadata)['published'] == 1
+    assert len(glob.glob(str(serving / model / '*' / 'saved_model.pb'))) == 1, model
+    pushed = _metadata(result.output(f'{model}_pusher', 'pushed_model')[0])
+    assert pushed['pushed'] == 1 and pushed['pushed_destination'].startswith(
+        f'{MOUNT}/serving/{model}/'), pushed
+  assert (serving / 'models.config').exists()
+  published = _metadata(result.output('hub_publisher', 'published_module')[0])
+  assert published['published'] == 1
+  assert published['published_path'].startswith(f'{REMOTE}/hub/ganpipe/generator/')
 
 
-def test_the_pipeline_root_is_on_the_mounted_volume(launched):
-  root, _, result = launched
+def test_outputs_are_where_the_backend_puts_them(launched):
+  root, result = launched
   assert result.succeeded, _failures(result)
-  volume_root = str(root / 'volume' / 'pipeline')
-  assert result.job_root.startswith(volume_root + os.sep), result.job_root
   examples = result.output('image_example_gen', 'examples')[0]
-  assert examples.uri.startswith(volume_root + os.sep) and os.path.isdir(examples.uri)
+  # provisionOutputs: <root>/<pipeline name>/<run id>/<task>/<uuid>/<output key>.
+  prefix = f'{REMOTE}/pipeline/ganpipe/{result.run_id}/image_example_gen/'
+  assert examples.uri.startswith(prefix) and examples.uri.endswith('/examples')
+  assert os.path.isdir(result.local_path(examples.uri))
+  assert result.local_path(examples.uri).startswith(str(root / 'pipeline'))
+  assert json.loads(_metadata(examples)['split_names']) == ['train', 'eval']
 
 
-def test_artifacts_pass_between_tasks_with_their_metadata(launched):
-  _, _, result = launched
+def test_every_untyped_input_was_given_its_declared_type(launched):
+  _, result = launched
   assert result.succeeded, _failures(result)
-  examples = json_format.MessageToDict(result.output('image_example_gen', 'examples')[0].metadata)
-  # The fingerprint comes from the preCacheCheck driver, the splits from the executor.
-  assert examples['input_fingerprint'].startswith('split:single_split,num_files:')
-  assert json.loads(examples['split_names']) == ['train', 'eval']
-  blessing = json_format.MessageToDict(
-      result.output('classifier_evaluator', 'blessing')[0].metadata)
-  assert blessing['blessed'] == 1
-  # TFX's Evaluator names the model it blessed by the artifact name the launcher passed it.
-  assert blessing['current_model_id'] == result.output('classifier_trainer', 'model')[0].name
+  consumers = [t for t in result.tasks if t.task != 'image_example_gen']
+  for task in consumers:
+    with open(task.log_path) as f:
+      assert 'came untyped; given their declared types' in f.read(), task.task
 
 
-def test_the_run_has_no_resolver_tasks(launched):
-  # Kubeflow Pipelines' v2 backend cannot run resolver tasks, so the spec must not hold any.
-  _, _, result = launched
-  assert result.succeeded, _failures(result)
-  names = [task.task for task in result.tasks]
-  assert len(names) >= 15 and not [n for n in names if 'resolver' in n], names
+# The same backend, given the package as it was compiled before: 2.0.0, TFX's own entry point.
+
+def _old_package(config, root, spec_2_1: bool) -> str:
+  """The package as `compile-kubeflow` wrote it before this backend was followed."""
+  pipeline = pipeline_lib.create_pipeline(
+      config, kubeflow_compile.beam_args_for_kubeflow(config), target=pipeline_lib.KUBEFLOW)
+  runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
+      config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+          display_name=config.name, default_image=config.kubeflow.image,
+          use_pipeline_spec_2_1=spec_2_1),
+      output_dir=str(root), output_filename='old.json')
+  runner.run(pipeline, parameter_values=kubeflow_compile.runtime_defaults(config),
+             write_out=True)
+  return kubeflow_compile.write_kfp_package(str(root / 'old.json'), config.kubeflow)
+
+
+def test_the_old_package_fails_where_the_backend_fails_it(tmp_path):
+  config = small_kubeflow_config()
+  package = _old_package(config, tmp_path, spec_2_1=False)
+  # Refused at upload.
+  with pytest.raises(local_launcher.SpecError, match='KFP only supports schema version 2.1.0'):
+    _launcher(package, tmp_path, config)
+  # Forced through, its constants cannot be read by the driver: the first task fails.
+  with open(package) as f:
+    text = f.read().replace("schemaVersion: 2.0.0", "schemaVersion: '2.1.0'")
+  with open(package, 'w') as f:
+    f.write(text)
+  result = _launcher(package, tmp_path, config).run()
+  first = result.tasks[0]
+  assert first.status == 'failed' and 'ValueOrRuntimeParameter_ConstantValue not implemented' in \
+      first.error
+  assert all(t.status == 'not_run' for t in result.tasks[1:])
+
+
+def test_a_2_1_0_package_on_tfxs_own_entry_point_fails_on_the_first_upstream_artifact(tmp_path):
+  config = small_kubeflow_config()
+  package = _old_package(config, tmp_path, spec_2_1=True)
+  result = _launcher(package, tmp_path, config).run()
+  statuses = {t.task: t.status for t in result.tasks}
+  assert statuses['image_example_gen'] == 'succeeded', _failures(result)
+  failed = [t for t in result.tasks if t.status == 'failed']
+  assert failed and failed[0].task in ('statistics_gen', 'transform'), statuses
+  # The driver's empty instanceSchema: yaml.safe_load('') is None (kubeflow_v2_entrypoint_utils).
+  assert "AttributeError: 'NoneType' object has no attribute 'get'" in failed[0].error

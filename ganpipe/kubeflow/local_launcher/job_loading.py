@@ -1,17 +1,99 @@
-"""Reads a compiled PipelineJob or KFP package, with local folders in place of its storage."""
+"""Reads a compiled KFP package or PipelineJob, and maps its storage to local folders.
 
+The tasks see the URIs a cluster would give them (`gs://...`, a volume's mount path); only on
+the way into a task's process, and back out of what it reports, do they become local folders.
+"""
+
+import dataclasses
 import json
 import os
 import re
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional
 
 import yaml
 
-from ganpipe.kubeflow import compile as kubeflow_compile
 from ganpipe.kubeflow.local_launcher import spec_utils
 from ganpipe.pipeline import config as config_lib
 
 SpecError = spec_utils.SpecError
+# Object stores a KFP pipeline root can name (objectstore.ParseBucketConfig), and the local
+# paths the KFP launcher gives their objects (LocalPathForURI, backend/src/v2/component/
+# launcher_v2.go): a task can be handed either.
+REMOTE_SCHEMES = ('gs://', 's3://', 'minio://')
+LAUNCHER_PATHS = {'gs://': '/gcs/', 'minio://': '/minio/', 's3://': '/s3/'}
+
+
+@dataclasses.dataclass
+class Job:
+  """A compiled pipeline: its spec, its Kubernetes platform spec, and a PipelineJob's runtime
+  config (a KFP package has none: a run brings its own root and arguments)."""
+  spec: dict
+  platform: dict
+  runtime_config: dict
+  documents: List[dict]
+
+  @property
+  def is_package(self) -> bool:
+    return not self.runtime_config
+
+
+def load_job(path: str) -> Job:
+  """Reads `ganpipe compile-kubeflow` output: the KFP package (YAML) or the PipelineJob (JSON)."""
+  with open(path) as f:
+    text = f.read()
+  if path.endswith(('.yaml', '.yml')):
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    if not documents:
+      raise SpecError(f'{path} holds no YAML document')
+    platform = {}
+    for document in documents[1:]:
+      platform.update(document.get('platforms', {}))
+    return Job(documents[0], platform, {}, documents)
+  job = json.loads(text)
+  return Job(job['pipelineSpec'], {}, job.get('runtimeConfig', {}), [job])
+
+
+class PathMap:
+  """Local folders in place of remote prefixes and mount paths, into a task and back out."""
+
+  def __init__(self, prefixes: Mapping[str, str]):
+    """`prefixes`: remote prefix (`gs://bucket/ganpipe/pipeline`) or mount path -> local folder.
+
+    Each gs://, s3:// and minio:// prefix also maps from the local path the KFP launcher gives
+    it (`/gcs/bucket/...`). A prefix ends where a path segment does: /mnt/ganpipe is not the start
+    of /mnt/ganpipe2.
+    """
+    self._local = {prefix.rstrip('/'): os.path.abspath(local).rstrip('/')
+                   for prefix, local in prefixes.items()}
+    for prefix in list(self._local):
+      for scheme, launcher_path in LAUNCHER_PATHS.items():
+        if prefix.startswith(scheme):
+          self._local.setdefault(launcher_path + prefix[len(scheme):], self._local[prefix])
+    self._remote = {os.path.abspath(local).rstrip('/'): prefix.rstrip('/')
+                    for prefix, local in prefixes.items()}
+
+  @staticmethod
+  def _replace(text: str, mapping: Mapping[str, str]) -> str:
+    # Longest first, so that a prefix nested in another is replaced by its own folder.
+    for prefix in sorted(mapping, key=len, reverse=True):
+      text = re.sub(re.escape(prefix) + r'(?![\w.-])', lambda _, to=mapping[prefix]: to, text)
+    return text
+
+  def to_local(self, text: str) -> str:
+    """`text` with every mapped prefix replaced by its folder.
+
+    Raises:
+      SpecError: a remote URI is left that no prefix covers.
+    """
+    text = self._replace(text, self._local)
+    left = re.findall(r'(?:%s)[^"\\\s]*' % '|'.join(map(re.escape, REMOTE_SCHEMES)), text)
+    if left:
+      raise SpecError(f'no local folder given for {sorted(set(left))}')
+    return text
+
+  def to_remote(self, text: str) -> str:
+    """`text` with every local folder replaced by the prefix it stands for."""
+    return self._replace(text, self._remote)
 
 
 def local_roots(paths: config_lib.PathsConfig, local_dir: str) -> Dict[str, str]:
@@ -21,7 +103,7 @@ def local_roots(paths: config_lib.PathsConfig, local_dir: str) -> Dict[str, str]
   """
   return {getattr(paths, name): os.path.join(local_dir, name.split('_')[0])
           for name in ('pipeline_root', 'serving_root', 'hub_root')
-          if getattr(paths, name).startswith(kubeflow_compile.REMOTE_SCHEMES)}
+          if getattr(paths, name).startswith(REMOTE_SCHEMES)}
 
 
 def local_volumes(kubeflow: config_lib.KubeflowConfig, local_dir: str) -> Dict[str, str]:
@@ -30,56 +112,17 @@ def local_volumes(kubeflow: config_lib.KubeflowConfig, local_dir: str) -> Dict[s
       else {}
 
 
-def load_job(path: str, roots: Mapping[str, str],
-             volumes: Optional[Mapping[str, str]] = None) -> dict:
-  """Reads a PipelineJob JSON, or a KFP package, with each remote root replaced by a local folder.
-
-  Args:
-    path: `ganpipe compile-kubeflow` output: the PipelineJob JSON, or the KFP package (IR YAML),
-      which becomes a PipelineJob with its default pipeline root, as Kubeflow Pipelines runs it.
-    roots: remote prefix (e.g. `gs://bucket/ganpipe/serving`) -> local folder.
-    volumes: volume claim -> the local folder that plays it. A package's Kubernetes platform
-      spec may mount claims (pvcMount) in its containers; each mount path is then replaced by
-      the claim's folder, as if every task ran in a pod with the volume mounted.
+def volume_mounts(job: Job, volumes: Mapping[str, str]) -> Dict[str, str]:
+  """Mount path -> local folder, from the package's Kubernetes platform spec (pvcMount only).
 
   Raises:
-    SpecError: if a remote URI is left that no root covers, or the platform spec asks for what
-      this launcher cannot give: a claim without a folder, a container without the mount, or
-      another Kubernetes feature.
+    SpecError: the platform spec asks for what this launcher cannot give: a claim without a
+      folder, a container without the mount, or another Kubernetes feature.
   """
-  with open(path) as f:
-    text = f.read()
-  documents = list(yaml.safe_load_all(text)) if path.endswith(('.yaml', '.yml')) else []
-  mounts = _volume_mounts(documents[0], documents[1:], volumes or {}) if documents else {}
-  # Longest first, so that a root nested in another is replaced by its own folder.
-  replacements = {**{remote.rstrip('/'): local for remote, local in roots.items()}, **mounts}
-  # A prefix ends where a path segment does: /mnt/ganpipe is not the start of /mnt/ganpipe2.
-  for prefix in sorted(replacements, key=len, reverse=True):
-    local = os.path.abspath(replacements[prefix]).rstrip('/')
-    text = re.sub(re.escape(prefix) + r'(?![\w.-])', lambda _, local=local: local, text)
-  left = re.findall(r'(?:%s)[^"\\\s]*' % '|'.join(map(re.escape, kubeflow_compile.REMOTE_SCHEMES)),
-                    text)
-  if left:
-    raise SpecError(f'no local root given for {sorted(set(left))}')
-  if not documents:
-    return json.loads(text)
-  spec = next(yaml.safe_load_all(text))
-  if not spec.get('defaultPipelineRoot'):
-    raise SpecError(f'{path} has no defaultPipelineRoot; pass a pipeline root')
-  return {'displayName': spec['pipelineInfo']['name'], 'pipelineSpec': spec,
-          'runtimeConfig': {'gcsOutputDirectory': spec['defaultPipelineRoot']}}
-
-
-def _volume_mounts(spec: dict, platform_documents: Sequence[dict],
-                   volumes: Mapping[str, str]) -> Dict[str, str]:
-  """Mount path -> local folder, from a package's Kubernetes platform spec (pvcMount only)."""
-  platforms = {}
-  for document in platform_documents:
-    platforms.update((document or {}).get('platforms', {}))
-  unsupported = sorted(set(platforms) - {'kubernetes'})
+  unsupported = sorted(set(job.platform) - {'kubernetes'})
   if unsupported:
     raise SpecError(f'platform specs for {unsupported} are not supported')
-  executors = platforms.get('kubernetes', {}).get('deploymentSpec', {}).get('executors', {})
+  executors = job.platform.get('kubernetes', {}).get('deploymentSpec', {}).get('executors', {})
   mounts: Dict[str, str] = {}
   mounted_by: Dict[str, set] = {}
   for label, config in executors.items():
@@ -99,10 +142,17 @@ def _volume_mounts(spec: dict, platform_documents: Sequence[dict],
         raise SpecError(f'{mount_path} mounts different claims in different executors')
       mounted_by.setdefault(mount_path, set()).add(label)
   # Locally every task shares one disk; in a cluster a pod without the mount writes to its own.
-  containers = {label for label, executor in spec['deploymentSpec']['executors'].items()
+  containers = {label for label, executor in
+                job.spec.get('deploymentSpec', {}).get('executors', {}).items()
                 if 'container' in executor}
   for mount_path, labels in mounted_by.items():
     if containers - labels:
       raise SpecError(f'{mount_path} is not mounted in {sorted(containers - labels)}, whose '
                       'pods would not see what the others write there')
   return mounts
+
+
+def path_map(job: Job, roots: Mapping[str, str],
+             volumes: Optional[Mapping[str, str]] = None) -> PathMap:
+  """The local folders of a job's roots and of the volumes its platform spec mounts."""
+  return PathMap({**roots, **volume_mounts(job, volumes or {})})

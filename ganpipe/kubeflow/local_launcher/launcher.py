@@ -1,4 +1,10 @@
-"""Runs a compiled KFP v2 PipelineJob on this machine, task by task, as the KFP launcher would."""
+"""Runs a compiled KFP v2 package on this machine, task by task, as a KFP backend would.
+
+The backend (`backends.py`) decides what each task receives and what is recorded of it: the
+open-source KFP backend (`kfp`, the default) or Vertex AI Pipelines (`vertex`). This module
+schedules the tasks, runs each container command as a local process, and keeps what the
+backend's metadata store would keep.
+"""
 
 from concurrent import futures
 import dataclasses
@@ -11,19 +17,19 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from google.protobuf import json_format
-from google.protobuf import struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from ganpipe.kubeflow.local_launcher import backends
 from ganpipe.kubeflow.local_launcher import job_loading
 from ganpipe.kubeflow.local_launcher import spec_utils
 
-EXECUTOR_OUTPUT_FILE = 'executor_output.json'
 # What ganpipe/kubeflow/Dockerfile's ENV gives every task's container (its venv aside).
 IMAGE_ENV = {'PYTHONUNBUFFERED': '1', 'TF_USE_LEGACY_KERAS': '1', 'TF_CPP_MIN_LOG_LEVEL': '2'}
 # The image's WORKDIR holds a copy of this repository; locally the repository is the workdir.
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
 CONTAINER, RESOLVER = 'container', 'resolver'
 SUCCEEDED, FAILED, NOT_RUN = 'succeeded', 'failed', 'not_run'
+BACKENDS = {'kfp': backends.KfpBackend, 'vertex': backends.VertexBackend}
 # The launcher's interface: callers catch its SpecError and check the order it runs tasks in.
 SpecError = spec_utils.SpecError
 task_order = spec_utils.task_order
@@ -32,6 +38,7 @@ upstream_tasks = spec_utils.upstream_tasks
 load_job = job_loading.load_job
 local_roots = job_loading.local_roots
 local_volumes = job_loading.local_volumes
+path_map = job_loading.path_map
 
 
 class TaskFailed(RuntimeError):
@@ -58,14 +65,15 @@ class TaskResult:
 
 @dataclasses.dataclass
 class LauncherResult:
-  """A local run of a PipelineJob: tasks in the order they ran, and the artifacts they made."""
-  job_id: str
-  job_root: str
+  """A local run: tasks in the order they ran, and the artifacts they made, as recorded."""
+  run_id: str
+  run_root: str
   tasks: List[TaskResult]
-  # (producer task, output key) -> the artifacts as downstream tasks receive them.
+  # (producer task, output key) -> the artifacts as the backend recorded them.
   outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]]
   # Every artifact the containers made, oldest first: the `history` of a next run.
   artifacts: List[pipeline_spec_pb2.RuntimeArtifact]
+  paths: job_loading.PathMap
 
   @property
   def succeeded(self) -> bool:
@@ -74,60 +82,72 @@ class LauncherResult:
   def output(self, task: str, key: str) -> List[pipeline_spec_pb2.RuntimeArtifact]:
     return self.outputs[(task, key)]
 
+  def local_path(self, uri: str) -> str:
+    return self.paths.to_local(uri)
+
 
 class LocalLauncher:
-  """Runs each task of a PipelineJob's root DAG as a local subprocess, in dependency order.
+  """Runs each task of a compiled pipeline's root DAG as a local subprocess, in dependency order.
 
   Containers run their `command + args` with `{{$}}` replaced by the ExecutorInput JSON, the
-  way the KFP launcher starts them, with `python` as this interpreter. A container's
-  `lifecycle.preCacheCheck` (TFX's FileBasedExampleGen driver) runs first and its output feeds
-  the executor's input. RESOLVER tasks query the artifacts of this run (and `history`).
-  Every task runs: there is no execution cache, as on a first run. A task starts as soon as
-  every task it depends on has succeeded, and up to `max_parallel_tasks` run side by side, as
-  KFP runs independent tasks. After the first failure no task starts; running ones finish.
+  way the KFP launcher starts them, with `python` as this interpreter and every remote root or
+  mount path replaced by its local folder. A task starts as soon as every task it depends on
+  has succeeded, and up to `max_parallel_tasks` run side by side, as KFP runs independent tasks.
+  After the first failure no task starts; running ones finish. There is no execution cache.
   """
 
-  def __init__(self, job: dict, log_dir: str, job_id: str = '',
-               parameter_values: Optional[Mapping[str, object]] = None,
+  def __init__(self, job: job_loading.Job, log_dir: str, paths: job_loading.PathMap, *,
+               backend: str = 'kfp', run_id: str = '',
+               arguments: Optional[Mapping[str, object]] = None,
+               pipeline_root: Optional[str] = None,
                history: Sequence[pipeline_spec_pb2.RuntimeArtifact] = (),
                python: str = sys.executable, cwd: str = REPO_ROOT,
                timeout_seconds: Optional[float] = None, max_parallel_tasks: int = 1):
-    """Prepares a run.
+    """Prepares a run, with the backend's checks at upload and at run creation.
 
     Args:
-      job: a PipelineJob dict from `load_job`, its roots already local.
+      job: from `load_job`.
       log_dir: where each task's stdout and stderr go (`<task>.log`).
-      job_id: names the run's folder under the pipeline root; defaults to `<name>-<time>`.
-      parameter_values: runtime parameters overriding the spec's runtimeConfig.
-      history: artifacts of earlier runs that resolvers may find.
+      paths: local folders for the job's remote roots and mounted volumes (`path_map`).
+      backend: `kfp` (the open-source backend) or `vertex`.
+      run_id: names the run's folder under the pipeline root; defaults to `<name>-<time>`.
+      arguments: the run's parameter values.
+      pipeline_root: the run's pipeline root (`kfp`; Vertex reads the job's runtime config).
+      history: artifacts of earlier runs that resolvers may find (`vertex`).
       python: the interpreter that stands in for the image's `python`.
       cwd: the tasks' working directory, as the image's WORKDIR.
       timeout_seconds: per task; None waits for ever.
       max_parallel_tasks: how many tasks may run at once.
+
+    Raises:
+      SpecError: what the backend refuses at upload or at run creation.
     """
     if max_parallel_tasks < 1:
       raise ValueError(f'max_parallel_tasks must be 1 or more, got {max_parallel_tasks}')
-    self._spec = json_format.ParseDict(job['pipelineSpec'], pipeline_spec_pb2.PipelineSpec())
+    if backend not in BACKENDS:
+      raise ValueError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+    name = job.spec.get('pipelineInfo', {}).get('name', 'run')
+    run_id = run_id or f'{name}-{time.strftime("%Y%m%d%H%M%S")}'
+    if backend == 'kfp':
+      self._backend = backends.KfpBackend(job, run_id, arguments, pipeline_root)
+    else:
+      self._backend = backends.VertexBackend(job, run_id, arguments)
+    self._spec = self._backend.spec
+    # The spec holds its deployment config as a Struct.
     self._deployment = json_format.ParseDict(
         json_format.MessageToDict(self._spec.deployment_spec),
         pipeline_spec_pb2.PipelineDeploymentConfig())
-    self._runtime = json_format.ParseDict(job.get('runtimeConfig', {}),
-                                          pipeline_spec_pb2.PipelineJob.RuntimeConfig())
-    if not self._runtime.gcs_output_directory:
-      raise SpecError('runtimeConfig.gcsOutputDirectory (the pipeline root) is not set')
-    self._job_id = job_id or f'{self._spec.pipeline_info.name}-{time.strftime("%Y%m%d%H%M%S")}'
-    self._job_root = os.path.join(self._runtime.gcs_output_directory, self._job_id)
+    self._paths = paths
     self._log_dir = log_dir
-    self._overrides = dict(parameter_values or {})
     self._python = python
     self._cwd = cwd
     self._timeout = timeout_seconds
-    self._history = list(history)
+    self._history = [backends.Recorded(-1, artifact) for artifact in history]
     self._max_parallel = max_parallel_tasks
-    # Guards the outputs and artifacts that tasks running side by side record and read.
+    # Guards what tasks running side by side record and read.
     self._lock = threading.Lock()
-    self._made: List[pipeline_spec_pb2.RuntimeArtifact] = []
-    self._outputs: Dict[tuple, List[pipeline_spec_pb2.RuntimeArtifact]] = {}
+    self._made: List[backends.Recorded] = []
+    self._outputs: Dict[tuple, List[backends.Recorded]] = {}
 
   @property
   def order(self) -> List[str]:
@@ -164,9 +184,10 @@ class LocalLauncher:
             succeeded.add(name)
           else:
             failed = True
-    return LauncherResult(self._job_id, self._job_root,
-                          [results[name] for name in started + pending],
-                          dict(self._outputs), list(self._made))
+    outputs = {key: [r.artifact for r in recorded] for key, recorded in self._outputs.items()}
+    return LauncherResult(self._backend.run_id, self._backend.run_root(),
+                          [results[name] for name in started + pending], outputs,
+                          [r.artifact for r in self._made], self._paths)
 
   def _run_task(self, result: TaskResult) -> None:
     started = time.monotonic()
@@ -181,8 +202,7 @@ class LocalLauncher:
     result.seconds = round(time.monotonic() - started, 1)
 
   def _kind(self, task: str) -> str:
-    executor = self._executor(task)
-    kind = executor.WhichOneof('spec')
+    kind = self._executor(task).WhichOneof('spec')
     if kind not in (CONTAINER, RESOLVER):
       raise SpecError(f'task {task}: {kind} executors are not supported')
     return kind
@@ -193,36 +213,14 @@ class LocalLauncher:
   def _executor(self, task: str) -> pipeline_spec_pb2.PipelineDeploymentConfig.ExecutorSpec:
     return self._deployment.executors[self._component(task).executor_label]
 
-  # Inputs ------------------------------------------------------------------------------------
-
-  def _root_parameter(self, name: str) -> struct_pb2.Value:
-    if name in self._overrides:
-      return json_format.ParseDict(self._overrides[name], struct_pb2.Value())
-    if name in self._runtime.parameter_values:
-      return self._runtime.parameter_values[name]
-    if name in self._runtime.parameters:
-      return spec_utils.to_struct_value(self._runtime.parameters[name])
-    definition = self._spec.root.input_definitions.parameters.get(name)
-    if definition is not None and definition.HasField('default_value'):
-      return definition.default_value
-    raise SpecError(f'pipeline parameter {name!r} has no value')
-
   def executor_input(self, task: str) -> pipeline_spec_pb2.ExecutorInput:
-    """The ExecutorInput the launcher substitutes for `{{$}}` in the task's container."""
+    """The ExecutorInput the backend builds for the task: what `{{$}}` stands for."""
     spec = self._spec.root.dag.tasks[task]
     component = self._component(task)
     result = pipeline_spec_pb2.ExecutorInput()
-    for name, source in spec.inputs.parameters.items():
-      kind = source.WhichOneof('kind')
-      if kind == 'runtime_value':
-        constant = source.runtime_value
-        value = (spec_utils.to_struct_value(constant.constant_value)
-                 if constant.HasField('constant_value') else constant.constant)
-      elif kind == 'component_input_parameter':
-        value = self._root_parameter(source.component_input_parameter)
-      else:
-        raise SpecError(f'task {task}: parameter {name} comes from {kind}, not supported')
-      self._set_parameter(result, component, name, value)
+    self._backend.set_parameters(result, component, {
+        name: self._backend.input_parameter(task, name, source)
+        for name, source in spec.inputs.parameters.items()})
     for name, source in spec.inputs.artifacts.items():
       if source.WhichOneof('kind') != 'task_output_artifact':
         raise SpecError(f'task {task}: artifact {name} is not a task output')
@@ -233,24 +231,15 @@ class LocalLauncher:
         raise SpecError(f'task {task}: {upstream.producer_task}.{upstream.output_artifact_key} '
                         'has not been produced')
       # An empty list is a resolver that found nothing: the input is there, with no artifact.
-      result.inputs.artifacts[name].artifacts.extend(produced)
-    task_root = os.path.join(self._job_root, task)
-    for name, definition in component.output_definitions.artifacts.items():
-      artifact = result.outputs.artifacts[name].artifacts.add()
-      artifact.name = f'{self._job_id}/{task}/{name}'
-      artifact.type.CopyFrom(definition.artifact_type)
-      artifact.uri = os.path.join(task_root, name)
+      result.inputs.artifacts[name].artifacts.extend(
+          self._backend.input_artifact(recorded) for recorded in produced)
     if component.output_definitions.parameters:
       raise SpecError(f'task {task}: output parameters are not supported')
-    result.outputs.output_file = os.path.join(task_root, EXECUTOR_OUTPUT_FILE)
+    outputs = self._backend.output_artifacts(task, component)
+    for name, artifact in outputs.items():
+      result.outputs.artifacts[name].artifacts.append(artifact)
+    result.outputs.output_file = self._backend.output_file(task, outputs)
     return result
-
-  @staticmethod
-  def _set_parameter(executor_input, component, name, value: struct_pb2.Value):
-    # A 2.0.0 spec's executors read the typed `parameters`; 2.1.0's read `parameterValues`.
-    executor_input.inputs.parameter_values[name].CopyFrom(value)
-    executor_input.inputs.parameters[name].CopyFrom(
-        spec_utils.to_legacy_value(value, spec_utils.declared_type(component, name)))
 
   # Containers --------------------------------------------------------------------------------
 
@@ -258,9 +247,10 @@ class LocalLauncher:
     task = result.task
     container = self._executor(task).container
     executor_input = self.executor_input(task)
-    os.makedirs(os.path.dirname(executor_input.outputs.output_file), exist_ok=True)
+    output_file = self._paths.to_local(executor_input.outputs.output_file)
+    os.makedirs(os.path.dirname(output_file), exist_ok=True)
     result.log_path = os.path.join(self._log_dir, f'{task}.log')
-    if container.lifecycle.HasField('pre_cache_check'):
+    if self._backend.runs_pre_cache_check and container.lifecycle.HasField('pre_cache_check'):
       check = container.lifecycle.pre_cache_check
       started = time.monotonic()
       self._subprocess(task, 'driver', list(check.command) + list(check.args), executor_input,
@@ -269,14 +259,14 @@ class LocalLauncher:
       self._apply_driver_output(task, executor_input)
     self._subprocess(task, 'executor', list(container.command) + list(container.args),
                      executor_input, container, result.log_path)
-    self._collect_outputs(task, executor_input)
+    self._record_outputs(task, executor_input)
 
   def _subprocess(self, task, step, argv, executor_input, container, log_path) -> None:
-    argv = [spec_utils.substitute(arg, executor_input) for arg in argv]
+    argv = [self._paths.to_local(spec_utils.substitute(arg, executor_input)) for arg in argv]
     if argv and argv[0] in ('python', 'python3'):
       argv[0] = self._python
     env = dict(os.environ, **IMAGE_ENV)
-    env.update({e.name: e.value for e in container.env})
+    env.update({e.name: self._paths.to_local(e.value) for e in container.env})
     with open(log_path, 'a') as log:
       log.write(f'==== {task} {step}: {" ".join(argv[:3])} ...\n')
       log.flush()
@@ -289,46 +279,48 @@ class LocalLauncher:
     if completed.returncode != 0:
       raise TaskFailed(task, step, f'exit code {completed.returncode}', log_path)
 
+  def _read_output(self, executor_input) -> Optional[pipeline_spec_pb2.ExecutorOutput]:
+    """The ExecutorOutput the task wrote, with local folders named as the task was told."""
+    path = self._paths.to_local(executor_input.outputs.output_file)
+    if not os.path.exists(path):
+      return None
+    with open(path) as f:
+      return self._backend.parse_executor_output(self._paths.to_remote(f.read()))
+
   def _apply_driver_output(self, task: str, executor_input) -> None:
     """Feeds the driver's ExecutorOutput (span, fingerprint, input config) to the executor."""
-    driver_output = self._read_output(executor_input.outputs.output_file)
+    driver_output = self._read_output(executor_input)
     if driver_output is None:
       raise SpecError(f'task {task}: the preCacheCheck driver wrote no output')
-    component = self._component(task)
-    for name, value in driver_output.parameter_values.items():
-      self._set_parameter(executor_input, component, name, value)
-    for name, value in driver_output.parameters.items():
-      executor_input.inputs.parameters[name].CopyFrom(value)
-      executor_input.inputs.parameter_values[name].CopyFrom(spec_utils.to_struct_value(value))
+    values = dict(driver_output.parameter_values)
+    values.update({name: spec_utils.to_struct_value(value)
+                   for name, value in driver_output.parameters.items()})
+    self._backend.set_parameters(executor_input, self._component(task), values)
     for key, produced in driver_output.artifacts.items():
       for target, update in zip(executor_input.outputs.artifacts[key].artifacts,
                                 produced.artifacts):
         target.metadata.update(json_format.MessageToDict(update.metadata))
 
-  @staticmethod
-  def _read_output(path: str) -> Optional[pipeline_spec_pb2.ExecutorOutput]:
-    if not os.path.exists(path):
-      return None
-    with open(path) as f:
-      return json_format.Parse(f.read(), pipeline_spec_pb2.ExecutorOutput(),
-                               ignore_unknown_fields=True)
-
-  def _collect_outputs(self, task: str, executor_input) -> None:
+  def _record_outputs(self, task: str, executor_input) -> None:
     """Records the output artifacts, with the uri and metadata the executor reported."""
-    reported = self._read_output(executor_input.outputs.output_file)
+    reported = self._read_output(executor_input)
     for key, given in executor_input.outputs.artifacts.items():
-      artifacts = []
       updates = reported.artifacts[key].artifacts if reported and key in reported.artifacts else []
+      recorded = []
       for index, original in enumerate(given.artifacts):
         artifact = pipeline_spec_pb2.RuntimeArtifact()
         artifact.CopyFrom(original)
         if index < len(updates):
           artifact.uri = updates[index].uri or artifact.uri
           artifact.metadata.update(json_format.MessageToDict(updates[index].metadata))
-        artifacts.append(artifact)
+        artifact.metadata.CopyFrom(self._backend.recorded_metadata(key, artifact.metadata))
+        recorded.append(artifact)
       with self._lock:
-        self._outputs[(task, key)] = artifacts
-        self._made.extend(artifacts)
+        # Ids count up from 1 in the order artifacts are recorded, as ML Metadata gives them.
+        recorded = [backends.Recorded(len(self._made) + number, artifact)
+                    for number, artifact in enumerate(recorded, start=1)]
+        self._outputs[(task, key)] = recorded
+        self._made.extend(recorded)
 
   # Resolvers ---------------------------------------------------------------------------------
 
@@ -345,7 +337,7 @@ class LocalLauncher:
         text = spec_utils.substitute(query.filter, executor_input)
         with self._lock:
           known = self._history + self._made
-        matches = [a for a in known
-                   if spec_utils.matches_filter(text, a)][-(query.limit or 1):][::-1]
+        matches = [r for r in known
+                   if spec_utils.matches_filter(text, r.artifact)][-(query.limit or 1):][::-1]
       with self._lock:
         self._outputs[(task, key)] = matches
