@@ -85,8 +85,8 @@ class BatchScheduler:
 
   def accepts(self, signature: servable_lib.Signature, inputs: Inputs) -> bool:
     """Whether `inputs` can join a batch; other requests run on their own."""
-    if not signature.batchable:
-      return False
+    if not signature.batchable or any(value.ndim == 0 for value in inputs.values()):
+      return False  # A scalar has no rows to join others' (TF Serving's ops decide its fate).
     sizes = {value.shape[0] for value in inputs.values()}
     return len(sizes) == 1 and next(iter(sizes)) <= self._params.max_batch_size
 

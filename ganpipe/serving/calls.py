@@ -8,8 +8,11 @@ resolves a ModelSpec to a loaded version, and holds the server's limits and opti
 
 from typing import List, Mapping
 
+from google.protobuf import text_format
 import grpc
 import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import classification_pb2
 from tensorflow_serving.apis import inference_pb2
 from tensorflow_serving.apis import model_pb2
@@ -33,111 +36,134 @@ def _resolve_signature(service, spec: model_pb2.ModelSpec, kind: str):
   loaded = service.resolve(spec)
   try:
     signature = loaded.signature(spec.signature_name)
-  except errors.ServingError as e:
+  except errors.ServingError:
     if kind == 'prediction':
       raise
-    # TF Serving: Predict says FAILED_PRECONDITION for a missing signature; Classify and
-    # Regress say INVALID_ARGUMENT.
-    raise errors.invalid_argument(e.message) from None
+    # GetClassificationSignatureDef, GetRegressionSignatureDef (servables/tensorflow/util.cc).
+    raise errors.invalid_argument('No signature was found with the name: '
+                                  f'{spec.signature_name or servable_lib.DEFAULT_SIGNATURE}'
+                                  ) from None
   methods = _METHODS[kind]
   if service.check_method_names and signature.method_name not in methods:
     expected = methods[0] if len(methods) == 1 else f'one of {{{", ".join(methods)}}}'
-    raise errors.invalid_argument(f'Expected {kind} signature method_name to be {expected}. '
-                                  f'Was: {signature.method_name} (signature '
-                                  f'{signature.name!r}; --enable_signature_method_name_check)')
+    code = grpc.StatusCode.INTERNAL if kind == 'prediction' else grpc.StatusCode.INVALID_ARGUMENT
+    raise errors.ServingError(code, f'Expected {kind} signature method_name to be {expected}. '
+                                    f'Was: {signature.method_name}')
   return loaded, signature
+
+
+def _check_model_spec(request) -> None:
+  if not request.HasField('model_spec'):
+    raise errors.invalid_argument('Missing ModelSpec')
 
 
 class PredictCall:
   """A Predict request resolved to its signature and inputs, and how to answer it."""
 
   def __init__(self, service, request: predict_pb2.PredictRequest):
+    _check_model_spec(request)
     self.loaded, self.signature = _resolve_signature(service, request.model_spec, 'prediction')
-    self.output_filter = list(request.output_filter) if request.output_filter else []
-    for key in self.output_filter:
-      if key not in self.signature.outputs:
-        raise errors.invalid_argument(
-            f'output tensor alias not found in signature {self.signature.name!r}: {key}; '
-            f'outputs are {sorted(self.signature.outputs)}')
-    if len(set(self.output_filter)) != len(self.output_filter):
-      raise errors.invalid_argument(
-          f'duplicate output tensor alias in output_filter: {self.output_filter}')
     # Keys and lookups: a protobuf map's items() is collections.abc's, twice the cost.
     tensors = request.inputs
     self.inputs = {key: servable_lib.to_ndarray(tensors[key], key, service.max_input_bytes)
                    for key in tensors}
+    # As RunPredict: the inputs are checked before the output filter.
+    self.signature.check_inputs(self.inputs)
+    self.output_filter = list(request.output_filter) if request.output_filter else []
+    seen = set()
+    for key in self.output_filter:
+      if key not in self.signature.outputs:
+        raise errors.invalid_argument(
+            f'output tensor alias not found in signature: {key} Outputs expected to be in the '
+            f'set {{{",".join(sorted(self.signature.outputs))}}}.')
+      if key in seen:
+        raise errors.invalid_argument(f'duplicate output tensor alias: {key}')
+      seen.add(key)
+    if self.output_filter:
+      self.signature = self.signature.fetching(self.output_filter)
+    self.as_tensor_content = service.serialize_as_tensor_content
 
   def respond(self, outputs: Mapping[str, np.ndarray]) -> predict_pb2.PredictResponse:
     response = predict_pb2.PredictResponse()
     fill_spec(response.model_spec, self.loaded, self.signature.name)
     for key in self.output_filter or outputs:
-      servable_lib.fill_tensor_proto(response.outputs[key], outputs[key])
+      servable_lib.fill_tensor_proto(response.outputs[key], outputs[key], self.as_tensor_content)
     return response
 
 
+def _debug_string(signature: servable_lib.Signature) -> str:
+  """The SignatureDef as protobuf's DebugString (its text format), as TF Serving quotes it."""
+  return text_format.MessageToString(signature.signature_def)
+
+
 class ExamplesCall:
-  """A Classify or Regress request: serialized tf.Examples into a signature's one input."""
+  """A Classify or Regress request: serialized tf.Examples into the signature's `inputs`.
+
+  Checked as PreProcessClassification and PreProcessRegression check it, and answered as their
+  PostProcess functions answer it (servables/tensorflow/classifier.cc, regressor.cc).
+  """
 
   kind = ''
+  noun = ''  # `classification` or `regression`, as TF Serving's messages say
 
   def __init__(self, service, spec: model_pb2.ModelSpec, request_input):
     self.loaded, self.signature = _resolve_signature(service, spec, self.kind)
     if len(self.signature.inputs) != 1:
-      raise errors.invalid_argument(f'Expected one input Tensor. {self._which} has '
-                                    f'{len(self.signature.inputs)}')
+      raise errors.invalid_argument('Expected one input Tensor.')
+    self.check_output_count(len(self.signature.outputs))
+    if 'inputs' not in self.signature.inputs:
+      raise errors.invalid_argument(f'No {self.noun} inputs found in SignatureDef: '
+                                    f'{_debug_string(self.signature)}')
     self.check_outputs(set(self.signature.outputs))
     self.examples = serialized_examples(request_input)
-    (input_key,) = self.signature.inputs
-    self.inputs = {input_key: np.array(self.examples, dtype=object)}
+    self.inputs = {'inputs': np.array(self.examples, dtype=object)}
+    self.signature.check_inputs(self.inputs)
 
-  @property
-  def _which(self) -> str:
-    return f'{self.kind.capitalize()} signature {self.signature.name!r}'
+  def check_output_count(self, count: int) -> None:
+    raise NotImplementedError
 
   def check_outputs(self, names) -> None:
     raise NotImplementedError
-
-  def output(self, outputs: Mapping[str, np.ndarray], key: str, float_only: bool) -> np.ndarray:
-    """Output `key`, once it is known to have one row per example (TF Serving's checks)."""
-    value = outputs[key]
-    if value.ndim == 0 or value.shape[0] != len(self.examples):
-      raise errors.invalid_argument(
-          f'{self._which}: output {key!r} of shape {list(value.shape)} does not have a row for '
-          f'each of the {len(self.examples)} examples')
-    if float_only and value.dtype != np.float32:
-      raise errors.invalid_argument(f'{self._which}: expected output {key!r} of DT_FLOAT. '
-                                    f'Got: {value.dtype}')
-    if not float_only and value.dtype.kind not in ('O', 'S'):
-      raise errors.invalid_argument(f'{self._which}: expected output {key!r} of DT_STRING. '
-                                    f'Got: {value.dtype}')
-    return value
 
 
 class ClassifyCall(ExamplesCall):
   """A Classify request resolved to its signature and serialized examples, and its answer."""
 
   kind = 'classification'
+  noun = 'classification'
+
+  def check_output_count(self, count: int) -> None:
+    if count not in (1, 2):
+      raise errors.invalid_argument(f'Expected one or two output Tensors, found {count}')
 
   def check_outputs(self, names) -> None:
-    if len(names) not in (1, 2):
-      raise errors.invalid_argument(f'Expected one or two output Tensors, found {len(names)}: '
-                                    f'{self._which} has {sorted(names)}')
     if not names & {'classes', 'scores'}:
       raise errors.invalid_argument(
           'Expected classification signature outputs to contain at least one of "classes" or '
-          f'"scores". {self._which} has {sorted(names)}')
+          f'"scores". Signature was: {_debug_string(self.signature)}')
+
+  def _output(self, outputs: Mapping[str, np.ndarray], key: str, dtype_name: str,
+              float_only: bool) -> np.ndarray:
+    value = outputs[key]
+    if value.ndim != 2:
+      raise errors.invalid_argument(f'Expected Tensor shape: [batch_size num_classes] but got '
+                                    f'{_shape_string(value)}')
+    if (value.dtype != np.float32) if float_only else (value.dtype.kind not in ('O', 'S')):
+      raise errors.invalid_argument(f'Expected {key} Tensor of {dtype_name}. Got: '
+                                    f'{_dtype_name(value)}')
+    if value.shape[0] != len(self.examples):
+      raise errors.invalid_argument(f'Expected {key} output batch size of '
+                                    f'{len(self.examples)}. Got: {value.shape[0]}')
+    return value
 
   def respond(self, outputs: Mapping[str, np.ndarray]
               ) -> classification_pb2.ClassificationResponse:
-    classes = self.output(outputs, 'classes', False) if 'classes' in outputs else None
-    scores = self.output(outputs, 'scores', True) if 'scores' in outputs else None
-    for key, value in (('classes', classes), ('scores', scores)):
-      if value is not None and value.ndim != 2:
-        raise errors.invalid_argument(f'{self._which}: expected output {key!r} of shape '
-                                      f'[batch_size, num_classes], got {list(value.shape)}')
+    classes = self._output(outputs, 'classes', 'DT_STRING', False) if 'classes' in outputs \
+        else None
+    scores = self._output(outputs, 'scores', 'DT_FLOAT', True) if 'scores' in outputs else None
     if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-      raise errors.invalid_argument(f'{self._which}: Tensors class and score should match in '
-                                    f'dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}')
+      raise errors.invalid_argument(f'Tensors class and score should match in dim_size(1). Got '
+                                    f'{classes.shape[1]} vs. {scores.shape[1]}')
     response = classification_pb2.ClassificationResponse()
     fill_spec(response.model_spec, self.loaded, self.signature.name)
     width = (scores if scores is not None else classes).shape[1]
@@ -156,26 +182,44 @@ class RegressCall(ExamplesCall):
   """A Regress request: one float per example, from the signature's output `outputs`."""
 
   kind = 'regression'
+  noun = 'regression'
+
+  def check_output_count(self, count: int) -> None:
+    if count != 1:
+      raise errors.invalid_argument('Expected one output Tensor.')
 
   def check_outputs(self, names) -> None:
-    if len(names) != 1:
-      raise errors.invalid_argument(f'Expected one output Tensor. {self._which} has '
-                                    f'{sorted(names)}')
     if names != {'outputs'}:
       raise errors.invalid_argument(f'No regression outputs found in SignatureDef: '
-                                    f'{self._which} has {sorted(names)}, not "outputs"')
+                                    f'{_debug_string(self.signature)}')
 
   def respond(self, outputs: Mapping[str, np.ndarray]) -> regression_pb2.RegressionResponse:
-    values = self.output(outputs, 'outputs', True)
+    values = outputs['outputs']
     if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
-      raise errors.invalid_argument(
-          f'{self._which}: Expected output Tensor shape to be either [batch_size] or '
-          f'[batch_size, 1] but got {list(values.shape)}')
+      raise errors.invalid_argument('Expected output Tensor shape to be either [batch_size] or '
+                                    f'[batch_size, 1] but got {_shape_string(values)}')
+    if values.shape[0] != len(self.examples):
+      raise errors.invalid_argument(f'Input batch size did not match output batch size: '
+                                    f'{len(self.examples)} vs. {values.shape[0]}')
+    if values.dtype != np.float32:
+      raise errors.invalid_argument(f'Expected output Tensor of DT_FLOAT.  Got: '
+                                    f'{_dtype_name(values)}')
     response = regression_pb2.RegressionResponse()
     fill_spec(response.model_spec, self.loaded, self.signature.name)
     for value in values.reshape(-1):
       response.result.regressions.add().value = float(value)
     return response
+
+
+def _shape_string(value: np.ndarray) -> str:
+  """TensorShape::DebugString: `[2,3]`."""
+  return '[' + ','.join(str(size) for size in value.shape) + ']'
+
+
+def _dtype_name(value: np.ndarray) -> str:
+  """DataType_Name: `DT_INT64`."""
+  return 'DT_STRING' if value.dtype.kind in ('O', 'S', 'U') else types_pb2.DataType.Name(
+      tf.dtypes.as_dtype(value.dtype).as_datatype_enum)
 
 
 def multi_inference_calls(service, request: inference_pb2.MultiInferenceRequest
@@ -224,20 +268,19 @@ def fill_spec(spec: model_pb2.ModelSpec, loaded: servable_lib.LoadedVersion,
 
 
 def serialized_examples(request_input) -> list:
+  """The serialized examples of an Input, as InputToSerializedExampleTensor builds them
+  (servables/tensorflow/util.cc): the context's bytes, then each example's, merged as protobuf
+  parses them."""
   kind = request_input.WhichOneof('kind')
   if kind == 'example_list':
-    examples = list(request_input.example_list.examples)
+    examples = [example.SerializeToString()
+                for example in request_input.example_list.examples]
   elif kind == 'example_list_with_context':
-    context = request_input.example_list_with_context.context
-    examples = []
-    for example in request_input.example_list_with_context.examples:
-      merged = type(example)()
-      merged.CopyFrom(context)
-      merged.MergeFrom(example)
-      examples.append(merged)
+    with_context = request_input.example_list_with_context
+    context = with_context.context.SerializeToString()
+    examples = [context + example.SerializeToString() for example in with_context.examples]
   else:
-    raise errors.invalid_argument('Input is empty: it has neither example_list nor '
-                                  'example_list_with_context')
+    examples = []
   if not examples:
-    raise errors.invalid_argument('Input has no examples')
-  return [example.SerializeToString() for example in examples]
+    raise errors.invalid_argument('Input is empty.')
+  return examples

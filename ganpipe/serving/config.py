@@ -203,8 +203,11 @@ class ServerOptions:
   max_num_load_retries: int = 5
   # The tag set of the MetaGraph each version loads.
   saved_model_tags: Tuple[str, ...] = ('serve',)
-  # A new version label may name a version that is not available yet (reloads only).
+  # A version label may name a version that is not available yet: any label at start-up, a new
+  # one on a reload.
   allow_version_labels_for_unavailable_models: bool = False
+  # Predict answers with raw tensor_content instead of the dtypes' repeated fields.
+  enable_serialization_as_tensor_content: bool = False
   load_retry_interval_micros: int = 60_000_000
 
   def __post_init__(self):

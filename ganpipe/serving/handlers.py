@@ -43,7 +43,8 @@ class ModelService:
                max_input_bytes: Optional[int] = None, check_method_names: bool = False,
                max_load_retries: int = 5, load_retry_interval_seconds: float = 60.0,
                allow_labels_for_unavailable_models: bool = False,
-               saved_model_tags: Sequence[str] = servable_lib.DEFAULT_TAGS):
+               saved_model_tags: Sequence[str] = servable_lib.DEFAULT_TAGS,
+               serialize_as_tensor_content: bool = False):
     """`warmup_iterations`: how often each warmup record is replayed; 0 turns warmup off.
 
     `max_input_bytes`: the most one request tensor may take decoded (see servable.to_ndarray).
@@ -54,8 +55,12 @@ class ModelService:
     `saved_model_tags`: the tag set of the MetaGraph each version loads.
     `allow_labels_for_unavailable_models`: TF Serving's
     --allow_version_labels_for_unavailable_models; see reload_config.
+    `serialize_as_tensor_content`: TF Serving's --enable_serialization_as_tensor_content: Predict
+    answers with raw tensor_content, not the dtypes' repeated fields.
     """
     self._allow_labels_for_unavailable = allow_labels_for_unavailable_models
+    self.serialize_as_tensor_content = serialize_as_tensor_content
+    self._initial_config = model_config
     self.max_input_bytes = max_input_bytes
     self.check_method_names = check_method_names
     if warmup_iterations < 0:
@@ -70,6 +75,12 @@ class ModelService:
         load_retry_interval_seconds=load_retry_interval_seconds, saved_model_tags=saved_model_tags)
 
   def start(self) -> None:
+    """Loads the configured models.
+
+    Raises:
+      ServingError: FAILED_PRECONDITION, for a version label the server may not start with.
+    """
+    self._check_labels(self._initial_config, starting=True)
     self.manager.start()
 
   def stop(self) -> None:
@@ -80,7 +91,8 @@ class ModelService:
   # --- Requests ---------------------------------------------------------------------------------
   def resolve(self, spec: model_pb2.ModelSpec) -> servable_lib.LoadedVersion:
     if not spec.name:
-      raise errors.invalid_argument('Missing ModelSpec name')
+      # ServableRequestFromModelSpec (model_servers/server_core.cc).
+      raise errors.invalid_argument('ModelSpec has no name specified.')
     version = spec.version.value if spec.HasField('version') else None
     label = spec.version_label if spec.WhichOneof('version_choice') == 'version_label' else None
     return self.manager.resolve(spec.name, version, label)
@@ -92,13 +104,14 @@ class ModelService:
   def handle(self, request, deadline: Optional[float] = None):
     """Answers a PredictRequest, ClassificationRequest or RegressionRequest."""
     call = self._call(request)
-    return call.respond(self.run(call.signature, call.inputs, deadline))
+    return call.respond(self.run(call.signature, call.inputs, deadline, check=False))
 
   async def handle_async(self, request, executor: concurrent.futures.Executor,
                          deadline: Optional[float] = None):
     """`handle` for a coroutine: the model runs on a batch thread or on `executor`."""
     call = self._call(request)
-    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
+    return call.respond(await self.run_async(call.signature, call.inputs, executor, deadline,
+                                             check=False))
 
   predict = classify = regress = handle
 
@@ -112,18 +125,22 @@ class ModelService:
     raise TypeError(f'not a Predict, Classify or Regress request: {type(request).__name__}')
 
   def run(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
-          deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
-    """Checks and runs a signature, batched when batching is on."""
-    signature.check_inputs(inputs)
+          deadline: Optional[float] = None, check: bool = True) -> Dict[str, np.ndarray]:
+    """Runs a signature, batched when batching is on; `check`: check the inputs first (a call
+    has checked its own)."""
+    if check:
+      signature.check_inputs(inputs)
     if self.batcher is not None:
       return self.batcher.run(signature, inputs, deadline)
     return batching.call_by(deadline, signature, inputs)
 
   async def run_async(self, signature: servable_lib.Signature, inputs: Mapping[str, np.ndarray],
                       executor: concurrent.futures.Executor,
-                      deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
+                      deadline: Optional[float] = None, check: bool = True
+                      ) -> Dict[str, np.ndarray]:
     """`run` for a coroutine; the model never runs on the event loop's thread."""
-    signature.check_inputs(inputs)
+    if check:
+      signature.check_inputs(inputs)
     if self.batcher is not None:
       return await self.batcher.run_async(signature, inputs, executor, deadline)
     return await asyncio.get_running_loop().run_in_executor(
@@ -138,7 +155,8 @@ class ModelService:
     tasks = calls.multi_inference_calls(self, request)
     response = inference_pb2.MultiInferenceResponse()
     for call in tasks:
-      answer = call.respond(await self.run_async(call.signature, call.inputs, executor, deadline))
+      answer = call.respond(await self.run_async(call.signature, call.inputs, executor, deadline,
+                                                 check=False))
       result = response.results.add()
       result.model_spec.CopyFrom(answer.model_spec)
       if isinstance(call, calls.ClassifyCall):
@@ -167,19 +185,20 @@ class ModelService:
 
   def get_model_status(self, request: get_model_status_pb2.GetModelStatusRequest
                        ) -> get_model_status_pb2.GetModelStatusResponse:
+    """Every version the server has known of the model, newest first, as TF Serving lists them
+    (model_servers/get_model_status_impl.cc): a version label is not looked at, and a version
+    unloaded, or of a model removed from the config, stays listed as END."""
+    if not request.HasField('model_spec'):
+      raise errors.invalid_argument('Missing ModelSpec')
     spec = request.model_spec
-    if not spec.name:
-      raise errors.invalid_argument('Missing ModelSpec name')
     version = spec.version.value if spec.HasField('version') else None
-    if spec.WhichOneof('version_choice') == 'version_label':
-      version = self.resolve(spec).version
     response = get_model_status_pb2.GetModelStatusResponse()
-    for status in self.manager.statuses(spec.name, version):
+    for status in sorted(self.manager.statuses(spec.name, version), key=lambda s: -s.version):
       entry = response.model_version_status.add()
       entry.version = status.version
       entry.state = int(status.state)
       if status.error:
-        entry.status.error_code = grpc.StatusCode.UNKNOWN.value[0]
+        entry.status.error_code = status.error_code.value[0]
         entry.status.error_message = status.error
     return response
 
@@ -189,22 +208,30 @@ class ModelService:
       config_lib.validate_model_server_config(request.config)
     except config_lib.ConfigError as e:
       raise errors.invalid_argument(str(e)) from e
-    # As TF Serving: a label may only move to a version that serves now, so a bad reload cannot
-    # break the clients using that label. With --allow_version_labels_for_unavailable_models, a
-    # new label may name a version not loaded yet (a canary before its push); until it loads,
-    # requests by that label are NOT_FOUND.
-    for model in request.config.model_config_list.config:
-      current = self.manager.version_labels(model.name)
+    self._check_labels(request.config)
+    self.manager.set_config(request.config)
+    return model_management_pb2.ReloadConfigResponse()
+
+  def _check_labels(self, config, starting: bool = False) -> None:
+    """Refuses a label on a version that does not serve, as UpdateModelVersionLabelMap does
+    (model_servers/server_core.cc), so that a bad config cannot break the label's clients.
+
+    It runs before the config's models load, so at start-up no version serves yet, and any
+    label needs --allow_version_labels_for_unavailable_models. With it, a new label, or one
+    left where it was, may name a version that does not serve (a canary before its push; until
+    it loads, requests by that label are NOT_FOUND); moving a label still needs the version to
+    serve.
+    """
+    for model in config.model_config_list.config:
+      current = {} if starting else self.manager.version_labels(model.name)
       for label, version in model.version_labels.items():
-        if self._allow_labels_for_unavailable and label not in current:
+        if self._allow_labels_for_unavailable and current.get(label, version) == version:
           continue
-        if not self.manager.is_available(model.name, version):
+        if starting or not self.manager.is_available(model.name, version):
           raise errors.ServingError(
               grpc.StatusCode.FAILED_PRECONDITION,
               f'Request to assign label to version {version} of model {model.name}, which is not '
-              f'currently available for inference (label {label!r})')
-    self.manager.set_config(request.config)
-    return model_management_pb2.ReloadConfigResponse()
+              'currently available for inference')
 
   # --- Warmup ----------------------------------------------------------------------------------
   def warmup(self, loaded: servable_lib.LoadedVersion) -> int:

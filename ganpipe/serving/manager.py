@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import grpc
 import tensorflow as tf
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -31,7 +32,9 @@ class State(enum.IntEnum):
 class VersionStatus:
   version: int
   state: State
+  # A failed load: its message and status code, as TF Serving reports them.
   error: Optional[str] = None
+  error_code: grpc.StatusCode = grpc.StatusCode.OK
   servable: Optional[servable_lib.LoadedVersion] = None
   # What the load attempt read (saved_model.pb's size and time). A failed version is retried
   # --max_num_load_retries times, --load_retry_interval_micros apart, as in TF Serving; after
@@ -119,7 +122,8 @@ class ModelManager:
     with self._sync_lock:
       with self._lock:
         configs = dict(self._configs)
-        removed = [name for name in self._versions if name not in configs]
+        removed = [name for name, statuses in self._versions.items() if name not in configs and
+                   any(s.state != State.END for s in statuses.values())]
       for name in removed:
         self._unload_all(name)
       for name, config in configs.items():
@@ -180,15 +184,17 @@ class ModelManager:
       self._report_load(path, True, started)
       replayed = self._warmup(loaded)
     except Exception as e:  # pylint: disable=broad-except
-      # Whatever a broken SavedModel raises, the server reports it and keeps serving.
-      message = f'failed to load {name} version {version} from {path}: {_one_line(e)}'
+      # Whatever a broken SavedModel raises, the server reports it and keeps serving. The status
+      # holds the load error's own code and message, as TF Serving's (its LoaderHarness's error
+      # callback publishes them with state END: core/basic_manager.cc).
+      error = servable_lib.load_error(e)
       status.failures += 1
-      if status.failures > self._max_load_retries:
-        message += (f' (gave up after {status.failures} attempts; it is tried again when its '
-                    'saved_model.pb changes)')
-      log.error('%s', message)
+      log.error('failed to load %s version %d from %s: %s: %s%s', name, version, path,
+                error.code.name, _one_line(e),
+                f' (gave up after {status.failures} attempts; it is tried again when its '
+                'saved_model.pb changes)' if status.failures > self._max_load_retries else '')
       with self._lock:
-        status.state, status.error = State.END, message
+        status.state, status.error, status.error_code = State.END, error.message, error.code
         status.failed_at = time.monotonic()
         if previous is not None and previous.state == State.AVAILABLE:
           self._versions[name][version] = previous
@@ -202,17 +208,20 @@ class ModelManager:
       self._on_load(path, succeeded, time.perf_counter() - started)
 
   def _unload_all(self, name: str) -> None:
+    """Unloads a model removed from the config. Its versions stay known, as END: TF Serving's
+    ServableStateMonitor keeps every version's last state (core/servable_state_monitor.cc)."""
     with self._lock:
-      statuses = self._versions.pop(name, {})
-      for status in statuses.values():
+      for status in self._versions.get(name, {}).values():
         status.servable, status.state = None, State.END
 
   # --- lookups -------------------------------------------------------------------------------
   def statuses(self, name: str, version: Optional[int] = None) -> List[VersionStatus]:
+    """Every version of the model the server has known, as GetModelStatusWithModelSpec lists
+    them (model_servers/get_model_status_impl.cc), whether or not it is still configured."""
     with self._lock:
-      if name not in self._configs:
-        raise errors.not_found(f'Could not find any versions of model {name}')
       statuses = self._versions.get(name, {})
+      if version is None and not statuses:
+        raise errors.not_found(f'Could not find any versions of model {name}')
       if version is not None:
         if version not in statuses:
           raise errors.not_found(f'Could not find version {version} of model {name}')

@@ -1,5 +1,6 @@
 """One loaded model version: its signatures, their contracts, and running them."""
 
+import copy
 import functools
 import math
 import os
@@ -40,64 +41,112 @@ class Signature:
     # again on every call: 0.11 against 0.045 ms for the classifier at batch 1, in Python, under
     # the GIL. `_make_callable_from_options` is the C++ Session::MakeCallable that Keras's graph
     # functions use; it leaves feeds unchecked, so `check_inputs` runs before every call.
-    self._function = session._make_callable_from_options(  # pylint: disable=protected-access
-        config_pb2.CallableOptions(
-            feed=[signature_def.inputs[key].name for key in self._input_keys],
-            fetch=[signature_def.outputs[key].name for key in self._output_keys]))
+    self._session = session
+    self._function = self._callable(self._output_keys)
     self.inputs = {key: (tf.dtypes.as_dtype(info.dtype), tf.TensorShape(info.tensor_shape))
                    for key, info in signature_def.inputs.items()}
     self.outputs = {key: (tf.dtypes.as_dtype(info.dtype), tf.TensorShape(info.tensor_shape))
                     for key, info in signature_def.outputs.items()}
-
-    def has_batch_dim(specs):
-      return all(shape.rank is not None and shape.rank >= 1 and shape[0] is None
-                 for _, shape in specs.values())
     # Whether requests can be concatenated along dimension 0 and the results split again.
-    self.batchable = (bool(self.inputs) and has_batch_dim(self.inputs) and
-                      has_batch_dim(self.outputs))
-    # Per input: the dtype, the numpy dtype that is certainly it (None: none is), and the shape
-    # as a tuple (None: any size) or None (any rank), for the per-request check; TensorShape's
-    # and DType's own comparisons cost more than the rest of it.
-    self._contracts = {key: (dtype, _numpy_dtype(dtype),
-                             None if shape.rank is None else tuple(shape.as_list()))
-                       for key, (dtype, shape) in self.inputs.items()}
+    self.batchable = (bool(self.inputs) and _has_batch_dim(self.inputs) and
+                      _has_batch_dim(self.outputs))
+    # Per input, in feed order: the dtype, and the numpy dtype that is certainly it (None: none
+    # is), for the per-request check; DType's own comparisons cost more than the rest of it.
+    self._contracts = {key: (dtype, _numpy_dtype(dtype))
+                       for key, (dtype, _) in self.inputs.items()}
+    self._feed_index = {key: index for index, key in enumerate(self._input_keys)}
     self._input_key_set = frozenset(self.inputs)
+    self._subsets: Dict[Tuple[str, ...], 'Signature'] = {}
+
+  def _callable(self, output_keys: Sequence[str]):
+    return self._session._make_callable_from_options(  # pylint: disable=protected-access
+        config_pb2.CallableOptions(
+            feed=[self.signature_def.inputs[key].name for key in self._input_keys],
+            fetch=[self.signature_def.outputs[key].name for key in output_keys]))
+
+  def fetching(self, output_keys: Sequence[str]) -> 'Signature':
+    """This signature with only `output_keys` fetched, so only the ops they need run: a
+    Predict's output filter, as PreProcessPrediction (servables/tensorflow/predict_util.cc)
+    makes it the Session's fetch list. Each subset is prepared once; the batcher queues each
+    apart, as TF Serving's BatchingSession keeps a queue per feeds-and-fetches signature."""
+    keys = tuple(sorted(output_keys))
+    if keys == tuple(self._output_keys):
+      return self
+    subset = self._subsets.get(keys)
+    if subset is None:
+      subset = copy.copy(self)
+      subset._output_keys = list(keys)  # pylint: disable=protected-access
+      subset._function = self._callable(keys)  # pylint: disable=protected-access
+      subset.outputs = {key: self.outputs[key] for key in keys}
+      subset.batchable = (bool(self.inputs) and _has_batch_dim(self.inputs) and
+                          _has_batch_dim(subset.outputs))
+      subset = self._subsets.setdefault(keys, subset)
+    return subset
 
   def check_inputs(self, inputs: Mapping[str, np.ndarray]) -> None:
-    """Raises INVALID_ARGUMENT, naming what is wrong, unless `inputs` fits the signature."""
+    """Raises INVALID_ARGUMENT, as TF Serving words it, unless `inputs` fits the signature.
+
+    As TF Serving: the inputs must be the signature's (VerifyRequestInputsSize in
+    servables/tensorflow/predict_util.cc, then GetInputValues in TensorFlow's
+    cc/saved_model/util.cc), and of its dtypes (the Session's own check of its feeds). Shapes are
+    not checked: the signature's ops take what they can.
+    """
     if inputs.keys() != self._input_key_set:
-      sent, expected = set(inputs), set(self.inputs)
-      parts = [f'input size does not match signature {self.name!r}: {len(sent)}!={len(expected)}']
-      if sent - expected:
-        parts.append(f'sent extra: {sorted(sent - expected)}')
-      if expected - sent:
-        parts.append(f'missing but required: {sorted(expected - sent)}')
-      raise errors.invalid_argument('; '.join(parts))
+      sent, expected = sorted(inputs), sorted(self.inputs)
+      if len(sent) != len(expected):
+        raise errors.invalid_argument(
+            f'input size does not match signature: {len(sent)}!={len(expected)} '
+            f'len({{{",".join(sent)}}}) != len({{{",".join(expected)}}}). Sent extra: '
+            f'{{{",".join(sorted(set(sent) - set(expected)))}}}. Missing but required: '
+            f'{{{",".join(sorted(set(expected) - set(sent)))}}}.')
+      missing = next(key for key in expected if key not in inputs)
+      raise errors.invalid_argument(
+          f'Signature input alias: {missing}(feed name: '
+          f'{self.signature_def.inputs[missing].name}) not found in request and no default '
+          f'value provided. Inputs expected to be in the request {{{",".join(sent)}}}, or '
+          'default input alias set: ')
     for key, value in inputs.items():
-      dtype, numpy_dtype, dims = self._contracts[key]
+      dtype, numpy_dtype = self._contracts[key]
       if numpy_dtype is None or value.dtype != numpy_dtype:
         got = _dtype_of(value)
         if got != dtype:
+          # FunctionCallFrame::SetArgs's words, which TF Serving returns.
           raise errors.invalid_argument(
-              f'input {key!r} of signature {self.name!r} expects dtype {dtype.name}, '
-              f'but {got.name} was sent')
-      if dims is not None and (len(dims) != value.ndim or any(
-          want is not None and want != size for want, size in zip(dims, value.shape))):
-        raise errors.invalid_argument(
-            f'input {key!r} of signature {self.name!r} expects shape '
-            f'{_shape_text(self.inputs[key][1])}, but shape {list(value.shape)} was sent')
+              f'Expects arg[{self._feed_index[key]}] to be {type_string(dtype)} but '
+              f'{type_string(got)} is provided')
 
   def __call__(self, inputs: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
     """Runs the signature on checked inputs."""
     try:
       values = self._function(*[inputs[key] for key in self._input_keys])
-    except tf.errors.InvalidArgumentError as e:
-      raise errors.invalid_argument(f'signature {self.name!r} rejected the input: '
-                                    f'{e.message.splitlines()[0]}') from e
     except tf.errors.OpError as e:
-      raise errors.ServingError(grpc.StatusCode.INTERNAL,
-                                f'signature {self.name!r} failed: {e.message.splitlines()[0]}') from e
+      # As TF Serving: the Session's status, its code and its whole message.
+      raise errors.ServingError(_GRPC_CODES.get(e.error_code, grpc.StatusCode.UNKNOWN),
+                                e.message) from e
     return dict(zip(self._output_keys, values))
+
+
+def _has_batch_dim(specs) -> bool:
+  return all(shape.rank is not None and shape.rank >= 1 and shape[0] is None
+             for _, shape in specs.values())
+
+
+class LoadError(Exception):
+  """A version that cannot load, with the status code TensorFlow's loader gives the failure."""
+
+  def __init__(self, code: grpc.StatusCode, message: str):
+    super().__init__(message)
+    self.code = code
+    self.message = message
+
+
+def load_error(error: BaseException) -> LoadError:
+  """Any exception of a load attempt, as the status TF Serving reports for the version."""
+  if isinstance(error, LoadError):
+    return error
+  if isinstance(error, tf.errors.OpError):
+    return LoadError(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN), error.message)
+  return LoadError(grpc.StatusCode.UNKNOWN, ' '.join(str(error).split()) or type(error).__name__)
 
 
 class LoadedVersion:
@@ -112,11 +161,20 @@ class LoadedVersion:
   def __init__(self, model_name: str, version: int, path: str,
                session_config: Optional[tf.compat.v1.ConfigProto] = None,
                tags: Sequence[str] = DEFAULT_TAGS):
-    """`tags`: the MetaGraph to load is the one tagged with exactly these (--saved_model_tags)."""
+    """`tags`: the MetaGraph to load is the one tagged with exactly these (--saved_model_tags).
+
+    Raises:
+      LoadError: the version cannot load, with TensorFlow's status code for why.
+    """
     self.model_name = model_name
     self.version = version
     self.path = path
-    loader = loader_impl.SavedModelLoader(path)
+    try:
+      loader = loader_impl.SavedModelLoader(path)
+    except OSError as e:
+      # ReadBinaryProto (TensorFlow's core/platform/env.cc), which TF Serving's loader calls.
+      raise LoadError(grpc.StatusCode.DATA_LOSS,
+                      f"Can't parse {os.path.join(path, 'saved_model.pb')} as binary proto") from e
     meta_graph = _meta_graph(loader.saved_model, path, tags)
     self._session = tf.compat.v1.Session(graph=tf.Graph(), config=session_config)
     with self._session.graph.as_default():
@@ -136,10 +194,9 @@ class LoadedVersion:
     name = name or DEFAULT_SIGNATURE
     signature = self.signatures.get(name)
     if signature is None:
-      raise errors.ServingError(
-          grpc.StatusCode.FAILED_PRECONDITION,
-          f'Serving signature key "{name}" not found in model {self.model_name!r} version '
-          f'{self.version}; its signatures: {sorted(self.signatures)}')
+      # RunPredict (servables/tensorflow/predict_util.cc).
+      raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION,
+                                f'Serving signature key "{name}" not found.')
     return signature
 
   @property
@@ -153,8 +210,11 @@ def _meta_graph(saved_model, path: str, tags: Sequence[str]) -> meta_graph_pb2.M
     if set(meta_graph.meta_info_def.tags) == set(tags):
       return meta_graph
   found = [sorted(meta_graph.meta_info_def.tags) for meta_graph in saved_model.meta_graphs]
-  raise ValueError(f'{path} has no MetaGraph tagged {sorted(set(tags))} (--saved_model_tags); '
-                   f'its MetaGraphs are tagged {found}')
+  # NOT_FOUND, as FindMetaGraphDef (TensorFlow's cc/saved_model/loader.cc); the tag sets it has
+  # are ganpipe's addition.
+  raise LoadError(grpc.StatusCode.NOT_FOUND,
+                  f'{path} has no MetaGraph tagged {sorted(set(tags))} (--saved_model_tags); its '
+                  f'MetaGraphs are tagged {found}')
 
 
 def _numpy_dtype(dtype: tf.dtypes.DType) -> Optional[np.dtype]:
@@ -174,21 +234,41 @@ def _dtype_of(value: np.ndarray) -> tf.dtypes.DType:
   return tf.dtypes.as_dtype(value.dtype)
 
 
-def _shape_text(shape: tf.TensorShape) -> str:
-  if shape.rank is None:
-    return 'of any rank'
-  return '[' + ', '.join('-1' if d is None else str(d) for d in shape.as_list()) + ']'
+def type_string(dtype: tf.dtypes.DType) -> str:
+  """TensorFlow's DataTypeString: DT_FLOAT is `float`, DT_DOUBLE `double`, DT_STRING `string`."""
+  return types_pb2.DataType.Name(dtype.as_datatype_enum)[len('DT_'):].lower()
 
 
-# The dtypes with fast conversions: TensorProto dtype and the repeated field of single values.
-_FAST_DTYPES = {
-    np.dtype(np.float32): (types_pb2.DT_FLOAT, 'float_val'),
-    np.dtype(np.float64): (types_pb2.DT_DOUBLE, 'double_val'),
-    np.dtype(np.int32): (types_pb2.DT_INT32, 'int_val'),
-    np.dtype(np.int64): (types_pb2.DT_INT64, 'int64_val'),
-    np.dtype(np.uint8): (types_pb2.DT_UINT8, 'int_val'),
+# TensorFlow's error codes are the canonical ones, as gRPC's.
+_GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+# The dtypes of requests decoded without tf.make_ndarray: TensorProto dtype -> numpy dtype.
+_FAST_NUMPY_DTYPES = {types_pb2.DT_FLOAT: np.dtype(np.float32),
+                      types_pb2.DT_DOUBLE: np.dtype(np.float64),
+                      types_pb2.DT_INT32: np.dtype(np.int32),
+                      types_pb2.DT_INT64: np.dtype(np.int64),
+                      types_pb2.DT_UINT8: np.dtype(np.uint8)}
+# Where Tensor::AsProtoField (TensorFlow's core/framework/tensor.cc) puts each dtype's values:
+# numpy dtype -> (TensorProto dtype, repeated field, the numpy view the field holds). Half and
+# bfloat16 hold their bit patterns, complex numbers their real and imaginary parts in turn.
+_PROTO_FIELDS = {
+    np.dtype(np.float32): (types_pb2.DT_FLOAT, 'float_val', None),
+    np.dtype(np.float64): (types_pb2.DT_DOUBLE, 'double_val', None),
+    np.dtype(np.int32): (types_pb2.DT_INT32, 'int_val', None),
+    np.dtype(np.int16): (types_pb2.DT_INT16, 'int_val', None),
+    np.dtype(np.int8): (types_pb2.DT_INT8, 'int_val', None),
+    np.dtype(np.uint8): (types_pb2.DT_UINT8, 'int_val', None),
+    np.dtype(np.uint16): (types_pb2.DT_UINT16, 'int_val', None),
+    np.dtype(np.int64): (types_pb2.DT_INT64, 'int64_val', None),
+    np.dtype(np.uint32): (types_pb2.DT_UINT32, 'uint32_val', None),
+    np.dtype(np.uint64): (types_pb2.DT_UINT64, 'uint64_val', None),
+    np.dtype(np.bool_): (types_pb2.DT_BOOL, 'bool_val', None),
+    np.dtype(np.float16): (types_pb2.DT_HALF, 'half_val', np.uint16),
+    np.dtype(tf.bfloat16.as_numpy_dtype): (types_pb2.DT_BFLOAT16, 'half_val', np.uint16),
+    np.dtype(np.complex64): (types_pb2.DT_COMPLEX64, 'scomplex_val', np.float32),
+    np.dtype(np.complex128): (types_pb2.DT_COMPLEX128, 'dcomplex_val', np.float64),
 }
-_FAST_NUMPY_DTYPES = {enum: dtype for dtype, (enum, _) in _FAST_DTYPES.items()}
 
 
 def to_ndarray(proto: tensor_pb2.TensorProto, key: str,
@@ -234,28 +314,50 @@ def _item_bytes(dtype_enum: int) -> int:
     return 1  # Not a dtype at all: decoding names the problem.
 
 
-def fill_tensor_proto(proto: tensor_pb2.TensorProto, value: np.ndarray) -> None:
-  """Writes tf.make_tensor_proto(value) into an empty `proto`, such as a response's output.
+def fill_tensor_proto(proto: tensor_pb2.TensorProto, value: np.ndarray,
+                      as_tensor_content: bool = False) -> None:
+  """Writes `value` into an empty `proto`, such as a response's output, as TF Serving does.
 
-  The common dtypes are written directly, the same proto for a fraction of make_tensor_proto's
-  Python: the dtype and shape from a cached encoding, then the values.
-
-  As make_tensor_proto: numbers go in tensor_content when there is more than one, else in the
-  dtype's repeated field; strings go in string_val.
+  By default its values go in the dtype's repeated field, as Tensor::AsProtoField writes them,
+  which TF Serving's Predict uses unless --enable_serialization_as_tensor_content
+  (PostProcessPredictionResult in servables/tensorflow/predict_util.cc). With
+  `as_tensor_content`, as Tensor::AsProtoTensorContent: the raw bytes, strings as TensorFlow's
+  string list encoding (every length as a varint32, then every string).
   """
-  fast = _FAST_DTYPES.get(value.dtype)
-  if fast is None and not (value.dtype.kind == 'O' and
-                           all(isinstance(item, bytes) for item in value.flat)):
-    proto.CopyFrom(tf.make_tensor_proto(value))
+  if value.dtype.kind in ('O', 'S', 'U'):
+    strings = [item if isinstance(item, bytes) else str(item).encode('utf-8')
+               for item in value.ravel().tolist()]
+    proto.MergeFromString(_tensor_header(types_pb2.DT_STRING, value.shape))
+    if as_tensor_content:
+      proto.tensor_content = _encode_string_list(strings)
+    else:
+      proto.string_val.extend(strings)
     return
-  dtype_enum = types_pb2.DT_STRING if fast is None else fast[0]
+  found = _PROTO_FIELDS.get(value.dtype)
+  if found is None:
+    raise errors.ServingError(grpc.StatusCode.INTERNAL,
+                              f'cannot serialize an output of dtype {value.dtype}')
+  dtype_enum, field, view = found
   proto.MergeFromString(_tensor_header(dtype_enum, value.shape))
-  if fast is None:
-    proto.string_val.extend(value.ravel().tolist())
-  elif value.size > 1:
+  if as_tensor_content:
     proto.tensor_content = np.ascontiguousarray(value).tobytes()
-  else:
-    getattr(proto, fast[1]).extend(value.ravel().tolist())
+  elif value.size:
+    flat = np.ascontiguousarray(value).reshape(-1)
+    getattr(proto, field).extend((flat if view is None else flat.view(view)).tolist())
+
+
+def _encode_string_list(strings: Sequence[bytes]) -> bytes:
+  """TensorFlow's port::EncodeStringList: each length as a varint32, then the bytes."""
+  encoded = bytearray()
+  for item in strings:
+    length = len(item)
+    while length >= 0x80:
+      encoded.append((length & 0x7F) | 0x80)
+      length >>= 7
+    encoded.append(length)
+  for item in strings:
+    encoded += item
+  return bytes(encoded)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -99,8 +99,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            'still waiting when it passes never runs (default: true)')
   parser.add_argument('--allow_version_labels_for_unavailable_models', type=_flag_bool,
                       nargs='?', const=True, default=False, metavar='true|false',
-                      help='a config reload may give a new label to a version not loaded yet '
-                           '(default: false)')
+                      help='a version label may name a version not loaded yet: any label at '
+                           'start-up, a new one on a config reload; without it, a config with '
+                           'labels cannot start the server (default: false)')
+  parser.add_argument('--enable_serialization_as_tensor_content', type=_flag_bool, nargs='?',
+                      const=True, default=False, metavar='true|false',
+                      help="Predict answers with each output's raw tensor_content, not the "
+                           "dtype's repeated field (float_val, ...) that clients read by "
+                           'default (default: false)')
   parser.add_argument('--saved_model_tags', default='serve',
                       help='comma-separated tags of the MetaGraph to load (default: serve)')
   parser.add_argument('--max_num_load_retries', type=int, default=5,
@@ -187,6 +193,7 @@ def options_from_args(args: argparse.Namespace) -> config_lib.ServerOptions:
       saved_model_tags=tuple(tag.strip() for tag in args.saved_model_tags.split(',')),
       allow_version_labels_for_unavailable_models=(
           args.allow_version_labels_for_unavailable_models),
+      enable_serialization_as_tensor_content=args.enable_serialization_as_tensor_content,
       load_retry_interval_micros=args.load_retry_interval_micros)
 
 
@@ -217,11 +224,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def _run_until_signalled(options: config_lib.ServerOptions) -> int:
   from ganpipe.serving import server as server_lib  # pylint: disable=import-outside-toplevel  (TF)
+  from ganpipe.serving import errors  # pylint: disable=import-outside-toplevel
   server = server_lib.ModelServer(options)
   try:
     server.start()
   except OSError as e:
     print(f'ganpipe: error: cannot start the server: {e}', file=sys.stderr)
+    return 1
+  except errors.ServingError as e:
+    # As tensorflow_model_server: "Failed to start server. Error: <code>: <message>".
+    print(f'ganpipe: error: cannot start the server: {e.code.name}: {e.message}',
+          file=sys.stderr)
     return 1
   print(f'Running gRPC ModelServer at {options.host}:{server.port} ...', flush=True)
   if options.grpc_socket_path:

@@ -53,7 +53,8 @@ class ModelServer:
         max_load_retries=options.max_num_load_retries,
         load_retry_interval_seconds=options.load_retry_interval_micros / 1e6,
         allow_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
-        saved_model_tags=options.saved_model_tags)
+        saved_model_tags=options.saved_model_tags,
+        serialize_as_tensor_content=options.enable_serialization_as_tensor_content)
     self._grpc: Optional[grpc.aio.Server] = None
     self._loop: Optional[asyncio.AbstractEventLoop] = None
     self._loop_thread: Optional[threading.Thread] = None

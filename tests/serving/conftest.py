@@ -191,12 +191,14 @@ def serving_server(server_factory, tmp_path_factory) -> Server:
           channel, fixture_models.CONFORMANCE_VERSIONS, 20,
           lambda: (f'{GRPC_ENV}={target} must serve the models written by '
                    '`python -m tests.serving.fixture_models DIR`, started with '
-                   '--model_config_file=DIR/models.config'))
+                   '--model_config_file=DIR/models.config '
+                   f'{" ".join(fixture_models.CONFORMANCE_FLAGS)}'))
     return Server(target, os.environ.get(REST_ENV) or None, None)
   root = str(tmp_path_factory.mktemp('conformance-models'))
   config = fixture_models.write_conformance_models(root)
   server = server_factory.start(
-      ['--model_config_file', config, '--file_system_poll_wait_seconds', '0.2'],
+      ['--model_config_file', config, '--file_system_poll_wait_seconds', '0.2',
+       *fixture_models.CONFORMANCE_FLAGS],
       fixture_models.CONFORMANCE_VERSIONS, name='conformance')
   server.model_root = root
   return server

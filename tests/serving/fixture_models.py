@@ -26,9 +26,13 @@ from tensorflow_serving.config import model_server_config_pb2
 
 HALF_PLUS_TWO = 'half_plus_two'
 STRING_LENGTH = 'string_length'
+COLOUR = 'colour'
+COLOURS = ('red', 'green', 'blue')
 PREDICT_SIGNATURE = 'serving_default'
 CLASSIFY_SIGNATURE = 'classify_x_to_y'
 REGRESS_SIGNATURE = 'regress_x_to_y'
+ADD_ONE_SIGNATURE = 'add_one'
+ECHO_SIGNATURE = 'echo'
 # A classifier as TF2's tf.saved_model.save writes one: method_name `predict`.
 PREDICT_METHOD_CLASSIFY_SIGNATURE = 'classify_as_predict'
 STABLE_LABEL = 'stable'
@@ -100,17 +104,52 @@ def build_half_plus_two(export_dir: str, version: int) -> None:
 
 def build_string_length(export_dir: str) -> None:
   """Writes a bytes model: text string [None] -> length int32 (bytes), echo_bytes (the input).
+  Two more signatures: ECHO_SIGNATURE, text -> echo (the input), and ADD_ONE_SIGNATURE, n int64
+  [None] -> n_plus_one.
 
-  The `_bytes` suffix makes TF Serving's REST API answer that output as {"b64": ...}.
+  The `_bytes` suffix makes TF Serving's REST API answer that output as {"b64": ...}; `echo`
+  goes into the JSON as its bytes are.
   """
 
   def graph():
     text = tf.compat.v1.placeholder(tf.string, shape=[None], name='text')
     length = tf.strings.length(text, unit='BYTE', name='length')
-    echo = tf.identity(text, name='echo_bytes')
+    echo_bytes = tf.identity(text, name='echo_bytes')
+    echo = tf.identity(text, name='echo')
+    n = tf.compat.v1.placeholder(tf.int64, shape=[None], name='n')
+    n_plus_one = tf.add(n, tf.constant(1, tf.int64), name='n_plus_one')
     return {
         PREDICT_SIGNATURE: tf.compat.v1.saved_model.predict_signature_def(
-            inputs={'text': text}, outputs={'length': length, 'echo_bytes': echo}),
+            inputs={'text': text}, outputs={'length': length, 'echo_bytes': echo_bytes}),
+        ECHO_SIGNATURE: tf.compat.v1.saved_model.predict_signature_def(
+            inputs={'text': text}, outputs={'echo': echo}),
+        ADD_ONE_SIGNATURE: tf.compat.v1.saved_model.predict_signature_def(
+            inputs={'n': n}, outputs={'n_plus_one': n_plus_one}),
+    }
+
+  _save(export_dir, graph)
+
+
+def build_colour(export_dir: str) -> None:
+  """Writes an image model with the serving contract of ganpipe's classifier (and ResNet's JPEG
+  one): `images`, DT_STRING [None] of encoded images, reshaped to [-1] in the graph, so a scalar
+  image runs as a batch of one, as TensorFlow lets it. `scores` [batch, 3]: the softmax of 10x the
+  mean red, green and blue, so the dominant colour of the image wins (COLOURS).
+  """
+
+  def graph():
+    images = tf.compat.v1.placeholder(tf.string, shape=[None], name='images')
+
+    def mean_colour(data):
+      pixels = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
+      return tf.reduce_mean(pixels, axis=[0, 1])
+
+    means = tf.map_fn(mean_colour, tf.reshape(images, [-1]),
+                      fn_output_signature=tf.TensorSpec([3], tf.float32))
+    scores = tf.nn.softmax(10.0 * means, name='scores')
+    return {
+        PREDICT_SIGNATURE: tf.compat.v1.saved_model.predict_signature_def(
+            inputs={'images': images}, outputs={'scores': scores}),
     }
 
   _save(export_dir, graph)
@@ -262,11 +301,16 @@ def conformance_config(root: str) -> model_server_config_pb2.ModelServerConfig:
       model_config(HALF_PLUS_TWO, os.path.join(root, HALF_PLUS_TWO), policy='all',
                    labels={STABLE_LABEL: 1, CANARY_LABEL: 2}),
       model_config(STRING_LENGTH, os.path.join(root, STRING_LENGTH)),
+      model_config(COLOUR, os.path.join(root, COLOUR)),
   ])
 
 
 # The versions every conformance server must have AVAILABLE, by model.
-CONFORMANCE_VERSIONS = {HALF_PLUS_TWO: [1, 2], STRING_LENGTH: [1]}
+CONFORMANCE_VERSIONS = {HALF_PLUS_TWO: [1, 2], STRING_LENGTH: [1], COLOUR: [1]}
+# The flags a server needs for the conformance config: its labels name versions that are not
+# loaded yet when the server starts, which tensorflow_model_server refuses without this
+# (UpdateModelVersionLabelMap in model_servers/server_core.cc).
+CONFORMANCE_FLAGS = ('--allow_version_labels_for_unavailable_models=true',)
 
 
 def write_conformance_models(root: str) -> str:
@@ -279,6 +323,7 @@ def write_conformance_models(root: str) -> str:
       (HALF_PLUS_TWO, 1, lambda d: build_half_plus_two(d, 1)),
       (HALF_PLUS_TWO, 2, lambda d: build_half_plus_two(d, 2)),
       (STRING_LENGTH, 1, build_string_length),
+      (COLOUR, 1, build_colour),
   ]
   for name, version, build_fn in builds:
     if not os.path.isdir(os.path.join(root, name, str(version))):
@@ -295,11 +340,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   parser.add_argument('dir', help='output folder (created if missing)')
   args = parser.parse_args(argv)
   path = write_conformance_models(args.dir)
-  print(f'Wrote {path}. Start a server with:\n'
-        f'  tensorflow_model_server --model_config_file={path} --port=8500 --rest_api_port=8501\n'
+  folder = os.path.dirname(path)
+  print(f'Wrote {path}. Start TF Serving on it, with the models at the same path:\n'
+        f'  docker run --rm -p 8500:8500 -p 8501:8501 -v {folder}:{folder} '
+        f'tensorflow/serving:2.16.1 --model_config_file={path} --port=8500 --rest_api_port=8501 '
+        f'{" ".join(CONFORMANCE_FLAGS)}\n'
         'then run the conformance suite against it:\n'
         '  TF_SERVING_TARGET=localhost:8500 TF_SERVING_REST_TARGET=localhost:8501 '
-        'python -m pytest tests/serving/conformance')
+        '.venv/bin/python -m pytest tests/serving/conformance')
   return 0
 
 

@@ -152,12 +152,12 @@ def test_the_server_applies_edits_to_its_config_file_and_survives_a_broken_one(t
 
       path.write_text(_config_text({'second': (root / 'second', {})}))
 
+      # A model the config drops stays listed, its versions END, as TF Serving's manager keeps
+      # the states of unloaded servables (core/servable_state_monitor.cc); it serves no more.
       def first_removed():
-        try:
-          client.model_status('first')
-          return False
-        except client_lib.ServingError as e:
-          return 'NOT_FOUND' in str(e)
+        return [s['state'] for s in client.model_status('first')] == ['END']
       _wait_for(first_removed, 60, lambda: path.read_text())
+      with pytest.raises(client_lib.ServingError, match='NOT_FOUND'):
+        client.predict('first', x)
   finally:
     server.stop(grace=1)

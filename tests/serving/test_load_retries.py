@@ -3,6 +3,7 @@
 saved_model.pb changes.
 """
 
+import logging
 import os
 
 import pytest
@@ -69,15 +70,18 @@ def test_a_load_that_fails_for_a_while_succeeds_on_a_retry(base_path, monkeypatc
   assert loads.attempts == 3  # A version that serves is not loaded again.
 
 
-def test_a_load_is_given_up_after_its_retries_until_the_version_changes(base_path, monkeypatch):
+def test_a_load_is_given_up_after_its_retries_until_the_version_changes(base_path, monkeypatch,
+                                                                        caplog):
   manager, loads = _manager(base_path, monkeypatch, failures=100, retries=2)
-  for _ in range(6):
-    manager.sync()
+  with caplog.at_level(logging.ERROR, logger='ganpipe.serving.manager'):
+    for _ in range(6):
+      manager.sync()
   assert loads.attempts == 3  # The first attempt and two retries.
   status = _status(manager)
-  assert status.state == manager_lib.State.END
+  # The status carries the load error itself, as TF Serving's does; the log says what follows.
+  assert (status.state, status.error) == (manager_lib.State.END, 'storage unreachable (attempt 3)')
   assert 'gave up after 3 attempts; it is tried again when its saved_model.pb changes' in (
-      status.error)
+      caplog.records[-1].getMessage())
   # The version copied again: it is loaded again.
   pb = os.path.join(base_path, '1', 'saved_model.pb')
   os.utime(pb, ns=(os.stat(pb).st_atime_ns, os.stat(pb).st_mtime_ns + 10**9))

@@ -99,8 +99,11 @@ def test_corrupt_version_is_reported_and_the_previous_one_keeps_serving(swap_ser
   wait_for(failed_load_reported, 30,
            lambda: f'version 2 to end in error; status: {model_status(client.models, CORRUPT)}')
   states = model_status(client.models, CORRUPT)
-  assert states[2].status.error_code != 0, states[2]
-  assert states[2].status.error_message, states[2]
+  # The load error's own code and message, as TF Serving reports them: ReadBinaryProto's
+  # DATA_LOSS (TensorFlow's core/platform/env.cc), not UNKNOWN.
+  assert states[2].status.error_code == grpc.StatusCode.DATA_LOSS.value[0], states[2]
+  assert states[2].status.error_message.startswith("Can't parse "), states[2]
+  assert states[2].status.error_message.endswith('/2/saved_model.pb as binary proto'), states[2]
   assert states[1].state == AVAILABLE and states[1].status.error_code == 0, states[1]
   assert answers == {(1, fm.half_plus_two_y(1, 4.0))}, answers
   assert client.y(CORRUPT, 4.0) == (1, [[fm.half_plus_two_y(1, 4.0)]])
@@ -191,6 +194,8 @@ def test_reload_config_adds_and_removes_a_model(swap_server, client, restore_con
     return False
 
   wait_for(removed, 30, lambda: f'{ADDED} to be gone; status: {model_status(client.models, ADDED)}')
+  # Its version stays listed, END, as TF Serving's ServableStateMonitor keeps it.
+  assert model_status(client.models, ADDED)[1].state == END
   # The models kept in the config are untouched.
   version, y = client.y(HOT_SWAP, 2.0)
   assert y == [[fm.half_plus_two_y(version, 2.0)]]

@@ -36,13 +36,47 @@ VALUES = {
 }
 
 
+# The repeated field Tensor::AsProtoField fills for each dtype (TensorFlow's framework/tensor.cc).
+PROTO_FIELDS = {'float32': 'float_val', 'float64': 'double_val', 'int64': 'int64_val',
+                'int32': 'int_val', 'uint8': 'int_val', 'object': 'string_val', 'bool': 'bool_val'}
+
+
+def _parsed_by_tensorflow(proto, value):
+  """The tensor TensorFlow's own C++ Tensor::FromProto reads from `proto`."""
+  dtype = tf.string if value.dtype == object else tf.as_dtype(value.dtype)
+  parsed = tf.io.parse_tensor(proto.SerializeToString(), out_type=dtype).numpy()
+  if value.dtype == object:
+    value = np.array([v.encode() if isinstance(v, str) else v for v in value.ravel()],
+                     dtype=object).reshape(value.shape)
+  return parsed, value
+
+
 @pytest.mark.parametrize('value', list(VALUES.values()), ids=list(VALUES))
-def test_response_tensors_are_exactly_what_make_tensor_proto_writes(value):
+def test_response_tensors_hold_their_values_in_the_dtypes_field_as_tf_serving_writes(value):
+  # TF Serving's default: Tensor::AsProtoField (servables/tensorflow/predict_util.cc), which
+  # clients such as example/mnist_client.py read as `.float_val`.
   proto = tensor_pb2.TensorProto()
   servable.fill_tensor_proto(proto, value)
-  # Equal as messages and byte for byte on the wire, so clients cannot tell the difference.
-  assert proto == tf.make_tensor_proto(value)
-  assert proto.SerializeToString() == tf.make_tensor_proto(value).SerializeToString()
+  assert not proto.tensor_content
+  assert [dim.size for dim in proto.tensor_shape.dim] == list(value.shape)
+  field = PROTO_FIELDS[value.dtype.name]
+  assert len(getattr(proto, field)) == value.size
+  parsed, expected = _parsed_by_tensorflow(proto, value)
+  np.testing.assert_array_equal(parsed, expected)
+  np.testing.assert_array_equal(tf.make_ndarray(proto), tf.make_ndarray(
+      tf.make_tensor_proto(value)))
+
+
+@pytest.mark.parametrize('value', list(VALUES.values()), ids=list(VALUES))
+def test_response_tensors_as_tensor_content_as_tf_serving_writes_them_with_the_flag(value):
+  # --enable_serialization_as_tensor_content: Tensor::AsProtoTensorContent, strings too.
+  proto = tensor_pb2.TensorProto()
+  servable.fill_tensor_proto(proto, value, as_tensor_content=True)
+  field = PROTO_FIELDS[value.dtype.name]
+  assert not getattr(proto, field)
+  assert bool(proto.tensor_content) == bool(value.size)
+  parsed, expected = _parsed_by_tensorflow(proto, value)
+  np.testing.assert_array_equal(parsed, expected)
 
 
 @pytest.mark.parametrize('value', list(VALUES.values()), ids=list(VALUES))
@@ -115,24 +149,25 @@ def test_a_signature_runs_as_a_prepared_callable_not_through_session_run(half_pl
 def test_a_dtype_the_graph_cannot_take_is_invalid_argument_not_a_crash(half_plus_two):
   # `check_inputs` stops this for requests; the signature itself must still fail cleanly.
   signature = servable.LoadedVersion('m', 1, half_plus_two).signature(None)
-  with pytest.raises(errors.ServingError, match="signature 'serving_default' rejected the input"
+  with pytest.raises(errors.ServingError, match='Type mismatch: actual int64 vs. expect float'
                      ) as raised:
     signature({'x': np.array([[2]], np.int64)})
   assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize('value, sent', [
-    (np.array([[2.0]], np.float64), 'float64'), (np.array([[2]], np.int32), 'int32'),
+    (np.array([[2.0]], np.float64), 'double'), (np.array([[2]], np.int32), 'int32'),
     (np.array([[True]]), 'bool'), (np.array([[b'2']], dtype=object), 'string'),
     (np.array([[b'2']]), 'string')])  # A bytes_ array, not object: the check's long way.
-def test_an_input_of_the_wrong_dtype_is_refused_by_name(half_plus_two, value, sent):
+def test_an_input_of_the_wrong_dtype_is_refused_in_tensorflows_words(half_plus_two, value, sent):
+  # The Session's check of its feeds, FunctionCallFrame::SetArgs in TensorFlow, which TF Serving
+  # returns as it is.
   signature = servable.LoadedVersion('m', 1, half_plus_two).signature(None)
   signature.check_inputs({'x': np.array([[2.0]], np.float32)})
   with pytest.raises(errors.ServingError) as raised:
     signature.check_inputs({'x': value})
   assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
-  assert raised.value.message == (f"input 'x' of signature 'serving_default' expects dtype "
-                                  f'float32, but {sent} was sent')
+  assert raised.value.message == f'Expects arg[0] to be float but {sent} is provided'
 
 
 def test_string_inputs_pass_the_check_as_object_bytes_or_str_arrays(tmp_path):
@@ -149,7 +184,8 @@ def test_string_inputs_pass_the_check_as_object_bytes_or_str_arrays(tmp_path):
   signature = servable.LoadedVersion('m', 1, path).signature(None)
   for value in (np.array([b'ab'], dtype=object), np.array([b'ab']), np.array(['ab'])):
     signature.check_inputs({'text': value})
-  with pytest.raises(errors.ServingError, match='expects dtype string, but float32 was sent'):
+  with pytest.raises(errors.ServingError, match='Expects arg.0. to be string but float is '
+                     'provided'):
     signature.check_inputs({'text': np.array([1.0], np.float32)})
 
 
@@ -191,9 +227,12 @@ def _save_tagged(export_dir: str, tags) -> None:
 def test_the_metagraph_loaded_is_the_one_with_the_saved_model_tags(tmp_path):
   path = str(tmp_path / 'gpu')
   _save_tagged(path, ['serve', 'gpu'])
-  with pytest.raises(ValueError, match=r"no MetaGraph tagged \['serve'\] \(--saved_model_tags\); "
-                                       r"its MetaGraphs are tagged \[\['gpu', 'serve'\]\]"):
+  with pytest.raises(servable.LoadError, match=r"no MetaGraph tagged \['serve'\] "
+                     r"\(--saved_model_tags\); its MetaGraphs are tagged \[\['gpu', 'serve'\]\]"
+                     ) as raised:
     servable.LoadedVersion('m', 1, path)
+  # NOT_FOUND, as TensorFlow's loader reports a missing tag set (FindMetaGraphDef).
+  assert raised.value.code == grpc.StatusCode.NOT_FOUND
   loaded = servable.LoadedVersion('m', 1, path, tags=('gpu', 'serve'))
   x = np.array([[4.0]], np.float32)
   assert loaded.signature(None)({'x': x})['y'].tolist() == [[2.0]]

@@ -82,9 +82,10 @@ def test_a_corrupt_model_is_not_blessed(pipeline_output, tmp_path):
   assert not blessing.has_custom_property('has_model')
   assert os.listdir(blessing.uri) == ['INFRA_NOT_BLESSED']
   reason = blessing.get_string_custom_property('reason')
-  assert reason.startswith('model did not become AVAILABLE within 120 s: UNKNOWN: failed to '
-                           'load classifier version 1 from ')
-  assert 'saved_model.pb' in reason
+  # The load error as TF Serving reports it: ReadBinaryProto's DATA_LOSS, naming the file.
+  assert reason.startswith("model did not become AVAILABLE within 120 s: DATA_LOSS: Can't parse "
+                           '/'), reason
+  assert reason.endswith('/classifier/1/saved_model.pb as binary proto'), reason
 
 
 def test_the_component_takes_the_pipeline_arguments():

@@ -84,8 +84,12 @@ def test_bytes_input_over_grpc(prediction_stub):
     # TF Serving: "Serving signature key "..." not found." is a FailedPrecondition.
     pytest.param({'signature': 'no_such_signature'}, {'x': [[1.0]]},
                  grpc.StatusCode.FAILED_PRECONDITION, 'no_such_signature', id='unknown-signature'),
+    # TensorFlow's tensorflow/cc/saved_model/util.cc GetInputValues, which TF Serving 2.16's
+    # predict_util.cc calls once the input count matches the signature's.
     pytest.param({}, {'not_an_input': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT,
-                 r'not_an_input(?s:.*)\bx\b', id='wrong-input-name'),
+                 r'^Signature input alias: x\(feed name: [^)]+\) not found in request and no '
+                 r'default value provided\. Inputs expected to be in the request \{not_an_input\}',
+                 id='wrong-input-name'),
     pytest.param({}, {}, grpc.StatusCode.INVALID_ARGUMENT, r'\bx\b', id='missing-input'),
     pytest.param({}, {'x': [[1.0]], 'surplus': [[1.0]]}, grpc.StatusCode.INVALID_ARGUMENT,
                  'surplus', id='extra-input'),
@@ -114,14 +118,25 @@ def test_wrong_dtype_is_invalid_argument_naming_both_types(prediction_stub, tens
     assert word in error.details().lower(), error.details()
 
 
-@pytest.mark.parametrize('values', [
-    pytest.param([[1.0, 2.0, 3.0]], id='three-columns'),
-    pytest.param([1.0, 2.0], id='rank-1'),
+# TF Serving checks no input shapes (predict_util.cc): the graph's ops decide. A shape the ops
+# cannot take is INVALID_ARGUMENT from the session; one they can take runs.
+@pytest.mark.parametrize('values, pattern', [
+    pytest.param([[1.0, 2.0, 3.0]], r'Matrix size-incompatible', id='three-columns'),
+    pytest.param([1.0, 2.0], r'ndims must be >= 2', id='rank-1'),
 ])
-def test_wrong_shape_is_invalid_argument_about_the_shape(prediction_stub, values):
+def test_a_shape_the_ops_cannot_take_is_invalid_argument_from_the_graph(prediction_stub, values,
+                                                                         pattern):
+  # y is a [1, 1] matmul of x: TensorFlow's MatMul kernel refuses both.
   error = rpc_error(prediction_stub.Predict, predict_request({'x': x(values)}))
   assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-  assert re.search(r'shape|size', error.details(), re.IGNORECASE), error.details()
+  assert re.search(pattern, error.details()), error.details()
+
+
+def test_a_shape_the_signature_does_not_declare_runs_if_the_ops_take_it(prediction_stub):
+  # x is declared [-1, 1]; x_squared is elementwise, and the output filter fetches only it.
+  response = prediction_stub.Predict(
+      predict_request({'x': x([1.0, 2.0])}, version=1, output_filter=['x_squared']), timeout=30)
+  assert tf.make_ndarray(response.outputs['x_squared']).tolist() == [1.0, 4.0]
 
 
 # --- Classify -----------------------------------------------------------------------------------
@@ -148,12 +163,26 @@ def test_classify_on_the_classify_signature(prediction_stub):
   assert response.model_spec.version.value == LATEST
 
 
-def test_classify_on_a_signature_without_classes_or_scores_is_invalid_argument(prediction_stub):
-  # serving_default has one input, but its outputs are y and x_squared.
+# PreProcessClassification (servables/tensorflow/classifier.cc) checks the input is keyed
+# `inputs` first, then that an output is `classes` or `scores`; both messages quote the signature.
+def test_classify_on_a_signature_whose_input_is_not_named_inputs_is_invalid_argument(
+    prediction_stub):
+  # serving_default has one input, named x.
   error = rpc_error(prediction_stub.Classify,
                     _classification_request([1.0], fm.PREDICT_SIGNATURE))
   assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-  assert '"classes" or "scores"' in error.details(), error.details()
+  assert error.details().startswith('No classification inputs found in SignatureDef: inputs {\n'
+                                    '  key: "x"\n'), error.details()
+
+
+def test_classify_on_a_signature_without_classes_or_scores_is_invalid_argument(prediction_stub):
+  # The regression signature reads `inputs`, but its one output is `outputs`.
+  error = rpc_error(prediction_stub.Classify,
+                    _classification_request([1.0], fm.REGRESS_SIGNATURE))
+  assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+  assert error.details().startswith(
+      'Expected classification signature outputs to contain at least one of "classes" or '
+      '"scores". Signature was: inputs {\n'), error.details()
 
 
 def test_classify_on_a_tf2_classifier_whose_method_name_is_predict(prediction_stub):
@@ -319,8 +348,15 @@ def test_model_status_of_one_version(model_stub):
   assert [(s.version, s.state) for s in response.model_version_status] == [(1, AVAILABLE)]
 
 
-@pytest.mark.parametrize('name, version', [('no_such_model', None), (fm.HALF_PLUS_TWO, 99)])
-def test_model_status_not_found(model_stub, name, version):
+# GetModelStatusWithModelSpec (model_servers/get_model_status_impl.cc): an empty name is just a
+# model with no versions.
+@pytest.mark.parametrize('name, version, message', [
+    ('no_such_model', None, 'Could not find any versions of model no_such_model'),
+    ('', None, 'Could not find any versions of model '),
+    (fm.HALF_PLUS_TWO, 99, 'Could not find version 99 of model half_plus_two'),
+], ids=['unknown-model', 'empty-name', 'unknown-version'])
+def test_model_status_not_found(model_stub, name, version, message):
   with pytest.raises(grpc.RpcError) as raised:
     _status(model_stub, name, version)
   assert raised.value.code() == grpc.StatusCode.NOT_FOUND, raised.value.details()
+  assert raised.value.details() == message
