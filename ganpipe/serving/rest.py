@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import time
+import urllib.parse
 from typing import Any, Dict, Optional
 
 import grpc
@@ -24,12 +25,23 @@ from ganpipe.serving import manager as manager_lib
 from ganpipe.serving import metrics as metrics_lib
 from ganpipe.serving import rest_json
 from ganpipe.serving import rest_transport as transport
+from ganpipe.serving import servable as servable_lib
 
 log = logging.getLogger(__name__)
 
-_PATH = re.compile(r'^/v1/models/(?P<name>[^/:]+)'
-                   r'(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?'
-                   r'(?P<rest>/metadata|:predict|:classify|:regress)?$')
+# The routes, as model_servers/http_rest_api_util.cc matches them (case-insensitively); a path
+# outside /v1/ is not the API's (http_server.cc).
+_API_PATH = re.compile(r'(?i)/v1/.*')
+_POST_PATH = re.compile(r'(?i)/v1/models/(?P<name>[^/:]+)'
+                        r'(?:(?:/versions/(?P<version>\d+))|(?:/labels/(?P<label>[^/:]+)))?'
+                        r':(?P<verb>classify|regress|predict)')
+_GET_PATH = re.compile(r'(?i)/v1/models(?:/(?P<name>[^/:]+))?'
+                       r'(?:(?:/versions/(?P<version>\d+))|(?:/labels/(?P<label>[^/:]+)))?'
+                       r'(?:/(?P<subresource>metadata))?')
+_MAX_VERSION = 2**63 - 1
+# What libevent answers for a path no handler takes.
+_NOT_FOUND_HTML = (b'<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n'
+                   b'<H1>Not Found</H1>\n</BODY></HTML>\n')
 
 
 # A keep-alive connection that sends nothing for this long is closed, so idle clients cannot hold
@@ -40,8 +52,23 @@ IDLE_TIMEOUT_SECONDS = 60.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_NUM_THREADS = 4 * (os.cpu_count() or 1)
 # The metrics' API label of each timed route, as TF Serving names it.
-_API = {':predict': 'predict', ':classify': 'classify', ':regress': 'regress',
-        '/metadata': 'get_model_metadata'}
+_API = {'predict': 'predict', 'classify': 'classify', 'regress': 'regress',
+        'metadata': 'get_model_metadata'}
+
+
+class _EmptyAnswer(Exception):
+  """An error answered with its status and no body."""
+
+  def __init__(self, error: errors.ServingError):
+    super().__init__(error.message)
+    self.error = error
+
+
+def _message_json(message) -> Dict[str, Any]:
+  """A message as protobuf's JSON printer writes it with TF Serving's options: every field,
+  defaults too, with the proto's field names."""
+  return json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                   including_default_value_fields=True)
 
 
 class RestServer:
@@ -91,7 +118,7 @@ class RestServer:
     self._httpd.server_close()  # Joins the connection threads.
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(transport.BodyReader, http.server.BaseHTTPRequestHandler):
   """Routes `/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]`."""
 
   service: handlers.ModelService
@@ -129,40 +156,44 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     log.debug('%s - %s', self.address_string(), format % args)
 
   def do_GET(self):  # pylint: disable=invalid-name
-    self._respond(self._get)
+    self._respond()
 
-  def do_POST(self):  # pylint: disable=invalid-name
-    self._respond(self._post)
+  do_POST = do_PUT = do_DELETE = do_PATCH = do_GET  # pylint: disable=invalid-name
 
-  def _respond(self, action) -> None:
-    started, code, route = time.perf_counter(), grpc.StatusCode.OK, None
+  def _respond(self) -> None:
+    started, code, route, api = time.perf_counter(), grpc.StatusCode.OK, None, None
     content_type = 'application/json'
     try:
       # Read first, whatever the route: a body left unread would be taken for the next request.
-      self._body = self._read_body(required=self.command == 'POST')
+      self._body = self.read_body(required=self.command == 'POST')
       self._deadline = (time.monotonic() + self.timeout_seconds
                         if self.timeout_seconds is not None else None)
       path = self.path.split('?', 1)[0]
       if self.metrics_path and path == self.metrics_path and self.command == 'GET':
         status, payload = 200, self.service.metrics.render().encode('utf-8')
         content_type = metrics_lib.CONTENT_TYPE
+      elif not _API_PATH.fullmatch(path):
+        status, payload, content_type = 404, _NOT_FOUND_HTML, 'text/html'
       else:
-        route = _PATH.match(path)
-        if route is None:
-          raise errors.not_found(
-              f'Malformed request: {self.command} {self.path}; expected '
-              '/v1/models/<name>[/versions/<v>|/labels/<l>][/metadata|:predict]')
+        route, action = self._route(path)
+        api = _API.get(route.get('verb') or route.get('subresource') or '')
         with self._slot():
-          status, payload = 200, json.dumps(action(route)).encode('utf-8')
+          answer = action(route)
+        status = 200
+        payload = (answer if isinstance(answer, str) else json.dumps(answer, indent=1)).encode(
+            'utf-8', 'surrogateescape')  # strings that are not UTF-8 go out as they came
+    except _EmptyAnswer as e:
+      code, status, payload = e.error.code, e.error.http_status, b''
     except errors.ServingError as e:
       code = e.code
-      status, payload = e.http_status, json.dumps({'error': e.message}).encode('utf-8')
+      status = e.http_status
+      payload = json.dumps({'error': e.message}, indent=4, ensure_ascii=False).encode(
+          'utf-8', 'surrogateescape')
     except Exception as e:  # pylint: disable=broad-except
       code = grpc.StatusCode.INTERNAL
       log.exception('REST %s %s failed', self.command, self.path)
       status, payload = 500, json.dumps({'error': f'{type(e).__name__}: {e}'}).encode('utf-8')
-    api = _API.get(route['rest']) if route else None
-    if api:
+    if api and route.get('name'):
       self.service.metrics.record(route['name'], api, 'REST', code, time.perf_counter() - started)
     self.send_response(status)
     self.send_header('Content-Type', content_type)
@@ -173,6 +204,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       self.send_header('Connection', 'close')
     self.end_headers()
     self.wfile.write(payload)
+
+  def _route(self, path: str):
+    """The request's route and its action, as ProcessRequest (http_rest_api_handler.cc) picks
+    them; a request that none takes is `Malformed request: <METHOD> <path>`."""
+    found = None
+    if self.command == 'POST':
+      found = _POST_PATH.fullmatch(path)
+      # The verb matches case-insensitively, but only the lower-case verbs are dispatched.
+      if found and found['verb'] not in ('predict', 'classify', 'regress'):
+        found = None
+    elif self.command == 'GET':
+      found = _GET_PATH.fullmatch(path)
+    if found is None:
+      raise errors.invalid_argument(f'Malformed request: {self.command} {path}')
+    route = found.groupdict()
+    # ParseModelInfo (http_rest_api_util.cc): the name and label are URL-decoded; a version
+    # that is no int64 is refused with an empty body.
+    for key in ('name', 'label'):
+      if route.get(key):
+        route[key] = urllib.parse.unquote(route[key])
+    if route.get('version') and int(route['version']) > _MAX_VERSION:
+      raise _EmptyAnswer(errors.invalid_argument(
+          f'Failed to convert version: {route["version"]} to numeric.'))
+    if self.command == 'POST':
+      return route, self._post
+    return route, self._get
 
   @contextlib.contextmanager
   def _slot(self):
@@ -196,21 +253,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
       spec.version_label = route['label']
     return spec
 
-  def _get(self, route) -> Dict[str, Any]:
+  def _get(self, route) -> Any:
+    """Status, or metadata: as ProcessModelStatusRequest and ProcessModelMetadataRequest print
+    them, every field, default or not (ToJsonString in http_rest_api_util.cc)."""
+    if not route['name']:
+      raise errors.invalid_argument('Missing model name in request.')
     spec = self._spec(route)
-    if route['rest'] == '/metadata':
+    if route['subresource'] == 'metadata':
       request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=['signature_def'])
       request.model_spec.CopyFrom(spec)
       response = self.service.get_model_metadata(request)
       signature_map = get_model_metadata_pb2.SignatureDefMap()
       response.metadata['signature_def'].Unpack(signature_map)
-      return {'model_spec': json_format.MessageToDict(response.model_spec,
-                                                      preserving_proto_field_name=True),
-              'metadata': {'signature_def': json_format.MessageToDict(
-                  signature_map, preserving_proto_field_name=True)}}
-    if route['rest']:
-      raise errors.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                f'{route["rest"]} needs POST, not GET')
+      return {'model_spec': _message_json(response.model_spec),
+              'metadata': {'signature_def': _message_json(signature_map)}}
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.CopyFrom(spec)
     response = self.service.get_model_status(request)
@@ -221,132 +277,86 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                    'error_message': status.status.error_message},
     } for status in response.model_version_status]}
 
-  def _post(self, route) -> Dict[str, Any]:
-    if route['rest'] not in (':predict', ':classify', ':regress'):
-      raise errors.invalid_argument(f'POST {self.path}: expected :predict, :classify or '
-                                    ':regress')
-    body = self._read_json()
+  def _post(self, route) -> str:
     spec = self._spec(route)
-    if route['rest'] != ':predict':
-      return self._examples(route['rest'], spec, body)
+    if route['verb'] != 'predict':
+      return self._examples(route['verb'], spec)
+    document = self._read_json(spec)
     loaded = self.service.resolve(spec)
-    signature = loaded.signature(body.get('signature_name'))
-    if ('instances' in body) == ('inputs' in body):
-      raise errors.invalid_argument('the request must have exactly one of "instances" (row '
-                                    'format) or "inputs" (columnar format)')
+    # GetInfoMap (http_rest_api_handler.cc): REST names an unknown signature so, not as Predict.
+    name = spec.signature_name or servable_lib.DEFAULT_SIGNATURE
+    if name not in loaded.signatures:
+      raise errors.invalid_argument(f'Serving signature name: "{name}" not found in signature '
+                                    'def')
+    signature = loaded.signatures[name]
+    if not signature.inputs:
+      raise errors.invalid_argument('Failed to get input map for signature: '
+                                    f'{spec.signature_name or "DEFAULT"}')
+    # FillPredictRequestFromJson (util/json_tensor.cc).
     dtypes = {key: dtype for key, (dtype, _) in signature.inputs.items()}
-    if 'instances' in body:
-      inputs = rest_json.rows_to_inputs(body['instances'], dtypes)
+    if 'instances' in document and 'inputs' in document:
+      raise rest_json.format_error(document, "Not formatted correctly expecting only one of "
+                                             "'inputs' or 'instances' keys to exist ")
+    if 'instances' in document:
+      inputs = rest_json.rows_to_inputs(document, document['instances'], dtypes)
+    elif 'inputs' in document:
+      inputs = rest_json.columns_to_inputs(document['inputs'], dtypes)
     else:
-      inputs = rest_json.columns_to_inputs(body['inputs'], dtypes)
+      raise errors.invalid_argument("Missing 'inputs' or 'instances' key")
     outputs = self.service.run(signature, inputs, self._deadline)
-    if 'instances' in body:
-      return {'predictions': rest_json.outputs_to_rows(outputs)}
-    if len(outputs) == 1:
-      key, value = next(iter(outputs.items()))
-      return {'outputs': rest_json.to_json(value, key)}
-    return {'outputs': {key: rest_json.to_json(value, key) for key, value in outputs.items()}}
+    if 'instances' in document:
+      return rest_json.predictions_json(outputs)
+    return rest_json.outputs_json(outputs)
 
-  def _examples(self, verb: str, spec: model_pb2.ModelSpec,
-                body: Dict[str, Any]) -> Dict[str, Any]:
-    """:classify or :regress: {"examples": [...], "context": {...}} -> {"result": [...]}."""
-    examples = body.get('examples')
-    if not isinstance(examples, list) or not examples:
-      raise errors.invalid_argument('"examples" must be a non-empty list of feature objects')
-    classify = verb == ':classify'
+  def _examples(self, verb: str, spec: model_pb2.ModelSpec) -> str:
+    """:classify or :regress, as FillClassifyRegressRequestFromJson reads the request:
+    {"examples": [...], "context": {...}} -> {"results": [...]}."""
+    classify = verb == 'classify'
     request = (classification_pb2.ClassificationRequest() if classify else
                regression_pb2.RegressionRequest())
     request.model_spec.CopyFrom(spec)
-    request.model_spec.signature_name = body.get('signature_name', '')
-    if 'context' in body:
+    document = self._read_json(request.model_spec)
+    if 'context' in document:
       target = request.input.example_list_with_context
-      rest_json.fill_example(target.context, body['context'])
+      rest_json.fill_example(target.context, document['context'])
     else:
       target = request.input.example_list
+    examples = document.get('examples')
+    if 'examples' not in document:
+      raise rest_json.format_error(document, "When method is classify, key 'examples' is "
+                                             'expected and was not found')
+    if not isinstance(examples, list):
+      raise rest_json.format_error(document, "Expecting 'examples' value to be an list/array")
+    if not examples:
+      raise rest_json.format_error(document, "'examples' value is an empty array")
     for features in examples:
       rest_json.fill_example(target.examples.add(), features)
     if not classify:
       response = self.service.regress(request, self._deadline)
-      return {'result': [item.value for item in response.result.regressions]}
+      return rest_json.results_json([item.value for item in response.result.regressions])
     response = self.service.classify(request, self._deadline)
-    return {'result': [[[item.label, item.score] for item in result.classes]
-                       for result in response.result.classifications]}
+    return rest_json.results_json([[[item.label, item.score] for item in result.classes]
+                                   for result in response.result.classifications])
 
-  def _read_json(self) -> Dict[str, Any]:
+  def _read_json(self, spec: model_pb2.ModelSpec) -> Dict[str, Any]:
+    """The request's JSON object (ParseJson), its `signature_name` put in `spec` (FillSignature)."""
+    if not self._body:
+      raise errors.invalid_argument('JSON Parse error: The document is empty')
     try:
-      body = json.loads(self._body or b'null')
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-      raise errors.invalid_argument(f'JSON Parse error: {e}') from e
+      document = json.loads(self._body)
+    except json.JSONDecodeError as e:
+      raise errors.invalid_argument(f'JSON Parse error: {e.msg} at offset: {e.pos}') from None
+    except UnicodeDecodeError as e:
+      raise errors.invalid_argument(f'JSON Parse error: Invalid encoding in string. at offset: '
+                                    f'{e.start}') from None
     except RecursionError:
       raise errors.invalid_argument('JSON Parse error: nested too deeply') from None
-    if not isinstance(body, dict):
-      raise errors.invalid_argument('the request body must be a JSON object')
-    if not isinstance(body.get('signature_name', ''), str):
-      raise errors.invalid_argument(f'"signature_name" must be a string, got '
-                                    f'{json.dumps(body["signature_name"])[:40]}')
-    return body
-
-  def _read_body(self, required: bool) -> bytes:
-    """The whole request body, sent with a Content-Length or chunked.
-
-    A body this server cannot read to its end, or will not (over the size limit), is an error,
-    and the connection closes after the answer, so its rest is never read as a request.
-    """
-    encoding = self.headers.get('Transfer-Encoding', '').strip().lower()
-    length = self.headers.get('Content-Length')
-    try:
-      if encoding == 'chunked':
-        return self._read_chunked()
-      if encoding:
-        raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                                  f'Transfer-Encoding {encoding!r} is not supported; send the '
-                                  'body with a Content-Length, or chunked')
-      if length is None:
-        if required:
-          raise errors.invalid_argument(f'{self.command} needs a Content-Length header, or a '
-                                        'chunked body')
-        return b''
-      if not length.strip().isdigit():
-        raise errors.invalid_argument(f'Content-Length {length!r} is not a number of bytes')
-      size = int(length)
-      self._check_size(size)
-      body = self.rfile.read(size)
-      if len(body) < size:
-        raise errors.invalid_argument(f'the request body ended after {len(body)} of its {size} '
-                                      'bytes')
-      return body
-    except TimeoutError:
-      self.close_connection = True
-      raise errors.invalid_argument(f'the request body did not arrive within {self.timeout:g} '
-                                    's') from None
-    except errors.ServingError:
-      self.close_connection = True
-      raise
-
-  def _read_chunked(self) -> bytes:
-    chunks, total = [], 0
-    while True:
-      line = self.rfile.readline(1024)
-      try:
-        size = int(line.split(b';', 1)[0].strip(), 16)  # Chunk extensions are ignored.
-      except ValueError:
-        raise errors.invalid_argument(f'malformed chunked body: chunk size line {line[:40]!r}'
-                                      ) from None
-      if size == 0:
-        break
-      total += size
-      self._check_size(total, so_far=True)
-      chunk = self.rfile.read(size)
-      if len(chunk) < size or self.rfile.read(2) != b'\r\n':
-        raise errors.invalid_argument('malformed chunked body: a chunk ended early')
-      chunks.append(chunk)
-    while self.rfile.readline(65537) not in (b'\r\n', b'\n', b''):
-      pass  # Trailer fields, unused.
-    return b''.join(chunks)
-
-  def _check_size(self, size: int, so_far: bool = False) -> None:
-    if size > self.max_body_bytes:
-      # Reading on would hold the whole oversize body in memory.
-      raise errors.too_large(
-          f'request body of {"at least " if so_far else ""}{size} bytes exceeds the limit of '
-          f'{self.max_body_bytes} bytes')
+    if not isinstance(document, dict):
+      raise rest_json.format_error(document, 'Is not object')
+    if 'signature_name' in document:
+      if not isinstance(document['signature_name'], str):
+        raise errors.invalid_argument(
+            f'JSON Value: {rest_json.value_text(document)} not formatted correctly. '
+            "'signature_name' key must be a string value.")
+      spec.signature_name = document['signature_name']
+    return document

@@ -1,11 +1,14 @@
-"""The REST server's connections: a thread each, a bound on how many, and a clean close.
+"""The REST server's connections: a thread each, a bound on how many, a clean close, and bodies.
 
 HTTPServer is http.server's ThreadingHTTPServer with at most MAX_CONNECTIONS connections open
 (one more is answered 503 by a single refuser thread); Connections tracks which connections are
-between requests, so that stopping the server closes the idle ones and waits for the busy ones.
+between requests, so that stopping the server closes the idle ones and waits for the busy ones;
+BodyReader reads a request's body, whole or not at all.
 """
 
+import http.client
 import http.server
+import io
 import json
 import logging
 import queue
@@ -14,6 +17,10 @@ import sys
 import threading
 import time
 from typing import Dict
+
+import grpc
+
+from ganpipe.serving import errors
 
 log = logging.getLogger('ganpipe.serving.rest')
 
@@ -134,3 +141,79 @@ class Connections:
         handler.connection.shutdown(socket.SHUT_RD)
       except OSError:
         pass  # The client closed it already.
+
+
+class BodyReader:
+  """A request handler's body reading; the handler sets `max_body_bytes`."""
+
+  max_body_bytes: int
+  close_connection: bool
+  command: str
+  headers: http.client.HTTPMessage
+  rfile: io.BufferedIOBase
+  timeout: float
+
+  def read_body(self, required: bool) -> bytes:
+    """The whole request body, sent with a Content-Length or chunked.
+
+    A body this server cannot read to its end, or will not (over the size limit), is an error,
+    and the connection closes after the answer, so its rest is never read as a request.
+    """
+    encoding = self.headers.get('Transfer-Encoding', '').strip().lower()
+    length = self.headers.get('Content-Length')
+    try:
+      if encoding == 'chunked':
+        return self._read_chunked()
+      if encoding:
+        raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
+                                  f'Transfer-Encoding {encoding!r} is not supported; send the '
+                                  'body with a Content-Length, or chunked')
+      if length is None:
+        if required:
+          raise errors.invalid_argument(f'{self.command} needs a Content-Length header, or a '
+                                        'chunked body')
+        return b''
+      if not length.strip().isdigit():
+        raise errors.invalid_argument(f'Content-Length {length!r} is not a number of bytes')
+      size = int(length)
+      self._check_size(size)
+      body = self.rfile.read(size)
+      if len(body) < size:
+        raise errors.invalid_argument(f'the request body ended after {len(body)} of its {size} '
+                                      'bytes')
+      return body
+    except TimeoutError:
+      self.close_connection = True
+      raise errors.invalid_argument(f'the request body did not arrive within {self.timeout:g} '
+                                    's') from None
+    except errors.ServingError:
+      self.close_connection = True
+      raise
+
+  def _read_chunked(self) -> bytes:
+    chunks, total = [], 0
+    while True:
+      line = self.rfile.readline(1024)
+      try:
+        size = int(line.split(b';', 1)[0].strip(), 16)  # Chunk extensions are ignored.
+      except ValueError:
+        raise errors.invalid_argument(f'malformed chunked body: chunk size line {line[:40]!r}'
+                                      ) from None
+      if size == 0:
+        break
+      total += size
+      self._check_size(total, so_far=True)
+      chunk = self.rfile.read(size)
+      if len(chunk) < size or self.rfile.read(2) != b'\r\n':
+        raise errors.invalid_argument('malformed chunked body: a chunk ended early')
+      chunks.append(chunk)
+    while self.rfile.readline(65537) not in (b'\r\n', b'\n', b''):
+      pass  # Trailer fields, unused.
+    return b''.join(chunks)
+
+  def _check_size(self, size: int, so_far: bool = False) -> None:
+    if size > self.max_body_bytes:
+      # Reading on would hold the whole oversize body in memory.
+      raise errors.too_large(
+          f'request body of {"at least " if so_far else ""}{size} bytes exceeds the limit of '
+          f'{self.max_body_bytes} bytes')

@@ -125,7 +125,9 @@ def test_a_body_sent_to_a_route_that_refuses_it_is_not_read_as_the_next_request(
   try:
     connection.request('POST', '/v1/models/half_plus_two/metadata', body=b'{"examples": []}')
     status, _, body = _answer(connection)
-    assert status == 400 and 'expected :predict, :classify or :regress' in body['error']
+    # http_rest_api_handler.cc ProcessRequest: no route takes a POST to /metadata.
+    assert (status, body['error']) == (
+        400, 'Malformed request: POST /v1/models/half_plus_two/metadata')
     connection.request('GET', '/v1/models/half_plus_two')
     status, _, body = _answer(connection)
     assert status == 200 and body['model_version_status'][0]['state'] == 'AVAILABLE'
@@ -193,10 +195,13 @@ def test_a_client_hanging_up_is_not_reported_as_a_server_error(caplog, capsys):
 @pytest.mark.parametrize('path, body, message', [
     (PREDICT, b'{"instances": ' + b'[' * 1500 + b']' * 1500 + b'}',
      'JSON Parse error: nested too deeply'),
+    # util/json_tensor.cc: the document, printed as rapidjson's PrettyWriter prints it.
     (PREDICT, b'{"signature_name": 5, "instances": [[1.0]]}',
-     '"signature_name" must be a string, got 5'),
+     'JSON Value: ' + json.dumps({'signature_name': 5, 'instances': [[1.0]]}, indent=4) +
+     " not formatted correctly. 'signature_name' key must be a string value."),
     ('/v1/models/half_plus_two:classify', b'{"signature_name": [], "examples": [{"x": 1.0}]}',
-     '"signature_name" must be a string, got []'),
+     'JSON Value: ' + json.dumps({'signature_name': [], 'examples': [{'x': 1.0}]}, indent=4) +
+     " not formatted correctly. 'signature_name' key must be a string value."),
 ], ids=['nested-too-deeply', 'predict-signature-name-number', 'classify-signature-name-list'])
 def test_a_body_python_cannot_take_as_given_is_a_client_error_not_a_500(rest_server, path, body,
                                                                        message):

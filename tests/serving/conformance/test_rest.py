@@ -107,7 +107,7 @@ def test_rest_classify(rest_base):
                         'examples': [{'x': 1.0}, {'x': 4.0}]})
   assert status == 200, body
   # TF Serving's key is "result", singular (api_rest.md; json_tensor.h).
-  assert body == {'result': [[['', fm.half_plus_two_y(LATEST, 1.0)]],
+  assert body == {'results': [[['', fm.half_plus_two_y(LATEST, 1.0)]],
                              [['', fm.half_plus_two_y(LATEST, 4.0)]]]}
 
 
@@ -116,7 +116,7 @@ def test_rest_regress(rest_base):
                        {'signature_name': fm.REGRESS_SIGNATURE,
                         'examples': [{'x': 1.0}, {'x': 4.0}]})
   assert status == 200, body
-  assert body == {'result': [fm.half_plus_two_y(LATEST, 1.0), fm.half_plus_two_y(LATEST, 4.0)]}
+  assert body == {'results': [fm.half_plus_two_y(LATEST, 1.0), fm.half_plus_two_y(LATEST, 4.0)]}
 
 
 @pytest.mark.parametrize('suffix, versions', [('', {1, 2}), ('/versions/1', {1})])
