@@ -84,7 +84,7 @@ def generate(client: client_lib.ServingClient, model: str, num_images: int, seed
   """Generates images with the generator's `generate` signature.
 
   The signature takes `num_images` (int32 scalar) and `seed` (int64 scalar) and returns
-  `images` [n, h, w, c] float32 in [0, 1] and `png` [n] string.
+  `images` [n, h, w, c] float32 in [0, 1] and `png_bytes` [n] string.
 
   Args:
     client: a client of the server.
@@ -108,10 +108,10 @@ def generate(client: client_lib.ServingClient, model: str, num_images: int, seed
                            version_label=version_label)
   where = client_lib.describe(model, version, version_label, signatures.GENERATE)
   images = _output(outputs, 'images', where, client.target)
-  png = _output(outputs, 'png', where, client.target)
+  png = _output(outputs, signatures.PNG_OUTPUT, where, client.target)
   if images.ndim != 4 or images.shape[0] != num_images or png.shape != (num_images,):
     raise client_lib.ServingError(
-        f'{where} at {client.target} returned images {list(images.shape)} and png '
+        f'{where} at {client.target} returned images {list(images.shape)} and png_bytes '
         f'{list(png.shape)} for {num_images} images; expected [{num_images}, h, w, c] and '
         f'[{num_images}]')
   return GeneratedImages(images=images.astype(np.float32, copy=False),

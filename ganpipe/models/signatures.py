@@ -18,6 +18,11 @@ IMAGE_FEATURES = 'image_features'
 GENERATE_FROM_NOISE = 'serving_default'
 GENERATE = 'generate'
 
+# The output of `generate` holding the images as PNG files. TF Serving's REST API base64-encodes
+# a string output only when its alias ends in `_bytes` (util/json_tensor.cc); under another name
+# the PNG bytes would go into the JSON as raw text.
+PNG_OUTPUT = 'png_bytes'
+
 # The most images one `generate` call makes: a request of a few bytes must not be able to ask a
 # model server for gigabytes (1,024 images of 28x28 are about 4 MB of response).
 MAX_GENERATED_IMAGES = 1024
@@ -30,6 +35,6 @@ CONTRACTS = {
     },
     GENERATOR: {
         GENERATE_FROM_NOISE: (('noise',), ('images',)),
-        GENERATE: (('num_images', 'seed'), ('images', 'png')),
+        GENERATE: (('num_images', 'seed'), ('images', PNG_OUTPUT)),
     },
 }

@@ -99,7 +99,7 @@ def test_first_run_trains_evaluates_and_pushes_the_generator(two_runs):
   assert len(pushed) == 1, first.stdout
   generator = tf.saved_model.load(pushed[0])
   out = generator.signatures['generate'](num_images=tf.constant(4), seed=tf.constant(7, tf.int64))
-  assert out['images'].shape == (4, 8, 8, 1) and out['png'].shape == (4,)
+  assert out['images'].shape == (4, 8, 8, 1) and out['png_bytes'].shape == (4,)
   grids = glob.glob(str(root / 'pipeline' / 'gan_trainer' / 'model_run' / '*' / 'samples' /
                         'epoch_0005.png'))
   assert len(grids) == 1

@@ -113,7 +113,7 @@ class FakePredictionService(prediction_service_pb2_grpc.PredictionServiceService
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, 'expects int32 num_images, int64 seed')
       images = fake_images(int(tf.make_ndarray(request.inputs['num_images'])),
                             int(tf.make_ndarray(request.inputs['seed'])))
-      outputs = {'images': images, 'png': np.array([png(image) for image in images],
+      outputs = {'images': images, 'png_bytes': np.array([png(image) for image in images],
                                                    dtype=object)}
     else:
       context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -149,7 +149,7 @@ class FakePredictionService(prediction_service_pb2_grpc.PredictionServiceService
       _tensor(signature.inputs['num_images'], tf.int32, [])
       _tensor(signature.inputs['seed'], tf.int64, [])
       _tensor(signature.outputs['images'], tf.float32, [None, *IMAGE_SHAPE])
-      _tensor(signature.outputs['png'], tf.string, [None])
+      _tensor(signature.outputs['png_bytes'], tf.string, [None])
     response.metadata['signature_def'].Pack(signatures)
     return response
 

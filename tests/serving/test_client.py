@@ -71,7 +71,7 @@ def test_model_metadata_unpacks_the_signature_def_map(fake):
           'inputs': {'num_images': {'dtype': 'int32', 'shape': []},
                      'seed': {'dtype': 'int64', 'shape': []}},
           'outputs': {'images': {'dtype': 'float32', 'shape': [None, 4, 5, 1]},
-                      'png': {'dtype': 'string', 'shape': [None]}}}}
+                      'png_bytes': {'dtype': 'string', 'shape': [None]}}}}
   [request] = fake.requests('GetModelMetadata')
   assert list(request.metadata_field) == ['signature_def']
   assert request.model_spec.version.value == 1

@@ -135,8 +135,8 @@ fine-tuning, and with the default `training=False` otherwise.
 
 This is a TF2 reusable SavedModel: `__call__(noise, training=False)`, `variables`,
 `trainable_variables` and `regularization_losses`. Its signatures are `serving_default`
-(`noise` -> `images`) and `generate` (`num_images` int32, `seed` int64 -> `images`, and `png`,
-the images as PNG bytes; a seed always gives the same images).
+(`noise` -> `images`) and `generate` (`num_images` int32, `seed` int64 -> `images`, and
+`png_bytes`, the images as PNG bytes; a seed always gives the same images).
 
 ## Dataset
 

@@ -81,17 +81,17 @@ def check_images(images: np.ndarray, count: int, what: str) -> None:
 
 def check_pngs(png: np.ndarray, images: np.ndarray, where: str) -> None:
   """Raises InvalidAnswer unless `png` holds one PNG per image, of the image's shape."""
-  _check_array(png, f'png of {where}', 'string', (len(images),))
+  _check_array(png, f'png_bytes of {where}', 'string', (len(images),))
   for number, data in enumerate(png):
     if not bytes(data).startswith(PNG_SIGNATURE):
-      raise contract.InvalidAnswer(f'png {number} of {where} is not a PNG')
+      raise contract.InvalidAnswer(f'png_bytes {number} of {where} is not a PNG')
     try:
       decoded = tf.io.decode_image(bytes(data), expand_animations=False)
     except tf.errors.InvalidArgumentError as error:
-      raise contract.InvalidAnswer(f'png {number} of {where} does not decode: '
+      raise contract.InvalidAnswer(f'png_bytes {number} of {where} does not decode: '
                                    f'{error.message.splitlines()[0]}') from error
     if tuple(decoded.shape) != images.shape[1:]:
-      raise contract.InvalidAnswer(f'png {number} of {where} has shape '
+      raise contract.InvalidAnswer(f'png_bytes {number} of {where} has shape '
                                    f'{list(decoded.shape)}, the image\'s is '
                                    f'{list(images.shape[1:])}')
 
@@ -115,7 +115,7 @@ def check_answers(kind: str, requests: Sequence[predict_pb2.PredictRequest],
     check_images(images, count, f'images of {where}')
     image_shapes.setdefault(images.shape[1:], signature)
     if signature == signatures.GENERATE:
-      check_pngs(_output(outputs, 'png', where), images, where)
+      check_pngs(_output(outputs, signatures.PNG_OUTPUT, where), images, where)
   if kind == signatures.CLASSIFIER:
     _check_signatures_agree(requests, answers)
   else:

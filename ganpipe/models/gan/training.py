@@ -183,7 +183,7 @@ class GeneratorExport(tf.Module):
     images = self._images(noise)
     pixels = tf.image.convert_image_dtype(images, tf.uint8, saturate=True)
     png = tf.map_fn(tf.io.encode_png, pixels, fn_output_signature=tf.string)
-    return {'images': images, 'png': png}
+    return {'images': images, signatures.PNG_OUTPUT: png}
 
 
 def export_generator(generator: keras.Model, latent_dim: int, export_dir: str) -> None:
@@ -191,9 +191,10 @@ def export_generator(generator: keras.Model, latent_dim: int, export_dir: str) -
 
   Signatures:
     serving_default: `noise` [batch, latent_dim] float32 -> `images` [batch, h, w, c] in [0, 1].
-    generate: `num_images` int32 and `seed` int64 scalars -> `images` as above and `png`
-      [num_images] encoded PNG bytes. The same seed always gives the same images. `num_images`
-      outside 1..MAX_GENERATED_IMAGES is an InvalidArgumentError (INVALID_ARGUMENT when served).
+    generate: `num_images` int32 and `seed` int64 scalars -> `images` as above and `png_bytes`
+      [num_images] encoded PNG bytes ({"b64": ...} in TF Serving's REST answers). The same seed
+      always gives the same images. `num_images` outside 1..MAX_GENERATED_IMAGES is an
+      InvalidArgumentError (INVALID_ARGUMENT when served).
   """
   module = GeneratorExport(generator, latent_dim)
   tf.saved_model.save(module, export_dir, signatures={

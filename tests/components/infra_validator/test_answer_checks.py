@@ -28,7 +28,7 @@ def _png(pixels):
 def _generated(count, seed=0, shape=(4, 4, 1)):
   images = np.random.default_rng(seed).uniform(size=(count, *shape)).astype(np.float32)
   pngs = [_png(np.round(image[..., 0] * 255).astype(np.uint8)) for image in images]
-  return {'images': images, 'png': np.array(pngs, dtype=object)}
+  return {'images': images, 'png_bytes': np.array(pngs, dtype=object)}
 
 
 def test_a_well_formed_classifier_answer_passes():
@@ -81,14 +81,15 @@ def test_malformed_images_fail(images, message):
 
 def test_pngs_must_decode_to_the_images_shape():
   answer = _generated(2)
-  answer_checks.check_pngs(answer['png'], answer['images'], 'request 1')
-  with pytest.raises(contract.InvalidAnswer, match=r"png 0 of request 1 has shape \[4, 4, 1\], "
-                                                   r"the image's is \[4, 4, 3\]"):
-    answer_checks.check_pngs(answer['png'], np.zeros((2, 4, 4, 3), np.float32), 'request 1')
-  with pytest.raises(contract.InvalidAnswer, match='png 1 of request 1 is not a PNG'):
-    answer_checks.check_pngs(np.array([answer['png'][0], b'GIF89a'], dtype=object),
+  answer_checks.check_pngs(answer['png_bytes'], answer['images'], 'request 1')
+  with pytest.raises(contract.InvalidAnswer,
+                     match=r"png_bytes 0 of request 1 has shape \[4, 4, 1\], "
+                           r"the image's is \[4, 4, 3\]"):
+    answer_checks.check_pngs(answer['png_bytes'], np.zeros((2, 4, 4, 3), np.float32), 'request 1')
+  with pytest.raises(contract.InvalidAnswer, match='png_bytes 1 of request 1 is not a PNG'):
+    answer_checks.check_pngs(np.array([answer['png_bytes'][0], b'GIF89a'], dtype=object),
                              answer['images'], 'request 1')
-  with pytest.raises(contract.InvalidAnswer, match='png 0 of request 1 does not decode'):
+  with pytest.raises(contract.InvalidAnswer, match='png_bytes 0 of request 1 does not decode'):
     answer_checks.check_pngs(
         np.array([answer_checks.PNG_SIGNATURE + b'junk'] * 2, dtype=object), answer['images'],
         'request 1')

@@ -100,8 +100,8 @@ def test_exported_generator_signatures(tmp_path):
   other = generate(num_images=tf.constant(6), seed=tf.constant(8, tf.int64))
   np.testing.assert_array_equal(first['images'].numpy(), again['images'].numpy())
   assert not np.allclose(first['images'].numpy(), other['images'].numpy())
-  assert first['png'].shape == (6,)
-  decoded = tf.io.decode_png(first['png'][0]).numpy()
+  assert first['png_bytes'].shape == (6,)
+  decoded = tf.io.decode_png(first['png_bytes'][0]).numpy()
   np.testing.assert_allclose(decoded / 255.0, first['images'][0].numpy(), atol=1 / 255 + 1e-6)
   # A served model must not be asked for unbounded work by a request of a few bytes.
   for count, message in ((0, 'num_images must be positive'),
