@@ -37,11 +37,12 @@ class Server:
   """A server subprocess, ready once it prints its `Running gRPC ... at HOST:PORT ...` line
   (and its REST one, when it has a REST port)."""
 
-  def __init__(self, name: str, command: List[str], workdir: str, timeout: float = 600.0):
+  def __init__(self, name: str, command: List[str], workdir: str, timeout: float = 600.0,
+               cwd: str = REPO):
     self.name = name
     self.log_path = os.path.join(workdir, f'{name}.log')
     with open(self.log_path, 'w') as log:
-      self.process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+      self.process = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while True:
