@@ -57,6 +57,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/gan_throughput.py
 	$(BIN)/python benchmarks/ingestion_throughput.py
 	$(BIN)/python benchmarks/serving_latency.py
+	$(BIN)/python benchmarks/serving_serialization.py
 	$(BIN)/python benchmarks/multi_worker_agreement.py
 	$(BIN)/python benchmarks/kubeflow_local_run.py
 	$(BIN)/python benchmarks/image_size.py

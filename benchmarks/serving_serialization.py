@@ -84,10 +84,11 @@ def check(server: serving_load.Server, request: bytes, expected_class: int) -> s
   finally:
     channel.close()
   response = predict_pb2.PredictResponse.FromString(raw)
-  class_ids = response.outputs['class_ids']
-  if tf.make_ndarray(class_ids).tolist() != [expected_class]:
+  if tf.make_ndarray(response.outputs['class_ids']).tolist() != [expected_class]:
     raise RuntimeError(f'{server.name} answered {response}, expected class {expected_class}')
-  return 'tensor_content' if class_ids.tensor_content else 'repeated fields'
+  # The probabilities: ten floats (one value alone goes in its field either way).
+  return ('tensor_content' if response.outputs['probabilities'].tensor_content else
+          'repeated fields')
 
 
 def median(values: List[float]) -> float:
