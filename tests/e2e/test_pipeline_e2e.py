@@ -13,6 +13,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from tensorflow.core.protobuf import config_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
 from ganpipe.serving import config as serving_config
@@ -237,6 +238,18 @@ def test_pushed_model_classifies_held_out_pngs(two_runs):
     assert predicted == str(class_id).encode()  # digits are named by their class id
     if class_id == label:
       assert predicted == name
+
+  # One image as a scalar, as TF Serving's resnet_client_grpc.py sends a JPEG, fed to the C++
+  # Session as TF Serving feeds it, with no shape check (Session.run's own is Python's): the
+  # graph reshapes it to a batch of one.
+  with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+    signature = tf.compat.v1.saved_model.loader.load(
+        session, ['serve'], model_dir).signature_def['serving_default']
+    options = config_pb2.CallableOptions(feed=[signature.inputs['images'].name],
+                                         fetch=[signature.outputs['probabilities'].name])
+    run = session._make_callable_from_options(options)  # pylint: disable=protected-access
+    (single,) = run(np.array(pngs[0], dtype=object))
+  np.testing.assert_allclose(single, probabilities[:1], atol=1e-5)
 
   from_examples = model.signatures['serving_examples'](examples=tf.constant(records))
   np.testing.assert_allclose(from_examples['probabilities'].numpy(), probabilities, atol=1e-6)
