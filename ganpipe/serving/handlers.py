@@ -78,9 +78,17 @@ class ModelService:
     """Loads the configured models.
 
     Raises:
-      ServingError: FAILED_PRECONDITION, for a version label the server may not start with.
+      ServingError: FAILED_PRECONDITION, for a version label the server may not start with;
+        NOT_FOUND when no configured model's base path exists, so none could ever load (a
+        mistyped path would otherwise wait forever). One model waiting for its base path, among
+        others that serve, only logs it.
     """
     self._check_labels(self._initial_config, starting=True)
+    missing = self.manager.missing_base_paths()
+    if missing and len(missing) == len(self.manager.model_names()):
+      raise errors.not_found('no configured model can load: ' + '; '.join(
+          f'the base path {path} of model {name} does not exist'
+          for name, path in sorted(missing.items())))
     self.manager.start()
 
   def stop(self) -> None:

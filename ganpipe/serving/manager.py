@@ -76,6 +76,8 @@ class ModelManager:
     self._lock = threading.RLock()
     self._configs: Dict[str, model_server_config_pb2.ModelConfig] = {}
     self._versions: Dict[str, Dict[int, VersionStatus]] = {}
+    # The models whose empty (or missing) base path was logged, so it is said once, not per poll.
+    self._said_empty: Dict[str, str] = {}
     self._sync_lock = threading.Lock()
     # The poller must outlive one bad scan (a base path on a flaky file system).
     self._poller = (periodic.Periodic('version-poller', poll_wait_seconds, self.sync,
@@ -100,6 +102,13 @@ class ModelManager:
   def has_model(self, name: str) -> bool:
     with self._lock:
       return name in self._configs
+
+  def missing_base_paths(self) -> Dict[str, str]:
+    """model name -> base path, for the configured models whose base path does not exist."""
+    with self._lock:
+      configs = list(self._configs.values())
+    return {config.name: config.base_path for config in configs
+            if not tf.io.gfile.exists(config.base_path)}
 
   # --- polling -------------------------------------------------------------------------------
   def start(self) -> None:
@@ -129,11 +138,27 @@ class ModelManager:
       for name, config in configs.items():
         self._sync_model(config)
 
+  def _say_empty(self, config: model_server_config_pb2.ModelConfig) -> None:
+    """Logs once, not at every poll, that a model has no version to load yet, and why."""
+    missing = not tf.io.gfile.exists(config.base_path)
+    said = f'{config.base_path} {missing}'
+    if self._said_empty.get(config.name) == said:
+      return
+    self._said_empty[config.name] = said
+    if missing:
+      log.warning('model %s: its base path %s does not exist; waiting for it', config.name,
+                  config.base_path)
+    else:
+      log.warning('model %s: no versions under %s yet; waiting for its first version',
+                  config.name, config.base_path)
+
   def _sync_model(self, config: model_server_config_pb2.ModelConfig) -> None:
     on_disk = _versions_on_disk(config.base_path)
     wanted = _apply_policy(config.model_version_policy, sorted(on_disk))
     if not on_disk:
-      log.warning('no versions of model %s found under %s', config.name, config.base_path)
+      self._say_empty(config)
+    else:
+      self._said_empty.pop(config.name, None)
     for version in wanted:
       with self._lock:
         status = self._versions[config.name].get(version)

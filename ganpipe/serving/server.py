@@ -113,6 +113,9 @@ class ModelServer:
         # --grpc_channel_arguments last: they override the server's own.
         options=list({'grpc.max_receive_message_length': size,
                       'grpc.max_send_message_length': size,
+                      # gRPC binds with SO_REUSEPORT by default, so a second server on a port
+                      # in use would start and take half its clients; binding fails instead.
+                      'grpc.so_reuseport': 0,
                       **dict(self.options.grpc_channel_arguments)}.items()))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         grpc_services.PredictionServicer(self.service, self._executor,

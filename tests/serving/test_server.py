@@ -1,6 +1,7 @@
 """Starting the server: over TLS, and what a user sees when it cannot start."""
 
 import argparse
+import logging
 import socket
 import threading
 
@@ -224,3 +225,53 @@ def test_ssl_config_file_and_pem_files_are_one_or_the_other(tmp_path):
     config_lib.ServerOptions(model_config=config_lib.single_model_config('m', str(tmp_path)),
                              ssl_config_file='ssl.config', ssl_cert_file='c.pem',
                              ssl_key_file='k.pem')
+
+
+def test_a_grpc_port_another_server_serves_on_is_refused(tmp_path):
+  # gRPC's default SO_REUSEPORT would let both bind it and split the clients between them.
+  fixture_models.build_half_plus_two(str(tmp_path / 'half_plus_two' / '1'), 1)
+
+  def server(port):
+    return server_lib.ModelServer(config_lib.ServerOptions(
+        model_config=config_lib.single_model_config('half_plus_two',
+                                                    str(tmp_path / 'half_plus_two')),
+        port=port, file_system_poll_wait_seconds=0))
+  first = server(0).start()
+  second = server(first.port)
+  try:
+    with pytest.raises(OSError, match=f'cannot bind gRPC to 127.0.0.1:{first.port}'):
+      second.start()
+  finally:
+    second.stop(grace=0)
+    first.stop(grace=0)
+
+
+def test_no_model_that_can_load_is_a_clear_error_at_start_up(tmp_path, capsys):
+  status = serve_command.main(['--model_name', 'm', '--model_base_path', str(tmp_path / 'nowhere'),
+                               '--port', '0'])
+  assert status == 1
+  assert capsys.readouterr().err.strip() == (
+      f'ganpipe: error: cannot start the server: NOT_FOUND: no configured model can load: the '
+      f'base path {tmp_path / "nowhere"} of model m does not exist')
+
+
+def test_a_model_waiting_for_its_base_path_or_first_version_says_so_once(tmp_path, caplog):
+  fixture_models.build_half_plus_two(str(tmp_path / 'served' / '1'), 1)
+  (tmp_path / 'empty').mkdir()
+  config = fixture_models.server_config([
+      fixture_models.model_config('served', str(tmp_path / 'served')),
+      fixture_models.model_config('later', str(tmp_path / 'later')),
+      fixture_models.model_config('empty', str(tmp_path / 'empty'))])
+  server = server_lib.ModelServer(config_lib.ServerOptions(
+      model_config=config, port=0, file_system_poll_wait_seconds=0))
+  with caplog.at_level(logging.WARNING, logger='ganpipe.serving.manager'):
+    server.start()
+    try:
+      for _ in range(3):
+        server.service.manager.sync()
+    finally:
+      server.stop(grace=0)
+  said = [r.getMessage() for r in caplog.records if r.name == 'ganpipe.serving.manager']
+  assert said == [
+      f'model later: its base path {tmp_path / "later"} does not exist; waiting for it',
+      f'model empty: no versions under {tmp_path / "empty"} yet; waiting for its first version']
