@@ -17,12 +17,15 @@ from tests.components.image_example_gen import executor_harness as harness
 from tests.components.image_example_gen.executor_harness import value
 
 
-def test_digits_are_split_by_the_hash_of_their_index(tmp_path):
+def test_digits_are_split_class_by_class_by_the_hash_of_their_index(tmp_path):
   result = harness.run(tmp_path, source='digits', image_shape=(8, 8, 1))
   assert result.class_names == [str(d) for d in range(10)]
   train, evaluation = result.splits['train'], result.splits['eval']
   assert len(train) + len(evaluation) == 1797
-  assert 0.15 < len(evaluation) / 1797 < 0.25  # 4:1 buckets
+  # 4:1 buckets: each class gives a fifth of its images (rounded) to eval, as no hash split does.
+  sizes = np.bincount([value(e, 'label') for e in train + evaluation])
+  in_eval = np.bincount([value(e, 'label') for e in evaluation], minlength=10)
+  assert in_eval.tolist() == [(2 * size + 5) // 10 for size in sizes]
   example = train[0]
   assert value(example, 'source').startswith(b'digits:')
   assert value(example, 'height') == 8
