@@ -23,9 +23,11 @@ class ClassMap(artifact.Artifact):
 class IngestionReport(artifact.Artifact):
   """What ImageExampleGen read and rejected.
 
-  Layout: `{uri}/ingestion_report.json` (counts by split and reason, warnings, the first
-  10,000 rejected records) and `{uri}/rejected-*.jsonl` (every rejected record, one JSON object
-  per line: source, reason, detail).
+  Layout: `{uri}/ingestion_report.json` (counts by split and reason, warnings, the class
+  folders left out as empty, the files skipped as not named as images, the first 10,000
+  rejected records) and `{uri}/rejected-*.jsonl` (every rejected record, one JSON object per
+  line: source, reason, detail). When ingestion fails, TFX deletes `{uri}`; both are kept in
+  `{uri}.failed/`.
   """
   TYPE_NAME = 'ganpipe.IngestionReport'
 

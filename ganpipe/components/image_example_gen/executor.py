@@ -51,7 +51,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     ingestion = report.assemble(self._report_uri,
                                 artifact_utils.decode_split_names(examples.split_names),
                                 class_names, self._source.warnings(),
-                                float(exec_properties[MAX_BAD_FRACTION_KEY]))
+                                float(exec_properties[MAX_BAD_FRACTION_KEY]),
+                                self._source.skipped_files())
     report.check(ingestion, self._report_uri)
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
