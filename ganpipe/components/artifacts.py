@@ -9,6 +9,9 @@ from tfx.types import artifact
 # Why a blessing, push or publication said no. The pushers and the publisher repeat the reason of
 # each blessing that stopped them in their own.
 REASON_PROPERTY = 'reason'
+# 1 on a PushedModel or HubModule that was not pushed or published because the newest version
+# there already holds the same model (versioning.latest_if_unchanged); `reason` names it.
+UNCHANGED_PROPERTY = 'unchanged'
 
 
 class ClassMap(artifact.Artifact):

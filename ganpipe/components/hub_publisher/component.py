@@ -41,13 +41,16 @@ class HubPublisher(base_component.BaseComponent):
   """Publishes the generator to `<hub_root>/<publisher>/<module_name>/<version>/` for TF Hub.
 
   Only when the GeneratorEvaluator's blessing, and the infra blessing when given, say blessed;
-  otherwise it succeeds without publishing, as TFX's Pusher does. Each version holds the
-  generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and a README.md in
-  tfhub.dev's format with the evaluation's metrics; with `make_archive`, `<version>.tar.gz`
-  beside it holds the same. Versions count up from 1 and appear complete or not at all.
+  otherwise it succeeds without publishing, as TFX's Pusher does. Nor when the newest version
+  already holds this generator (a re-run that changed only the classifier): `unchanged`. Each
+  version holds the generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and
+  a README.md in tfhub.dev's format with the evaluation's metrics; with `make_archive`,
+  `<version>.tar.gz` beside it holds the same. Versions count up from 1 and appear complete or
+  not at all.
 
   Outputs:
-    published_module: HubModule, `published`, `published_path`, `version`, or `reason`.
+    published_module: HubModule, `published`, `published_path`, `version`, or `reason` (and
+      `unchanged`).
   """
   SPEC_CLASS = HubPublisherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)

@@ -13,6 +13,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from ganpipe.components import artifacts
+from ganpipe.components import versioning
 from ganpipe.components.generator_evaluator import executor as evaluator_executor
 from ganpipe.components.hub_publisher import publishing
 
@@ -61,8 +62,20 @@ class Executor(base_executor.BaseExecutor):
         publisher=exec_properties[PUBLISHER_KEY], module_name=exec_properties[MODULE_NAME_KEY],
         dataset=exec_properties[DATASET_KEY], architecture=exec_properties[ARCHITECTURE_KEY],
         license=exec_properties[LICENSE_KEY])
+    model_path = path_utils.serving_model_path(model.uri)
+    unchanged = versioning.latest_if_unchanged(
+        model_path, publishing.module_root(exec_properties[HUB_ROOT_KEY], card))
+    if unchanged:
+      version, path = unchanged
+      logging.info('Not publishing %s: version %d at %s is the same generator', card.handle,
+                   version, path)
+      module.set_int_custom_property(PUBLISHED_PROPERTY, 0)
+      module.set_int_custom_property(artifacts.UNCHANGED_PROPERTY, 1)
+      module.set_string_custom_property(
+          artifacts.REASON_PROPERTY, f'version {version} at {path} already holds this generator')
+      return
     publication = publishing.publish(
-        path_utils.serving_model_path(model.uri), exec_properties[HUB_ROOT_KEY], card, metrics,
+        model_path, exec_properties[HUB_ROOT_KEY], card, metrics,
         make_archive=bool(exec_properties[MAKE_ARCHIVE_KEY]))
     logging.info('Published %s version %d to %s', card.handle, publication.version,
                  publication.path)

@@ -36,15 +36,18 @@ def pipeline_outputs(tmp_path_factory):
   generator(tf.random.normal([16, LATENT]), training=True)  # moves the batch-norm statistics
   gan_training.export_generator(generator, LATENT,
                                 str(root / 'Trainer' / 'model' / '5' / 'Format-Serving'))
+  generator(tf.random.normal([16, LATENT]), training=True)  # a generator trained some more
+  gan_training.export_generator(generator, LATENT,
+                                str(root / 'Trainer' / 'model' / '9' / 'Format-Serving'))
   os.makedirs(root / 'GeneratorEvaluator' / 'evaluation' / '6')
   with open(root / 'GeneratorEvaluator' / 'evaluation' / '6' / 'metrics.json', 'w') as f:
     json.dump(METRICS, f)
   return root
 
 
-def _publish(outputs, hub_root, blessed=1, infra_blessed=None, **params):
+def _publish(outputs, hub_root, blessed=1, infra_blessed=None, model_id=5, **params):
   model = standard_artifacts.Model()
-  model.uri = str(outputs / 'Trainer' / 'model' / '5')
+  model.uri = str(outputs / 'Trainer' / 'model' / str(model_id))
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = str(outputs / 'GeneratorEvaluator' / 'blessing' / '6')
   blessing.set_int_custom_property('blessed', blessed)
@@ -74,7 +77,7 @@ def _images(model, noise):
 
 def test_publishes_versions_one_then_two_with_readme_and_archive(pipeline_outputs, tmp_path):
   first = _publish(pipeline_outputs, tmp_path, infra_blessed=1)
-  second = _publish(pipeline_outputs, tmp_path)
+  second = _publish(pipeline_outputs, tmp_path, model_id=9)
   root = tmp_path / 'ganpipe' / 'generator'
   assert sorted(os.listdir(root)) == ['1', '1.tar.gz', '2', '2.tar.gz']  # no temporaries left
   for module, version in ((first, 1), (second, 2)):
@@ -95,6 +98,18 @@ def test_publishes_versions_one_then_two_with_readme_and_archive(pipeline_output
   assert f'`[batch, {LATENT}]`' in readme and '`[batch, 8, 8, 1]`' in readme
   assert '| Fréchet classifier distance (lower is better) | 12.35 | 1.50 |' in readme
   assert f"hub.load('{root / '2'}')" in readme
+
+
+def test_the_generator_already_published_is_not_published_again(pipeline_outputs, tmp_path):
+  first = _publish(pipeline_outputs, tmp_path)
+  again = _publish(pipeline_outputs, tmp_path)
+  path = first.get_string_custom_property('published_path')
+  assert again.get_int_custom_property('published') == 0
+  assert again.get_int_custom_property('unchanged') == 1
+  assert again.get_string_custom_property('reason') == (
+      f'version 1 at {path} already holds this generator')
+  assert sorted(os.listdir(tmp_path / 'ganpipe' / 'generator')) == ['1', '1.tar.gz']
+  assert _publish(pipeline_outputs, tmp_path, model_id=9).get_int_custom_property('version') == 2
 
 
 def test_without_archive_the_asset_is_the_folder(pipeline_outputs, tmp_path):
@@ -228,5 +243,5 @@ def test_publishes_to_an_object_store(pipeline_outputs, tmp_path):
     assert tf.io.gfile.exists(f'{final}/{name}'), name
   assert tf.io.gfile.exists(f'{final}.tar.gz')
   assert tf.io.gfile.GFile(f'{final}/README.md').read().startswith('# Module ganpipe/generator/1')
-  assert _publish(pipeline_outputs, root).get_string_custom_property(
+  assert _publish(pipeline_outputs, root, model_id=9).get_string_custom_property(
       'published_path').endswith('/generator/2')
