@@ -63,9 +63,10 @@ def main() -> int:
   x_train, y_train = finished_run.labelled_split(run.examples_dir, 'train')
   x_eval, y_eval = finished_run.labelled_split(run.examples_dir, 'eval')
   num_classes = int(max(y_train.max(), y_eval.max())) + 1
-  # What GeneratorEvaluator compares: the first `count` eval and train images, and `count`
-  # generated images from the `generate` signature with seed 0.
-  generated = evaluation.generate(generator_dir, count, seed=0)
+  # What GeneratorEvaluator compares: `count` eval and train images, stratified over classes
+  # with seed 0, and as many generated images from the `generate` signature with seed 0.
+  sample_train, sample_eval = evaluation.real_samples(run.examples_dir, count, seed=0)
+  generated = evaluation.generate(generator_dir, len(sample_eval), seed=0)
 
   rows = []
   for noise in args.noise:
@@ -75,13 +76,13 @@ def main() -> int:
       embed = keras.Model(model.input, [model.get_layer(classifier_model.FEATURES_LAYER).output,
                                         model.output])
       real_eval, real_train, fake = (embed.predict(x, batch_size=500, verbose=0)
-                                     for x in (x_eval[:count], x_train[:count], generated))
+                                     for x in (sample_eval, sample_train, generated))
       real_distance = metrics.frechet_classifier_distance(real_train[0], real_eval[0])
       rows.append({
           'input_noise': noise, 'seed': seed,
           'eval_accuracy': float(model.evaluate(x_eval, y_eval, verbose=0)[1]),
           'score_ratio': (metrics.classifier_score(fake[1]) /
-                          metrics.classifier_score(real_train[1])),
+                          metrics.classifier_score(real_eval[1])),
           'distance_ratio': metrics.frechet_classifier_distance(fake[0], real_eval[0]) /
                             real_distance,
           'seconds': round(time.monotonic() - started, 1)})

@@ -55,8 +55,7 @@ def main() -> int:
                                                run.examples_dir)
   run_metrics = run.generator_metrics()
   count = int(run_metrics['num_samples'])
-  real_eval = evaluation.read_real_images(examples_dir, 'eval', count)
-  real_train = evaluation.read_real_images(examples_dir, 'train', len(real_eval))
+  real_train, real_eval = evaluation.real_samples(examples_dir, count, seed=0)
   image_shape = real_eval.shape[1:]
   serving = tf.saved_model.load(trained_dir).signatures[signatures.GENERATE_FROM_NOISE]
   latent_dim = serving.structured_input_signature[1]['noise'].shape[1]
@@ -78,7 +77,8 @@ def main() -> int:
     verdict = metrics.judge(
         figures['frechet_classifier_distance'], figures['classifier_score'],
         figures['real_frechet_classifier_distance'], figures['real_classifier_score'], None,
-        defaults.max_distance_ratio, defaults.min_score_ratio, defaults.max_distance_increase)
+        defaults.max_distance_ratio, defaults.min_score_ratio, defaults.max_distance_increase,
+        figures['distance_meaningful'])
     rows.append({
         'generator': name,
         'frechet_classifier_distance': figures['frechet_classifier_distance'],

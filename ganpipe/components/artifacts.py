@@ -9,6 +9,9 @@ from tfx.types import artifact
 # Why a blessing, push or publication said no. The pushers and the publisher repeat the reason of
 # each blessing that stopped them in their own.
 REASON_PROPERTY = 'reason'
+# 1 on a PushedModel or HubModule that was not pushed or published because the newest version
+# there already holds the same model (versioning.latest_if_unchanged); `reason` names it.
+UNCHANGED_PROPERTY = 'unchanged'
 
 
 class ClassMap(artifact.Artifact):
@@ -23,9 +26,11 @@ class ClassMap(artifact.Artifact):
 class IngestionReport(artifact.Artifact):
   """What ImageExampleGen read and rejected.
 
-  Layout: `{uri}/ingestion_report.json` (counts by split and reason, warnings, the first
-  10,000 rejected records) and `{uri}/rejected-*.jsonl` (every rejected record, one JSON object
-  per line: source, reason, detail).
+  Layout: `{uri}/ingestion_report.json` (counts by split and reason, warnings, the class
+  folders left out as empty, the files skipped as not named as images, the first 10,000
+  rejected records) and `{uri}/rejected-*.jsonl` (every rejected record, one JSON object per
+  line: source, reason, detail). When ingestion fails, TFX deletes `{uri}`; both are kept in
+  `{uri}.failed/`.
   """
   TYPE_NAME = 'ganpipe.IngestionReport'
 

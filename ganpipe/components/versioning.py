@@ -8,16 +8,22 @@ written. The folder's name carries the time it was made, and only folders older 
 STALE_AFTER_SECONDS count as left behind.
 """
 
+import hashlib
 import os
 import re
 import time
 import uuid
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
 # Longer than any copy of a model takes, even to an object store.
 STALE_AFTER_SECONDS = 6 * 3600
+# What a published version holds beside the model: TF Serving's warmup requests (the infra
+# validator writes them from the eval images of the run) and a TF Hub module's README.md (with
+# the run's metrics). Neither changes what the model computes.
+NOT_THE_MODEL = ('assets.extra', 'README.md')
+_CHUNK = 1 << 20
 
 
 def versions(root: str, file_suffix: Optional[str] = None) -> List[int]:
@@ -66,3 +72,44 @@ def remove_stale_temporaries(root: str, prefix: str, now: Optional[float] = None
       tf.io.gfile.rmtree(path)
       removed.append(path)
   return removed
+
+
+def model_fingerprint(saved_model_dir: str) -> str:
+  """A hash of a SavedModel's files and their paths, without what is `NOT_THE_MODEL`.
+
+  Two copies of one model have the same fingerprint whoever copied them and whatever warmup
+  requests or README they carry; any change to the graph or the weights changes it.
+  """
+  digest = hashlib.sha256()
+  for directory, _, names in sorted(tf.io.gfile.walk(saved_model_dir)):
+    relative = os.path.relpath(directory, saved_model_dir)
+    if relative.split(os.sep)[0] in NOT_THE_MODEL:
+      continue
+    for name in sorted(names):
+      path = os.path.join(directory, name)
+      # TF's in-memory file system lists by name prefix: `1/` lists `1.tar.gz` as `.tar.gz`.
+      if (relative == '.' and name in NOT_THE_MODEL) or not tf.io.gfile.exists(path):
+        continue
+      digest.update(os.path.normpath(os.path.join(relative, name)).encode() + b'\0')
+      with tf.io.gfile.GFile(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b''):  # pylint: disable=cell-var-from-loop
+          digest.update(chunk)
+      digest.update(b'\0')
+  return digest.hexdigest()
+
+
+def latest_if_unchanged(saved_model_dir: str, root: str) -> Optional[Tuple[int, str]]:
+  """(version, path) of the newest version under `root` when it holds this very model.
+
+  Only the newest counts: a model equal to an older version is a change of what serves (a
+  rollback), and is published again.
+  """
+  found = versions(root)
+  if not found:
+    return None
+  latest = os.path.join(root, str(found[-1]))
+  if not tf.io.gfile.isdir(latest):
+    return None
+  if model_fingerprint(latest) != model_fingerprint(saved_model_dir):
+    return None
+  return found[-1], latest

@@ -21,7 +21,7 @@ from ganpipe.pipeline import lineage
 
 _CARD_FIELDS = (hub_executor.PUBLISHER_KEY, hub_executor.MODULE_NAME_KEY,
                 hub_executor.DATASET_KEY, hub_executor.ARCHITECTURE_KEY,
-                hub_executor.LICENSE_KEY)
+                hub_executor.LICENSE_KEY, hub_executor.DATA_DIR_KEY)
 
 
 class PublishError(LookupError):
@@ -52,7 +52,10 @@ def republish(metadata_path: str, pipeline_name: str, module_path: str, hub_root
                        f'(it is a {root.type}); pass a folder under --paths.hub_root')
   inputs = dict(publisher.inputs)
   settings = publisher.properties
-  card = publishing.ModuleCard(**{field: settings[field] for field in _CARD_FIELDS})
+  report = inputs.get(hub_executor.INGESTION_REPORT_KEY)
+  card = hub_executor.module_card(
+      {field: settings[field] for field in _CARD_FIELDS if field in settings},
+      found.artifacts[report].uri if report is not None else None)
   evaluation = found.artifacts[inputs[hub_executor.EVALUATION_KEY]]
   with tf.io.gfile.GFile(os.path.join(evaluation.uri, evaluator_executor.METRICS_FILE)) as f:
     metrics = json.load(f)

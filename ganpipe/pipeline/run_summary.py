@@ -11,6 +11,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
+from ganpipe.pipeline import evaluation_results
+
 STATES = {
     metadata_store_pb2.Execution.COMPLETE: 'complete',
     metadata_store_pb2.Execution.CACHED: 'cached',
@@ -41,19 +43,26 @@ class ModelResult:
   infra_reason: str = ''
   pushed_to: Optional[str] = None
   not_pushed_reason: str = ''
+  # Not pushed because the newest version already serves this very model.
+  push_unchanged: bool = False
   # The TF Hub module published from this model, or why it was not.
   published_to: Optional[str] = None
   not_published_reason: str = ''
+  publish_unchanged: bool = False
   # Further figures worth a line, e.g. the real-data reference of a generator's metrics.
   details: Dict[str, float] = dataclasses.field(default_factory=dict)
+  # Why the headline metric is not shown as a number (too few images for it to mean anything).
+  metric_note: str = ''
 
 
 @dataclasses.dataclass
 class IngestionResult:
   accepted_by_split: Dict[str, int]
   rejected_by_reason: Dict[str, int]
-  warnings: int
+  warnings: int  # other than the empty class folders, which are named
   report_path: str
+  skipped_files: int = 0  # not named as images, so not read
+  empty_classes: List[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -196,8 +205,13 @@ def _ingestion_result(store: Store, execution) -> Optional[IngestionResult]:
   loaded = report.load(artifact.uri)
   if loaded is None:
     return None
+  empty = loaded.get('empty_classes', [])
+  # Reports of earlier runs have no `empty_classes`; their empty classes stay among the warnings.
+  warnings = [w for w in loaded['warnings']
+              if not (empty and w['reason'] == 'empty_class_folder')]
   return IngestionResult(loaded['accepted_by_split'], loaded['rejected_by_reason'],
-                         len(loaded['warnings']), os.path.join(artifact.uri, report.REPORT_FILE))
+                         len(warnings), os.path.join(artifact.uri, report.REPORT_FILE),
+                         loaded.get('skipped_files', 0), empty)
 
 
 def _model_result(store: Store, by_node, model_name: str, ids: Dict[str, str]) -> ModelResult:
@@ -211,10 +225,12 @@ def _model_result(store: Store, by_node, model_name: str, ids: Dict[str, str]) -
   if 'blessing' in outputs:
     result.blessed = custom(outputs['blessing'], 'blessed') == 1
   if 'evaluation' in outputs:
-    if ids.get('kind') == 'generator':
-      _read_generator_metrics(outputs['evaluation'].uri, result)
-    else:
-      _read_tfma(outputs['evaluation'].uri, result)
+    read = (evaluation_results.read_generator_metrics if ids.get('kind') == 'generator'
+            else evaluation_results.read_tfma)
+    figures = read(outputs['evaluation'].uri, result.metric_name)
+    result.metric, result.example_count = figures.metric, figures.example_count
+    result.reason, result.details = figures.reason, figures.details
+    result.metric_note = figures.metric_note
   if 'blessing' in outputs and custom(outputs['blessing'], 'reason'):
     result.reason = custom(outputs['blessing'], 'reason')
   infra = by_node.get(ids.get('infra_validator', ''))
@@ -230,6 +246,7 @@ def _model_result(store: Store, by_node, model_name: str, ids: Dict[str, str]) -
       result.pushed_to = custom(pushed, 'pushed_destination')
     elif pushed is not None:
       result.not_pushed_reason = custom(pushed, 'reason') or 'not blessed'
+      result.push_unchanged = custom(pushed, 'unchanged') == 1
   publisher = by_node.get(ids.get('publisher', ''))
   if publisher is not None:
     module = store.outputs(publisher.id).get('published_module')
@@ -237,44 +254,8 @@ def _model_result(store: Store, by_node, model_name: str, ids: Dict[str, str]) -
       result.published_to = custom(module, 'published_path')
     elif module is not None:
       result.not_published_reason = custom(module, 'reason') or 'not blessed'
+      result.publish_unchanged = custom(module, 'unchanged') == 1
   return result
-
-
-def _read_generator_metrics(uri: str, result: ModelResult) -> None:
-  path = os.path.join(uri, 'metrics.json')
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    figures = json.load(f)
-  result.metric = figures[result.metric_name]
-  result.example_count = figures['num_samples']
-  result.details = {key: figures[key] for key in (
-      'real_frechet_classifier_distance', 'classifier_score', 'real_classifier_score',
-      'baseline_frechet_classifier_distance') if key in figures}
-
-
-def _read_tfma(uri: str, result: ModelResult) -> None:
-  """Fills the candidate's overall metric, example count and validation failures."""
-  import tensorflow_model_analysis as tfma  # pylint: disable=import-outside-toplevel
-  for slice_metrics in tfma.load_metrics(uri):
-    if slice_metrics.slice_key.single_slice_keys:
-      continue
-    for item in slice_metrics.metric_keys_and_values:
-      key = item.key
-      if key.is_diff or key.model_name not in ('', 'candidate'):
-        continue
-      value = item.value.double_value.value
-      if key.name == result.metric_name:
-        result.metric = value
-      elif key.name == 'example_count':
-        result.example_count = int(value)
-  validation = tfma.load_validation_result(uri)
-  failures = []
-  for per_slice in validation.metric_validations_per_slice:
-    for failure in per_slice.failures:
-      failures.append(f'{failure.metric_key.name}: {failure.message}')
-  if failures:
-    result.reason = '; '.join(failures)
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -303,9 +284,14 @@ def _format_ingestion(ingestion: IngestionResult) -> str:
     line += f'{rejected} rejected ({reasons})'
   else:
     line += '0 rejected'
+  if ingestion.skipped_files:
+    line += f'; {ingestion.skipped_files} files skipped, not named as images'
   if ingestion.warnings:
     line += f'; {ingestion.warnings} warnings'
-  if rejected or ingestion.warnings:
+  if ingestion.empty_classes:
+    line += ('\n  empty class folders, left out of the class map: ' +
+             ', '.join(ingestion.empty_classes))
+  if rejected or ingestion.warnings or ingestion.skipped_files or ingestion.empty_classes:
     line += f'\n  see {ingestion.report_path}'
   return line
 
@@ -315,7 +301,10 @@ def _format_model(model: ModelResult) -> str:
     return f'{model.name}: {model.reason or "no evaluation"}'
   count = f' on {model.example_count} eval examples' if model.example_count else ''
   verdict = {True: 'blessed', False: 'NOT blessed', None: 'no blessing'}[model.blessed]
-  line = f'{model.name}: {model.metric_name} {model.metric:.4f}{count}, {verdict}'
+  if model.metric_note:
+    line = f'{model.name}: {model.metric_name} {model.metric_note}, {verdict}'
+  else:
+    line = f'{model.name}: {model.metric_name} {model.metric:.4f}{count}, {verdict}'
   if model.reason:
     line += f' ({model.reason})'
   if model.details:
@@ -326,10 +315,14 @@ def _format_model(model: ModelResult) -> str:
               else ''))
   if model.pushed_to:
     line += f'\n  pushed to {model.pushed_to}'
+  elif model.push_unchanged:
+    line += f'\n  unchanged, not pushed ({model.not_pushed_reason})'
   elif model.blessed or model.not_pushed_reason:
     line += f'\n  not pushed ({model.not_pushed_reason or "not blessed"})'
   if model.published_to:
     line += f'\n  published as a TF Hub module to {model.published_to}'
+  elif model.publish_unchanged:
+    line += f'\n  unchanged, not published to TF Hub ({model.not_published_reason})'
   elif model.not_published_reason:
     line += f'\n  not published to TF Hub ({model.not_published_reason})'
   return line

@@ -146,7 +146,8 @@ def test_hub_publisher_takes_the_blessed_generator_and_its_metrics(built):
   publisher = _node(pipeline, 'hub_publisher')
   assert {k: v.producer_component_id for k, v in publisher.inputs.items()} == {
       'model': 'gan_trainer', 'blessing': 'generator_evaluator',
-      'evaluation': 'generator_evaluator', 'infra_blessing': 'generator_infra_validator'}
+      'evaluation': 'generator_evaluator', 'infra_blessing': 'generator_infra_validator',
+      'ingestion_report': 'image_example_gen'}
   assert publisher.exec_properties['hub_root'].endswith(config.paths.hub_root.lstrip('./'))
   assert publisher.exec_properties['architecture'] in ('dense', 'dcgan')
 

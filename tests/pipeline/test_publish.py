@@ -42,13 +42,22 @@ def published(tmp_path_factory):
                             blessed=1)
   store.execution('generator_evaluator', 'run-1', {'model': model},
                   {'evaluation': evaluation, 'blessing': blessing})
+  report_uri = root / 'image_example_gen' / 'ingestion_report' / '3'
+  os.makedirs(report_uri)
+  (report_uri / 'ingestion_report.json').write_text(json.dumps(
+      {'accepted': 60, 'accepted_by_split': {'train': 48, 'eval': 12}, 'rejected': 0,
+       'classes': ['cat', 'dog']}))
+  report = store.artifact('ganpipe.IngestionReport', str(report_uri))
+  store.execution('image_example_gen', 'run-1', {}, {'ingestion_report': report})
   module_path = str(root / 'hub' / 'ganpipe' / 'generator' / '1')
   module = store.artifact('ganpipe.HubModule', str(root / 'hub_publisher' / 'module' / '10'),
                           published=1, published_path=module_path, version=1)
   store.execution('hub_publisher', 'run-1',
-                  {'model': model, 'blessing': blessing, 'evaluation': evaluation},
+                  {'model': model, 'blessing': blessing, 'evaluation': evaluation,
+                   'ingestion_report': report},
                   {'published_module': module}, publisher='ganpipe', module_name='generator',
-                  dataset='digits', architecture='dense', license='Apache-2.0', make_archive=0)
+                  dataset='folder', data_dir='/data/pets', architecture='dense',
+                  license='Apache-2.0', make_archive=0)
   pushed = store.artifact('PushedModel', str(root / 'pusher' / 'pushed_model' / '11'), pushed=1,
                           pushed_destination=str(root / 'serving' / 'generator' / '5'))
   store.execution('generator_pusher', 'run-1', {'model_blessing': blessing},
@@ -64,7 +73,9 @@ def test_the_same_generator_metrics_and_card_are_published_under_the_new_root(pu
   assert publication.archive_path is None  # make_archive=0, as the pipeline did
   readme = open(os.path.join(publication.path, 'README.md'), encoding='utf-8').read()
   assert readme.startswith('# Module ganpipe/generator/1')
-  assert '<!-- dataset: digits -->' in readme and '12.3' in readme  # card and metrics
+  assert '<!-- dataset: pets -->' in readme and '12.3' in readme  # card and metrics
+  assert ('Trained on the image folder `pets` (`/data/pets`): 60 images in 2 classes (cat, dog), '
+          '48 for training and 12 for evaluation.') in readme
   noise = tf.random.stateless_normal([3, 4], seed=[1, 2])
   exported = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving'))
   np.testing.assert_allclose(hub.load(publication.path)(noise, training=False).numpy(),

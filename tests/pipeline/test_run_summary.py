@@ -32,12 +32,13 @@ def test_ingestion_line_lists_rejections_and_the_report():
 def test_model_lines():
   blessed = run_summary.ModelResult('classifier', 'sparse_categorical_accuracy', 0.98, 362, True,
                                     pushed_to='/s/classifier/1')
-  rejected = run_summary.ModelResult('classifier', 'sparse_categorical_accuracy', 0.5, 362, False,
-                                     reason='sparse_categorical_accuracy: below 0.9')
+  rejected = run_summary.ModelResult(
+      'classifier', 'sparse_categorical_accuracy', 0.5, 362, False,
+      reason='sparse_categorical_accuracy 0.5000 is below the minimum 0.9000')
   assert ('classifier: sparse_categorical_accuracy 0.9800 on 362 eval examples, blessed\n'
           '  pushed to /s/classifier/1') in run_summary.format_summary(_summary(models=[blessed]))
-  assert 'NOT blessed (sparse_categorical_accuracy: below 0.9)' in run_summary.format_summary(
-      _summary(models=[rejected]))
+  assert ('NOT blessed (sparse_categorical_accuracy 0.5000 is below the minimum 0.9000)' in
+          run_summary.format_summary(_summary(models=[rejected])))
 
 
 def test_infra_validation_push_and_hub_lines():
@@ -56,3 +57,35 @@ def test_infra_validation_push_and_hub_lines():
   assert ("  infra validation: FAILED (signature 'generate' is missing)\n"
           '  not pushed (not passed: infra validation)\n'
           '  not published to TF Hub (infra validation failed)') in text
+
+
+def test_skipped_files_and_empty_classes_are_named():
+  ingestion = run_summary.IngestionResult({'train': 80, 'eval': 20}, {}, 0, '/r/report.json',
+                                          skipped_files=3, empty_classes=['cats', 'dogs'])
+  text = run_summary.format_summary(_summary(ingestion=ingestion))
+  assert ('data: 100 images (train 80, eval 20); 0 rejected; 3 files skipped, not named as '
+          'images\n  empty class folders, left out of the class map: cats, dogs\n'
+          '  see /r/report.json') in text
+
+
+def test_an_unchanged_model_says_so_instead_of_a_push_and_a_publication():
+  unchanged = run_summary.ModelResult(
+      'generator', 'frechet_classifier_distance', 5.0, 300, True, infra_validated=True,
+      not_pushed_reason='version 7 at /s/generator/7 already serves this model',
+      push_unchanged=True,
+      not_published_reason='version 1 at /h/ganpipe/generator/1 already holds this generator',
+      publish_unchanged=True)
+  text = run_summary.format_summary(_summary(models=[unchanged]))
+  assert ('  unchanged, not pushed (version 7 at /s/generator/7 already serves this model)\n'
+          '  unchanged, not published to TF Hub (version 1 at /h/ganpipe/generator/1 already '
+          'holds this generator)') in text
+
+
+def test_a_distance_that_means_nothing_is_not_printed_as_a_number():
+  note = ('not meaningful on 40 images per set, no more than the 128 feature dimensions; judged '
+          'by the classifier score')
+  small = run_summary.ModelResult('generator', 'frechet_classifier_distance', 3.1234, 40, True,
+                                  details={'classifier_score': 2.5}, metric_note=note)
+  text = run_summary.format_summary(_summary(models=[small]))
+  assert f'generator: frechet_classifier_distance {note}, blessed\n' in text
+  assert '3.1234' not in text

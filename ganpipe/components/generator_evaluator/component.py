@@ -37,10 +37,13 @@ class GeneratorEvaluatorSpec(component_spec.ComponentSpec):
 class GeneratorEvaluator(base_component.BaseComponent):
   """Fréchet classifier distance and classifier score of generated vs real eval images.
 
-  Blesses the generator when the distance is at most `max_distance_ratio` times the real train
-  images' distance, its classifier score is at least `min_score_ratio` of the real images', and
-  its distance is at most `max_distance_increase` above the baseline's (re-measured now, with
-  this run's classifier).
+  The real images are `num_samples` of each split (fewer when a split is smaller), drawn with
+  `seed` from the whole split and stratified over classes. Blesses the generator when the
+  distance is at most `max_distance_ratio` times the real train images' distance to the eval
+  images, its classifier score is at least `min_score_ratio` of the real eval images', and its
+  distance is at most `max_distance_increase` above the baseline's (re-measured now, with this
+  run's classifier). With no more images than the classifier has features, the distances mean
+  nothing, and the classifier score alone decides.
 
   Outputs:
     evaluation: GeneratorEvaluation, `metrics.json` and `samples.png`.

@@ -46,18 +46,17 @@ class Executor(base_executor.BaseExecutor):
     count = int(exec_properties[NUM_SAMPLES_KEY])
     seed = int(exec_properties[SEED_KEY])
 
-    real_eval = evaluation.read_real_images(examples.uri, 'eval', count)
-    real_train = evaluation.read_real_images(examples.uri, 'train', len(real_eval))
+    real_train, real_eval = evaluation.real_samples(examples.uri, count, seed)
     result = evaluation.evaluate(
         path_utils.serving_model_path(model.uri), path_utils.serving_model_path(classifier.uri),
-        real_train, real_eval[:len(real_train)], seed,
+        real_train, real_eval, seed,
         path_utils.serving_model_path(baseline.uri) if baseline else None)
     verdict = metrics.judge(
         result['frechet_classifier_distance'], result['classifier_score'],
         result['real_frechet_classifier_distance'], result['real_classifier_score'],
         result.get('baseline_frechet_classifier_distance'),
         float(exec_properties[MAX_DISTANCE_RATIO_KEY]), float(exec_properties[MIN_SCORE_RATIO_KEY]),
-        float(exec_properties[MAX_DISTANCE_INCREASE_KEY]))
+        float(exec_properties[MAX_DISTANCE_INCREASE_KEY]), result['distance_meaningful'])
     result.update(blessed=verdict.blessed, reasons=verdict.reasons)
 
     evaluation_uri = artifact_utils.get_single_uri(output_dict[EVALUATION_KEY])

@@ -51,6 +51,16 @@ def classifier_score(probabilities: np.ndarray, eps: float = 1e-12) -> float:
   return float(np.exp(kl.mean()))
 
 
+def distance_meaningful(num_samples: int, feature_dimensions: int) -> bool:
+  """Whether a Fréchet distance over `num_samples` images per set means anything.
+
+  The covariance of n feature vectors has rank n - 1 at most. With no more images than feature
+  dimensions it is singular, and the distance measures which few images were drawn rather than
+  how the two sets differ (40 images in a 128-d feature space give a covariance of rank 39).
+  """
+  return num_samples > feature_dimensions
+
+
 @dataclasses.dataclass
 class Judgement:
   blessed: bool
@@ -59,23 +69,26 @@ class Judgement:
 
 def judge(distance: float, score: float, real_distance: float, real_score: float,
           baseline_distance: Optional[float], max_distance_ratio: float, min_score_ratio: float,
-          max_distance_increase: float) -> Judgement:
+          max_distance_increase: float, distance_is_meaningful: bool = True) -> Judgement:
   """Blesses a generator close enough to real data, diverse enough, and no worse than before.
 
   The distance is judged against the real images' own (train vs eval): the scale of the
   classifier's features differs from one dataset and classifier to the next, and so does the
-  distance between two samples of the same real data.
+  distance between two samples of the same real data. When the sample is too small for the
+  distance to mean anything (`distance_meaningful`), the generator is judged by the classifier
+  score alone, which needs no covariance.
   """
   reasons = []
   relative = distance / real_distance if real_distance > 0 else np.inf
-  if not np.isfinite(distance) or relative > max_distance_ratio:
+  if distance_is_meaningful and (not np.isfinite(distance) or relative > max_distance_ratio):
     reasons.append(f'Fréchet classifier distance {distance:.2f} is {relative:.1f} times the real '
                    f'images\' {real_distance:.2f}, above {max_distance_ratio:.1f} times')
   ratio = score / real_score if real_score > 0 else 0.0
   if ratio < min_score_ratio:
     reasons.append(f'classifier score {score:.2f} is {ratio:.1%} of the real images\' '
                    f'{real_score:.2f}, below {min_score_ratio:.1%}')
-  if baseline_distance is not None and distance > baseline_distance * (1 + max_distance_increase):
+  if (distance_is_meaningful and baseline_distance is not None and
+      distance > baseline_distance * (1 + max_distance_increase)):
     reasons.append(f'distance {distance:.2f} is more than {max_distance_increase:.0%} above the '
                    f'latest blessed generator\'s {baseline_distance:.2f}')
   return Judgement(not reasons, reasons)

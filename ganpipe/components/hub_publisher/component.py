@@ -10,7 +10,6 @@ from tfx.types import standard_artifacts
 
 from ganpipe.components import artifacts
 from ganpipe.components.hub_publisher import executor
-from ganpipe.components.hub_publisher import publishing
 
 
 class HubPublisherSpec(component_spec.ComponentSpec):
@@ -22,6 +21,7 @@ class HubPublisherSpec(component_spec.ComponentSpec):
       executor.ARCHITECTURE_KEY: component_spec.ExecutionParameter(type=str),
       executor.LICENSE_KEY: component_spec.ExecutionParameter(type=str),
       executor.MAKE_ARCHIVE_KEY: component_spec.ExecutionParameter(type=int),
+      executor.DATA_DIR_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -31,6 +31,9 @@ class HubPublisherSpec(component_spec.ComponentSpec):
           type=artifacts.GeneratorEvaluation),
       executor.INFRA_BLESSING_KEY: component_spec.ChannelParameter(
           type=standard_artifacts.InfraBlessing, optional=True),
+      # ImageExampleGen's report: how many images of which classes the module card names.
+      executor.INGESTION_REPORT_KEY: component_spec.ChannelParameter(
+          type=artifacts.IngestionReport, optional=True),
   }
   OUTPUTS = {
       executor.PUBLISHED_MODULE_KEY: component_spec.ChannelParameter(type=artifacts.HubModule),
@@ -41,13 +44,16 @@ class HubPublisher(base_component.BaseComponent):
   """Publishes the generator to `<hub_root>/<publisher>/<module_name>/<version>/` for TF Hub.
 
   Only when the GeneratorEvaluator's blessing, and the infra blessing when given, say blessed;
-  otherwise it succeeds without publishing, as TFX's Pusher does. Each version holds the
-  generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and a README.md in
-  tfhub.dev's format with the evaluation's metrics; with `make_archive`, `<version>.tar.gz`
-  beside it holds the same. Versions count up from 1 and appear complete or not at all.
+  otherwise it succeeds without publishing, as TFX's Pusher does. Nor when the newest version
+  already holds this generator (a re-run that changed only the classifier): `unchanged`. Each
+  version holds the generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and
+  a README.md in tfhub.dev's format with the evaluation's metrics; with `make_archive`,
+  `<version>.tar.gz` beside it holds the same. Versions count up from 1 and appear complete or
+  not at all.
 
   Outputs:
-    published_module: HubModule, `published`, `published_path`, `version`, or `reason`.
+    published_module: HubModule, `published`, `published_path`, `version`, or `reason` (and
+      `unchanged`).
   """
   SPEC_CLASS = HubPublisherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -57,11 +63,18 @@ class HubPublisher(base_component.BaseComponent):
                infra_blessing: Optional[types.BaseChannel] = None, publisher: str = 'ganpipe',
                module_name: str = 'generator',
                license: str = 'Apache-2.0',  # pylint: disable=redefined-builtin
-               make_archive: bool = True):
+               make_archive: bool = True, data_dir: str = '',
+               ingestion_report: Optional[types.BaseChannel] = None):
+    """`dataset` is the source's name and `data_dir` its folder; with `ingestion_report`, the
+    module card also says how many images of which classes the generator learnt from."""
     # Fails at pipeline construction rather than at the end of a run.
-    publishing.ModuleCard(publisher, module_name, dataset, architecture, license)
+    executor.module_card({executor.PUBLISHER_KEY: publisher, executor.MODULE_NAME_KEY: module_name,
+                          executor.DATASET_KEY: dataset, executor.DATA_DIR_KEY: data_dir,
+                          executor.ARCHITECTURE_KEY: architecture, executor.LICENSE_KEY: license},
+                         None)
     super().__init__(spec=HubPublisherSpec(
         model=model, blessing=blessing, evaluation=evaluation, infra_blessing=infra_blessing,
-        hub_root=hub_root, publisher=publisher, module_name=module_name, dataset=dataset,
+        ingestion_report=ingestion_report, hub_root=hub_root, publisher=publisher,
+        module_name=module_name, dataset=dataset, data_dir=data_dir,
         architecture=architecture, license=license, make_archive=int(make_archive),
         published_module=types.Channel(type=artifacts.HubModule)))

@@ -32,6 +32,8 @@ class ModuleCard:
   dataset: str
   architecture: str
   license: str = 'Apache-2.0'
+  # The README's Dataset section: what the data was and how much of it (`describe_dataset`).
+  dataset_description: str = ''
 
   def __post_init__(self):
     for field in ('publisher', 'module_name'):
@@ -110,9 +112,20 @@ def render_readme(card: ModuleCard, version: int, asset_path: str, shapes: Gener
   latent = shapes.latent_dim
   height, width, channels = shapes.image_shape
   baseline = metrics.get('baseline_frechet_classifier_distance')
-  baseline_line = ('' if baseline is None else
+  meaningful = metrics.get('distance_meaningful', True)
+  baseline_line = ('' if baseline is None or not meaningful else
                    f'\nThe previously blessed generator\'s distance, measured in the same run, '
                    f'was {baseline:.2f}.\n')
+  if meaningful:
+    distances = (f"{metrics['frechet_classifier_distance']:.2f} | "
+                 f"{metrics['real_frechet_classifier_distance']:.2f}")
+    too_few = ''
+  else:
+    distances = 'not meaningful | not meaningful'
+    too_few = (f" With {metrics['num_samples']} images per set, no more than the classifier's "
+               f"{metrics['feature_dimensions']} feature dimensions, the distances' covariances "
+               'are singular: the generator was judged by its classifier score alone.')
+  most = signatures.MAX_GENERATED_IMAGES
   return f'''# Module {card.handle}/{version}
 
 A {card.architecture} GAN generator trained on {card.dataset}: noise of size {latent} to \
@@ -136,23 +149,26 @@ fine-tuning, and with the default `training=False` otherwise.
 This is a TF2 reusable SavedModel: `__call__(noise, training=False)`, `variables`,
 `trainable_variables` and `regularization_losses`. Its signatures are `serving_default`
 (`noise` -> `images`) and `generate` (`num_images` int32, `seed` int64 -> `images`, and
-`png_bytes`, the images as PNG bytes; a seed always gives the same images).
+`png_bytes`, the images as PNG bytes; a seed always gives the same images). `generate` makes at
+most {most:,} images per call and refuses more: ask for more in several calls, each with its
+own seed.
 
 ## Dataset
 
-Trained on {card.dataset}.
+{card.dataset_description or f'Trained on {card.dataset}.'}
 
 ## Evaluation
 
 Measured by the pipeline's GeneratorEvaluator on {metrics['num_samples']} generated images
 against as many real evaluation images, in the feature space of a classifier trained in the
-same run. The reference column compares real training images with the same real evaluation
-images.
+same run. The real images are drawn from each whole split with a fixed seed, each class in
+proportion to its share. The reference column compares real training images with the same real
+evaluation images, and gives the classifier score of the real evaluation images, which the
+classifier did not train on.{too_few}
 
 | Metric | This generator | Real data (reference) |
 |---|---|---|
-| Fréchet classifier distance (lower is better) | \
-{metrics['frechet_classifier_distance']:.2f} | {metrics['real_frechet_classifier_distance']:.2f} |
+| Fréchet classifier distance (lower is better) | {distances} |
 | Classifier score (higher is better) | {metrics['classifier_score']:.2f} | \
 {metrics['real_classifier_score']:.2f} |
 {baseline_line}

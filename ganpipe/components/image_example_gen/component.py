@@ -62,8 +62,9 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
       on_wrong_size: `resize` or `reject` images of another size.
       formats: accepted encodings of image files.
       max_bad_fraction: the component fails when more of the records are rejected.
-      train_buckets: hash buckets of the train split, when the source has no splits of its own.
-      eval_buckets: hash buckets of the eval split, likewise.
+      train_buckets: the train split's share of each class, when the source has no splits of
+        its own: train_buckets / (train_buckets + eval_buckets).
+      eval_buckets: the eval split's share of each class, likewise.
       max_image_pixels: larger input images are rejected (`too_large`) without being decoded.
     """
     if source not in sources.SOURCES:
@@ -78,7 +79,8 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
             example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=train_buckets),
             example_gen_pb2.SplitConfig.Split(name='eval', hash_buckets=eval_buckets),
         ],
-        # Hashing the stable key, not the bytes, keeps an image's split fixed on any runner.
+        # The split hashes the stable key, not the bytes, so that an image's split is fixed on
+        # any runner; it cuts each class in the buckets' ratio (split.py).
         partition_feature_name=features.SOURCE_KEY))
     spec = ImageExampleGenSpec(
         input_base=input_base or '',

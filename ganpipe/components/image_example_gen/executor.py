@@ -15,6 +15,7 @@ from ganpipe.components.image_example_gen import images
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen import report
 from ganpipe.components.image_example_gen import sources
+from ganpipe.components.image_example_gen import split as split_lib
 
 SOURCE_KEY = 'source'
 IMAGE_POLICY_KEY = 'image_policy'
@@ -26,9 +27,10 @@ INGESTION_REPORT_KEY = 'ingestion_report'
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
   """Writes `Split-train` and `Split-eval`, the class map and the ingestion report.
 
-  A source with splits of its own keeps them; any other source is split by TFX's hash partition
-  of the `source` feature (the image's stable key), so an image's split never depends on the
-  runner or the number of workers. Records that cannot be used are rejected with a reason and
+  A source with splits of its own keeps them; any other source is split class by class in the
+  ratio of the hash buckets, by a hash of the `source` feature (the image's stable key), so that
+  every class is in both splits in proportion and an image's split never depends on the runner
+  or the number of workers (`split.py`). Records that cannot be used are rejected with a reason and
   counted; above `max_bad_fraction` of them the component fails.
   """
 
@@ -49,7 +51,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     ingestion = report.assemble(self._report_uri,
                                 artifact_utils.decode_split_names(examples.split_names),
                                 class_names, self._source.warnings(),
-                                float(exec_properties[MAX_BAD_FRACTION_KEY]))
+                                float(exec_properties[MAX_BAD_FRACTION_KEY]),
+                                self._source.skipped_files())
     report.check(ingestion, self._report_uri)
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
@@ -74,15 +77,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
       if split:
         examples_by_split[split] = outputs[records.EXAMPLES]
         continue
-      buckets, total = [], 0
-      for config in split_config.splits:
-        total += config.hash_buckets
-        buckets.append(total)
-      # TFX's own partition function, on the `source` feature named in the split config.
-      partitions = (outputs[records.EXAMPLES]
-                    | 'SplitData' >> beam.Partition(
-                        base_example_gen_executor._PartitionFn,  # pylint: disable=protected-access
-                        len(buckets), buckets, split_config))
+      buckets = [config.hash_buckets for config in split_config.splits]
+      partitions = outputs[records.EXAMPLES] | 'SplitData' >> split_lib.StratifiedSplit(buckets)
       for index, config in enumerate(split_config.splits):
         examples_by_split[config.name] = partitions[index]
     all_rejected = rejected | 'AllRejected' >> beam.Flatten()

@@ -37,6 +37,14 @@ FORMAT_ALIASES = {'jpg': 'jpeg'}
 FORMAT_NAMES = FORMATS + tuple(FORMAT_ALIASES)
 DEFAULT_FORMATS = ('png', 'jpeg', 'bmp', 'gif')
 
+# The file names a folder source reads as images, matched as Keras' image_dataset_from_directory
+# matches them (`fname.lower().endswith(formats)` in keras/src/utils/dataset_utils.py, with
+# ALLOWLIST_FORMATS of keras/src/utils/image_dataset_utils.py), plus the extensions of the other
+# formats this pipeline decodes. Other files (notes.txt, .DS_Store) are skipped and counted; an
+# image in a format --data.formats leaves out is still read, and rejected with its reason.
+KERAS_IMAGE_EXTENSIONS = ('.bmp', '.gif', '.jpeg', '.jpg', '.png')
+IMAGE_EXTENSIONS = KERAS_IMAGE_EXTENSIONS + ('.tif', '.tiff', '.webp')
+
 # The most pixels an input image may have: 8192 x 8192, more than any camera's photo. A PNG of a
 # few kilobytes can declare a billion pixels; it is refused from its header, before decoding.
 MAX_PIXELS = 8192 * 8192

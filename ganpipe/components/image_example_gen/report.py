@@ -1,8 +1,9 @@
 """The ingestion report: what was read, what was rejected and why, and the bad-record limit."""
 
+import collections
 import json
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import tensorflow as tf
@@ -82,9 +83,18 @@ def classes_from_data(uri: str) -> List[str]:
   return [names[label] for label in range(len(names))]
 
 
+def _extension(path: str) -> str:
+  return os.path.splitext(os.path.basename(path))[1].lower() or '(no extension)'
+
+
 def assemble(uri: str, splits: List[str], class_names: List[str],
-             warnings: List[records.Rejected], max_bad_fraction: float) -> Dict[str, Any]:
-  """Builds `{uri}/ingestion_report.json` from the pipeline's counts; returns the report."""
+             warnings: List[records.Rejected], max_bad_fraction: float,
+             skipped_files: Sequence[str] = ()) -> Dict[str, Any]:
+  """Builds `{uri}/ingestion_report.json` from the pipeline's counts; returns the report.
+
+  `skipped_files` are the files a source did not read, not being named as images: they are no
+  records, and count neither as accepted nor as rejected.
+  """
   counts = os.path.join(uri, _COUNTS)
   accepted = {split: int(_read_json(os.path.join(counts, f'accepted-{split}.json')))
               for split in splits}
@@ -109,6 +119,13 @@ def assemble(uri: str, splits: List[str], class_names: List[str],
       'rejected_by_reason': by_reason,
       'classes': class_names,
       'warnings': [w.to_dict() for w in warnings],
+      # Class folders without an image: left out of the class map.
+      'empty_classes': sorted({os.path.basename(w.source) for w in warnings
+                               if w.reason == records.EMPTY_CLASS_FOLDER}),
+      'skipped_files': len(skipped_files),
+      'skipped_by_extension': dict(sorted(collections.Counter(
+          _extension(path) for path in skipped_files).items())),
+      'skipped_files_listed': sorted(skipped_files)[:MAX_LISTED],
       'rejected_records': sorted(listed, key=lambda r: (r['reason'], r['source'])),
       'rejected_records_complete': len(listed) == rejected_total,
   }
@@ -117,21 +134,50 @@ def assemble(uri: str, splits: List[str], class_names: List[str],
   return report
 
 
+# Where a failed ingestion's report is kept: beside its artifact folder, which TFX's launcher
+# deletes when the executor fails (`outputs_utils.remove_output_dirs` in
+# tfx/orchestration/portable/launcher.py, `_run_executor`), so that the file the error names
+# exists after the failure.
+FAILED_SUFFIX = '.failed'
+
+
+def kept_uri(uri: str) -> str:
+  """`<artifact uri>.failed`: a sibling of the report's artifact folder."""
+  return uri.rstrip('/') + FAILED_SUFFIX
+
+
+def keep(uri: str) -> str:
+  """Copies the report and the rejected-record files to `kept_uri(uri)`; returns the report's
+  new path."""
+  kept = kept_uri(uri)
+  tf.io.gfile.makedirs(kept)
+  names = [REPORT_FILE] + [os.path.basename(path) for path in tf.io.gfile.glob(
+      os.path.join(uri, f'{REJECTED_FILES}-*.jsonl'))]
+  for name in names:
+    tf.io.gfile.copy(os.path.join(uri, name), os.path.join(kept, name), overwrite=True)
+  return os.path.join(kept, REPORT_FILE)
+
+
 def check(report: Dict[str, Any], uri: str) -> None:
-  """Raises IngestionError when nothing was usable or too much was rejected."""
-  where = os.path.join(uri, REPORT_FILE)
+  """Raises IngestionError when nothing was usable or too much was rejected.
+
+  The report and the rejected records are first copied where they outlive the failed execution
+  (`keep`), and the error names that copy.
+  """
+  if report['accepted'] and report['rejected_fraction'] <= report['max_bad_fraction']:
+    return
+  where = keep(uri)
   if report['accepted'] == 0:
     reasons = _worst(report['rejected_by_reason'])
     raise IngestionError(f'no usable images among {report["total_records"]} records'
                          + (f' (worst reasons: {reasons})' if reasons else '')
                          + f'. See {where}.')
-  if report['rejected_fraction'] > report['max_bad_fraction']:
-    raise IngestionError(
-        f'ingestion rejected {report["rejected"]} of {report["total_records"]} records '
-        f'({report["rejected_fraction"]:.1%}), above the limit of '
-        f'{report["max_bad_fraction"]:.1%}. Worst reasons: '
-        f'{_worst(report["rejected_by_reason"])}. Every rejected record is listed in {where}. '
-        'Fix: repair or remove those files, or raise --data.max_bad_fraction.')
+  raise IngestionError(
+      f'ingestion rejected {report["rejected"]} of {report["total_records"]} records '
+      f'({report["rejected_fraction"]:.1%}), above the limit of '
+      f'{report["max_bad_fraction"]:.1%}. Worst reasons: '
+      f'{_worst(report["rejected_by_reason"])}. Every rejected record is listed in {where}. '
+      'Fix: repair or remove those files, or raise --data.max_bad_fraction.')
 
 
 def _worst(by_reason: Dict[str, int], top: int = 3) -> str:

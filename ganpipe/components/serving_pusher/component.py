@@ -13,8 +13,9 @@ from ganpipe.components.serving_pusher import executor
 class ServingPusher(tfx_pusher_component.Pusher):
   """Pushes a blessed model to `<serving_root>/<model_name>/<version>/` for TF Serving.
 
-  It pushes only when the model blessing and the infra blessing both say blessed. Given an
-  `infra_blessing` and no `model`, it pushes the infra validator's model, which carries the
+  It pushes only when the model blessing and the infra blessing both say blessed, and the
+  newest version is not this model already (compared by content, warmup requests aside). Given
+  an `infra_blessing` and no `model`, it pushes the infra validator's model, which carries the
   warmup requests in `assets.extra/`. Each version is copied to a hidden temporary folder and
   renamed into place, so TF Serving never sees a partial version; versions increase
   monotonically; the newest `keep_versions` are kept; `<serving_root>/models.config` lists every
@@ -22,7 +23,7 @@ class ServingPusher(tfx_pusher_component.Pusher):
 
   Outputs:
     pushed_model: PushedModel; `pushed`, `pushed_destination`, `pushed_version`, and `reason`
-      when it was not pushed.
+      when it was not pushed (with `unchanged` 1 when that is why).
   """
 
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)

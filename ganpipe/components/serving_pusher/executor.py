@@ -12,6 +12,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import io_utils
 
 from ganpipe.components import artifacts
+from ganpipe.components import versioning
 from ganpipe.components.serving_pusher import publishing
 
 MODEL_NAME_KEY = 'model_name'
@@ -21,7 +22,8 @@ MODELS_CONFIG_BASE_KEY = 'models_config_base_path'
 
 
 class Executor(tfx_pusher_executor.Executor):
-  """Pushes to `<serving_root>/<model_name>/<version>/` only when every blessing says yes.
+  """Pushes to `<serving_root>/<model_name>/<version>/` only when every blessing says yes, and
+  the newest version there is not this model already (then: `unchanged`, not pushed).
 
   `custom_config` holds `model_name`, `serving_root`, `keep_versions` and optionally
   `models_config_base_path` (where the model server sees `serving_root`).
@@ -43,6 +45,17 @@ class Executor(tfx_pusher_executor.Executor):
       return
     model_path = self.GetModelPath(input_dict)
     base_path = os.path.join(root, name)
+    # A re-run that changed only the other model re-evaluates this one and blesses it again; a
+    # push would make a new version of the same model, and TF Serving would load it again.
+    unchanged = versioning.latest_if_unchanged(model_path, base_path)
+    if unchanged:
+      version, path = unchanged
+      logging.info('Not pushing %s: version %d at %s is the same model', name, version, path)
+      self._MarkNotPushed(model_push)
+      model_push.set_int_custom_property(artifacts.UNCHANGED_PROPERTY, 1)
+      model_push.set_string_custom_property(
+          artifacts.REASON_PROPERTY, f'version {version} at {path} already serves this model')
+      return
     serving_path = publishing.push_version(model_path, base_path)
     version = os.path.basename(serving_path)
     retired = publishing.retain_latest(base_path, int(config.get(KEEP_VERSIONS_KEY, 3)))

@@ -68,3 +68,19 @@ def test_judge(distance, score, baseline, blessed, reason):
     assert any(reason in r for r in verdict.reasons), verdict.reasons
   else:
     assert verdict.reasons == []
+
+
+@pytest.mark.parametrize('samples, dimensions, meaningful', [
+    (40, 128, False), (128, 128, False), (129, 128, True), (300, 64, True)])
+def test_a_distance_needs_more_images_than_feature_dimensions(samples, dimensions, meaningful):
+  assert metrics.distance_meaningful(samples, dimensions) is meaningful
+
+
+def test_without_a_meaningful_distance_the_score_alone_decides():
+  args = dict(real_distance=2.0, real_score=10.0, baseline_distance=1.0, max_distance_ratio=20.0,
+              min_score_ratio=0.5, max_distance_increase=0.25)
+  assert metrics.judge(500.0, 8.0, distance_is_meaningful=False, **args).blessed
+  verdict = metrics.judge(500.0, 2.0, distance_is_meaningful=False, **args)
+  assert not verdict.blessed and len(verdict.reasons) == 1
+  assert verdict.reasons[0].startswith('classifier score 2.00')
+  assert len(metrics.judge(500.0, 8.0, **args).reasons) == 2  # distance, and the baseline's

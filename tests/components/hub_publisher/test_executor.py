@@ -36,15 +36,19 @@ def pipeline_outputs(tmp_path_factory):
   generator(tf.random.normal([16, LATENT]), training=True)  # moves the batch-norm statistics
   gan_training.export_generator(generator, LATENT,
                                 str(root / 'Trainer' / 'model' / '5' / 'Format-Serving'))
+  generator(tf.random.normal([16, LATENT]), training=True)  # a generator trained some more
+  gan_training.export_generator(generator, LATENT,
+                                str(root / 'Trainer' / 'model' / '9' / 'Format-Serving'))
   os.makedirs(root / 'GeneratorEvaluator' / 'evaluation' / '6')
   with open(root / 'GeneratorEvaluator' / 'evaluation' / '6' / 'metrics.json', 'w') as f:
     json.dump(METRICS, f)
   return root
 
 
-def _publish(outputs, hub_root, blessed=1, infra_blessed=None, **params):
+def _publish(outputs, hub_root, blessed=1, infra_blessed=None, model_id=5, report=None,
+             **params):
   model = standard_artifacts.Model()
-  model.uri = str(outputs / 'Trainer' / 'model' / '5')
+  model.uri = str(outputs / 'Trainer' / 'model' / str(model_id))
   blessing = standard_artifacts.ModelBlessing()
   blessing.uri = str(outputs / 'GeneratorEvaluator' / 'blessing' / '6')
   blessing.set_int_custom_property('blessed', blessed)
@@ -58,6 +62,13 @@ def _publish(outputs, hub_root, blessed=1, infra_blessed=None, **params):
     infra.set_int_custom_property('blessed', infra_blessed)
     infra.set_string_custom_property('reason', 'server never became AVAILABLE')
     inputs['infra_blessing'] = [infra]
+  if report is not None:
+    ingestion = artifacts.IngestionReport()
+    ingestion.uri = str(hub_root) + '-report'
+    os.makedirs(ingestion.uri)
+    with open(os.path.join(ingestion.uri, 'ingestion_report.json'), 'w') as f:
+      json.dump(report, f)
+    inputs['ingestion_report'] = [ingestion]
   module = artifacts.HubModule()
   module.uri = str(outputs / 'HubPublisher' / 'published_module' / '8')
   exec_properties = {'hub_root': str(hub_root), 'publisher': 'ganpipe',
@@ -74,7 +85,7 @@ def _images(model, noise):
 
 def test_publishes_versions_one_then_two_with_readme_and_archive(pipeline_outputs, tmp_path):
   first = _publish(pipeline_outputs, tmp_path, infra_blessed=1)
-  second = _publish(pipeline_outputs, tmp_path)
+  second = _publish(pipeline_outputs, tmp_path, model_id=9)
   root = tmp_path / 'ganpipe' / 'generator'
   assert sorted(os.listdir(root)) == ['1', '1.tar.gz', '2', '2.tar.gz']  # no temporaries left
   for module, version in ((first, 1), (second, 2)):
@@ -95,6 +106,44 @@ def test_publishes_versions_one_then_two_with_readme_and_archive(pipeline_output
   assert f'`[batch, {LATENT}]`' in readme and '`[batch, 8, 8, 1]`' in readme
   assert '| Fréchet classifier distance (lower is better) | 12.35 | 1.50 |' in readme
   assert f"hub.load('{root / '2'}')" in readme
+
+
+def test_the_generator_already_published_is_not_published_again(pipeline_outputs, tmp_path):
+  first = _publish(pipeline_outputs, tmp_path)
+  again = _publish(pipeline_outputs, tmp_path)
+  path = first.get_string_custom_property('published_path')
+  assert again.get_int_custom_property('published') == 0
+  assert again.get_int_custom_property('unchanged') == 1
+  assert again.get_string_custom_property('reason') == (
+      f'version 1 at {path} already holds this generator')
+  assert sorted(os.listdir(tmp_path / 'ganpipe' / 'generator')) == ['1', '1.tar.gz']
+  assert _publish(pipeline_outputs, tmp_path, model_id=9).get_int_custom_property('version') == 2
+
+
+def test_the_card_names_the_folder_and_how_much_data_it_held(pipeline_outputs, tmp_path):
+  report = {'accepted': 1797, 'accepted_by_split': {'train': 1437, 'eval': 360},
+            'rejected': 2, 'classes': [f'digit_{d}' for d in range(12)],
+            'empty_classes': ['digit_x']}
+  module = _publish(pipeline_outputs, tmp_path / 'hub', dataset='folder',
+                    data_dir='/data/my-digits', report=report)
+  readme = open(os.path.join(module.get_string_custom_property('published_path'),
+                             'README.md')).read()
+  assert 'Trained on folder' not in readme
+  assert '<!-- dataset: my-digits -->' in readme
+  assert ('Trained on the image folder `my-digits` (`/data/my-digits`): 1,797 images in 12 '
+          'classes (digit_0, digit_1, digit_2, digit_3, digit_4, digit_5, digit_6, digit_7, '
+          'digit_8, digit_9 and 2 more), 1,437 for training and 360 for evaluation. 2 more '
+          'records could not be used and were left out (see the ingestion report). Class '
+          'folders without images, left out: digit_x.') in readme
+
+
+@pytest.mark.parametrize('source, data_dir, name, description', [
+    ('digits', '', 'digits', "Trained on scikit-learn's 8x8 handwritten digits."),
+    ('fashion-mnist', '', 'fashion-mnist', 'Trained on Fashion-MNIST.'),
+    ('npz', '/d/scans/', 'scans', 'Trained on the .npz files in `scans` (`/d/scans/`).'),
+])
+def test_each_source_is_named(source, data_dir, name, description):
+  assert executor.describe_dataset(source, data_dir, None) == (name, description)
 
 
 def test_without_archive_the_asset_is_the_folder(pipeline_outputs, tmp_path):
@@ -207,7 +256,16 @@ def test_component_wiring():
       dataset='digits', architecture='dense')
   assert publisher.exec_properties == {
       'hub_root': '/hub', 'publisher': 'ganpipe', 'module_name': 'generator',
-      'dataset': 'digits', 'architecture': 'dense', 'license': 'Apache-2.0', 'make_archive': 1}
+      'dataset': 'digits', 'architecture': 'dense', 'license': 'Apache-2.0', 'make_archive': 1,
+      'data_dir': ''}
+  assert 'ingestion_report' not in publisher.inputs
+  with_data = component.HubPublisher(
+      model=channel(standard_artifacts.Model), blessing=channel(standard_artifacts.ModelBlessing),
+      evaluation=channel(artifacts.GeneratorEvaluation), hub_root='/hub', dataset='folder',
+      data_dir='/data/flowers', architecture='dcgan',
+      ingestion_report=channel(artifacts.IngestionReport))
+  assert with_data.exec_properties['data_dir'] == '/data/flowers'
+  assert with_data.inputs['ingestion_report'].type_name == 'ganpipe.IngestionReport'
   assert publisher.outputs['published_module'].type_name == 'ganpipe.HubModule'
   with pytest.raises(ValueError, match='module_name must be letters, digits'):
     component.HubPublisher(
@@ -228,5 +286,5 @@ def test_publishes_to_an_object_store(pipeline_outputs, tmp_path):
     assert tf.io.gfile.exists(f'{final}/{name}'), name
   assert tf.io.gfile.exists(f'{final}.tar.gz')
   assert tf.io.gfile.GFile(f'{final}/README.md').read().startswith('# Module ganpipe/generator/1')
-  assert _publish(pipeline_outputs, root).get_string_custom_property(
+  assert _publish(pipeline_outputs, root, model_id=9).get_string_custom_property(
       'published_path').endswith('/generator/2')

@@ -89,6 +89,32 @@ def test_readme_is_tfhub_markdown_with_the_metrics(tmp_path):
   assert 'previously blessed' not in readme
 
 
+def test_readme_says_how_many_images_generate_makes_per_call():
+  readme = publishing.render_readme(CARD, 1, 'a', SHAPES, METRICS, 'b')
+  assert ('`generate` makes at\nmost 1,024 images per call and refuses more' in readme)
+
+
+def test_readme_describes_the_dataset_when_told():
+  card = publishing.ModuleCard('ganpipe', 'generator', 'flowers', 'dcgan',
+                               dataset_description='Trained on the image folder `flowers`: '
+                               '1,234 images in 5 classes.')
+  readme = publishing.render_readme(card, 1, 'a', SHAPES, METRICS, 'b')
+  assert '## Dataset\n\nTrained on the image folder `flowers`: 1,234 images in 5 classes.\n' in (
+      readme)
+  assert '<!-- dataset: flowers -->' in readme
+
+
+def test_readme_gives_no_distance_that_means_nothing():
+  metrics = {**METRICS, 'num_samples': 40, 'feature_dimensions': 128,
+             'distance_meaningful': False, 'baseline_frechet_classifier_distance': 20.0}
+  readme = publishing.render_readme(CARD, 1, 'a', SHAPES, metrics, 'b')
+  assert ('| Fréchet classifier distance (lower is better) | not meaningful | not meaningful |'
+          in readme)
+  assert '12.35' not in readme and 'previously blessed' not in readme
+  assert 'judged by its classifier score alone' in readme
+  assert '| Classifier score (higher is better) | 7.25 | 9.50 |' in readme
+
+
 def test_readme_mentions_the_baseline_when_measured():
   readme = publishing.render_readme(CARD, 1, 'a', SHAPES,
                                     {**METRICS, 'baseline_frechet_classifier_distance': 20.0}, 'b')

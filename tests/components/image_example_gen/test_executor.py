@@ -1,14 +1,18 @@
 """ImageExampleGen's executor and driver: splits, class maps, bad records and the report."""
 
+import glob
 import io
 import json
 import os
+import re
 
 import numpy as np
 from PIL import Image
 import pytest
 import tensorflow as tf
+from tfx.orchestration.portable import outputs_utils
 
+from ganpipe.components import artifacts
 from ganpipe.components.image_example_gen import component
 from ganpipe.components.image_example_gen import driver
 from ganpipe.components.image_example_gen import report
@@ -17,12 +21,15 @@ from tests.components.image_example_gen import executor_harness as harness
 from tests.components.image_example_gen.executor_harness import value
 
 
-def test_digits_are_split_by_the_hash_of_their_index(tmp_path):
+def test_digits_are_split_class_by_class_by_the_hash_of_their_index(tmp_path):
   result = harness.run(tmp_path, source='digits', image_shape=(8, 8, 1))
   assert result.class_names == [str(d) for d in range(10)]
   train, evaluation = result.splits['train'], result.splits['eval']
   assert len(train) + len(evaluation) == 1797
-  assert 0.15 < len(evaluation) / 1797 < 0.25  # 4:1 buckets
+  # 4:1 buckets: each class gives a fifth of its images (rounded) to eval, as no hash split does.
+  sizes = np.bincount([value(e, 'label') for e in train + evaluation])
+  in_eval = np.bincount([value(e, 'label') for e in evaluation], minlength=10)
+  assert in_eval.tolist() == [(2 * size + 5) // 10 for size in sizes]
   example = train[0]
   assert value(example, 'source').startswith(b'digits:')
   assert value(example, 'height') == 8
@@ -78,7 +85,8 @@ def _png(size=(8, 8), mode='L', fmt='PNG', value_=100):
 
 @pytest.fixture
 def messy_folder(tmp_path):
-  """20 good images, one of each bad kind, an empty class folder and a stray file."""
+  """20 good images, one of each bad kind, an empty class folder, files not named as images,
+  and an image outside any class folder."""
   data = tmp_path / 'messy'
   image_data.write_class_folders(str(data), {'digit_1': 10, 'digit_2': 10})
   bad = data / 'digit_1'
@@ -90,7 +98,11 @@ def messy_folder(tmp_path):
   (bad / 'scan.tiff').write_bytes(_png(fmt='TIFF'))
   (bad / 'bomb.png').write_bytes(image_data.png_header_only(100_000, 100_000))
   (data / 'digit_9').mkdir()
+  (data / 'digit_8').mkdir()
+  (data / 'digit_8' / '.DS_Store').write_bytes(b'\0\0\0\1Bud1')  # no image: an empty class
+  (data / 'digit_2' / '.DS_Store').write_bytes(b'\0\0\0\1Bud1')
   (data / 'README.md').write_text('about this data')
+  (data / 'stray.png').write_bytes(_png())
   return data
 
 
@@ -98,35 +110,84 @@ def test_every_bad_record_is_counted_by_reason_and_listed(tmp_path, messy_folder
   result = harness.run(tmp_path, source='folder', input_base=str(messy_folder),
                        image_shape=(8, 8, 1), on_wrong_size='reject', max_bad_fraction=0.5)
   got = result.report
-  assert got['rejected_by_reason'] == {'zero_byte': 1, 'corrupt': 1, 'not_an_image': 1,
-                                       'unsupported_mode': 1, 'wrong_size': 1,
-                                       'format_not_accepted': 1, 'too_large': 1}
-  assert got['accepted'] == 20 and got['rejected'] == 7 and got['total_records'] == 27
-  assert got['rejected_fraction'] == pytest.approx(7 / 27)
+  assert got['rejected_by_reason'] == {'zero_byte': 1, 'corrupt': 1, 'unsupported_mode': 1,
+                                       'wrong_size': 1, 'format_not_accepted': 1, 'too_large': 1}
+  assert got['accepted'] == 20 and got['rejected'] == 6 and got['total_records'] == 26
+  assert got['rejected_fraction'] == pytest.approx(6 / 26)
   listed = {r['source']: r['reason'] for r in got['rejected_records']}
   assert listed == {'digit_1/empty.png': 'zero_byte', 'digit_1/truncated.png': 'corrupt',
-                    'digit_1/notes.txt': 'not_an_image', 'digit_1/deep.png': 'unsupported_mode',
-                    'digit_1/big.png': 'wrong_size', 'digit_1/scan.tiff': 'format_not_accepted',
-                    'digit_1/bomb.png': 'too_large'}
+                    'digit_1/deep.png': 'unsupported_mode', 'digit_1/big.png': 'wrong_size',
+                    'digit_1/scan.tiff': 'format_not_accepted', 'digit_1/bomb.png': 'too_large'}
   assert got['rejected_records_complete']
-  warnings = {(w['source'], w['reason']) for w in got['warnings']}
-  assert warnings == {('digit_9', 'empty_class_folder'), ('README.md', 'not_in_class_folder')}
-  # The empty class keeps its id: class ids are the sorted folder names.
-  assert result.class_names == ['digit_1', 'digit_2', 'digit_9']
   lines = []
   for name in os.listdir(result.report_uri):
     if name.startswith('rejected-'):
       with open(os.path.join(result.report_uri, name)) as f:
         lines.extend(json.loads(line) for line in f)
-  assert len(lines) == 7
+  assert len(lines) == 6
+
+
+def test_files_not_named_as_images_are_skipped_and_counted_apart(tmp_path, messy_folder):
+  got = harness.run(tmp_path, source='folder', input_base=str(messy_folder),
+                    image_shape=(8, 8, 1), max_bad_fraction=0.5).report
+  # As Keras' image_dataset_from_directory: by extension, never read, never a bad record.
+  assert 'not_an_image' not in got['rejected_by_reason']
+  assert got['skipped_files'] == 4
+  assert got['skipped_by_extension'] == {'(no extension)': 2, '.md': 1, '.txt': 1}
+  assert got['skipped_files_listed'] == ['README.md', 'digit_1/notes.txt', 'digit_2/.DS_Store',
+                                         'digit_8/.DS_Store']
+  assert got['total_records'] == 26  # they are no records
+
+
+def test_an_empty_class_folder_is_left_out_of_the_class_map_and_named(tmp_path, messy_folder):
+  result = harness.run(tmp_path, source='folder', input_base=str(messy_folder),
+                       image_shape=(8, 8, 1), max_bad_fraction=0.5)
+  # digit_8 holds only a .DS_Store, digit_9 nothing: neither becomes an output never trained.
+  assert result.class_names == ['digit_1', 'digit_2']
+  assert result.report['classes'] == ['digit_1', 'digit_2']
+  assert result.report['empty_classes'] == ['digit_8', 'digit_9']
+  labels = {value(e, 'label_name').decode(): value(e, 'label')
+            for e in result.splits['train'] + result.splits['eval']}
+  assert labels == {'digit_1': 0, 'digit_2': 1}
+  warnings = {(w['source'], w['reason']) for w in result.report['warnings']}
+  assert warnings == {('digit_8', 'empty_class_folder'), ('digit_9', 'empty_class_folder'),
+                      ('stray.png', 'not_in_class_folder')}
+
+
+def test_a_folder_whose_class_folders_hold_no_image_is_refused(tmp_path):
+  for name in ('cats', 'dogs'):
+    os.makedirs(tmp_path / 'data' / name)
+    (tmp_path / 'data' / name / 'notes.txt').write_text('to do')
+  with pytest.raises(FileNotFoundError, match=r"holds no image files: none of its class folders "
+                                              r"\(cats, dogs\) has a file named \*\.bmp"):
+    harness.run(tmp_path, source='folder', input_base=str(tmp_path / 'data'),
+                image_shape=(8, 8, 1))
 
 
 def test_above_the_limit_the_component_fails_naming_the_worst_reasons(tmp_path, messy_folder):
   with pytest.raises(report.IngestionError,
-                     match=r'rejected 7 of 27 records \(25\.9%\), above the limit of 1\.0%\. '
-                           r'Worst reasons: corrupt 1, format_not_accepted 1, not_an_image 1'):
+                     match=r'rejected 6 of 26 records \(23\.1%\), above the limit of 1\.0%\. '
+                           r'Worst reasons: corrupt 1, format_not_accepted 1, too_large 1'):
     harness.run(tmp_path, source='folder', input_base=str(messy_folder), image_shape=(8, 8, 1),
                 on_wrong_size='reject')
+
+
+def test_the_report_a_failure_names_outlives_the_failed_execution(tmp_path, messy_folder):
+  with pytest.raises(report.IngestionError, match=r'Every rejected record is listed in (\S+)\. ') \
+      as failure:
+    harness.run(tmp_path, source='folder', input_base=str(messy_folder), image_shape=(8, 8, 1),
+                on_wrong_size='reject')
+  # What TFX's launcher does to the outputs of an execution that failed (launcher.py).
+  report_artifact = artifacts.IngestionReport()
+  report_artifact.uri = str(tmp_path / 'ingestion_report')
+  outputs_utils.remove_output_dirs({'ingestion_report': [report_artifact]})
+  assert not os.path.exists(report_artifact.uri)
+  named = re.search(r'listed in (\S+)\. ', str(failure.value)).group(1)
+  assert named == str(tmp_path / 'ingestion_report.failed' / 'ingestion_report.json')
+  with open(named) as f:
+    kept = json.load(f)
+  assert kept['rejected'] == 6 and len(kept['rejected_records']) == 6
+  assert glob.glob(str(tmp_path / 'ingestion_report.failed' / 'rejected-*.jsonl'))
 
 
 def test_resize_policy_accepts_the_big_image(tmp_path, messy_folder):

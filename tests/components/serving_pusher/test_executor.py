@@ -31,16 +31,16 @@ def _model_blessing(tmp_path, blessed):
   return blessing
 
 
-def _infra_blessing(tmp_path, blessed):
+def _infra_blessing(tmp_path, blessed, model='stamped', warmup='warmup'):
   """Laid out as the InfraValidator writes it: the model with its warmup under stamped_model/."""
   blessing = standard_artifacts.InfraBlessing()
-  blessing.uri = str(tmp_path / 'infra')
+  blessing.uri = str(tmp_path / 'infra' / model / warmup)
   stamped = os.path.join(blessing.uri, 'stamped_model')
   os.makedirs(os.path.join(stamped, 'assets.extra'))
   with open(os.path.join(stamped, 'saved_model.pb'), 'w') as f:
-    f.write('stamped')
+    f.write(model)
   with open(os.path.join(stamped, 'assets.extra', 'tf_serving_warmup_requests'), 'w') as f:
-    f.write('warmup')
+    f.write(warmup)
   blessing.set_int_custom_property('blessed', int(blessed))
   blessing.set_int_custom_property('has_model', 1)
   return blessing
@@ -80,7 +80,25 @@ def test_unblessed_model_is_not_pushed(tmp_path, model_ok, infra_ok, reason):
 
 
 def test_retention_applies_after_each_push(tmp_path):
-  model_blessing, infra_blessing = _model_blessing(tmp_path, True), _infra_blessing(tmp_path, True)
-  for _ in range(4):
-    _push(tmp_path, model_blessing, infra_blessing, keep=2)
+  model_blessing = _model_blessing(tmp_path, True)
+  for retrained in range(4):
+    _push(tmp_path, model_blessing, _infra_blessing(tmp_path, True, model=f'model {retrained}'),
+          keep=2)
   assert len(versioning.versions(str(tmp_path / 'serving' / 'generator'))) == 2
+
+
+def test_the_model_already_pushed_is_not_pushed_again(tmp_path):
+  model_blessing = _model_blessing(tmp_path, True)
+  first = _push(tmp_path, model_blessing, _infra_blessing(tmp_path, True))
+  destination = first.get_string_custom_property('pushed_destination')
+  # Blessed again by a re-run in which only the classifier changed: the same model, with warmup
+  # requests made again.
+  again = _push(tmp_path, model_blessing, _infra_blessing(tmp_path, True, warmup='again'))
+  assert again.get_int_custom_property('pushed') == 0
+  assert again.get_int_custom_property('unchanged') == 1
+  assert again.get_string_custom_property('reason') == (
+      f'version {os.path.basename(destination)} at {destination} already serves this model')
+  assert os.listdir(tmp_path / 'serving' / 'generator') == [os.path.basename(destination)]
+  changed = _push(tmp_path, model_blessing, _infra_blessing(tmp_path, True, model='retrained'))
+  assert changed.get_int_custom_property('pushed') == 1
+  assert not changed.has_custom_property('unchanged')

@@ -25,6 +25,10 @@ class ImageSource(abc.ABC):
     """Problems found while listing the source that are not records (e.g. empty classes)."""
     return []
 
+  def skipped_files(self) -> List[str]:
+    """Files the source does not read, as not named as images (`notes.txt`, `.DS_Store`)."""
+    return []
+
   @abc.abstractmethod
   def read(self, split: Optional[str] = None) -> beam.PTransform:
     """pipeline -> PCollection of RawImage and Rejected, for one split (None: everything)."""

@@ -26,11 +26,19 @@ def files_in(path: str) -> List[str]:
                 if not tf.io.gfile.isdir(os.path.join(path, entry)))
 
 
+def is_image_name(name: str, extensions=options.IMAGE_EXTENSIONS) -> bool:
+  """Whether a folder source reads the file `name`, by its extension, as Keras does."""
+  return name.lower().endswith(tuple(extensions))
+
+
 class FolderSource(base.ImageSource):
   """`root/<class>/**/<image>`; `root/train/<class>/...` and `root/test/<class>/...` are splits.
 
-  Class ids are the class names in sorted order, over all splits. Every file under a class folder
-  is a record: one that is not an image is rejected with a reason, never skipped.
+  Class ids are the sorted names of the class folders that hold an image file, over all splits:
+  a class folder without one is left out of the class map (an output the classifier could never
+  learn) and named in the warnings. Files are read by their extension, as Keras' reads them
+  (options.IMAGE_EXTENSIONS): others are skipped and counted apart (`skipped_files`), and every
+  file read that is not a usable image is rejected with a reason, never skipped.
   """
 
   def __init__(self, root: str, max_file_bytes: int = images.max_file_bytes(options.MAX_PIXELS)):
@@ -45,30 +53,61 @@ class FolderSource(base.ImageSource):
     if top and set(top) == set(GIVEN_SPLIT_DIRS.values()):
       self._split_dirs = dict(GIVEN_SPLIT_DIRS)
       bases = [os.path.join(self._root, d) for d in self._split_dirs.values()]
-    names = set()
-    for folder in bases:
-      names.update(subdirs(folder))
-    self._class_names = sorted(names)
-    if not self._class_names:
-      raise FileNotFoundError(f'image folder {root!r} has no class folders; expected '
-                              'root/<class_name>/<images>')
-    self._warnings = []
+    self._warnings: List[records.Rejected] = []
+    self._skipped: List[str] = []
+    folders: Dict[str, List[str]] = {}  # class name -> its folders, one per split
     for folder in bases:
       for name in files_in(folder):
-        self._warnings.append(records.Rejected(
-            os.path.relpath(os.path.join(folder, name), self._root),
-            records.NOT_IN_CLASS_FOLDER, 'a file outside any class folder is not read'))
+        self._skip_or_warn(os.path.join(folder, name), records.NOT_IN_CLASS_FOLDER,
+                           'an image outside any class folder is not read')
       for name in subdirs(folder):
-        repeats: List[str] = []
-        listing = [found for _, found in files.walk(os.path.join(folder, name), repeats)]
-        if not any(listing):
-          self._warnings.append(records.Rejected(
-              os.path.relpath(os.path.join(folder, name), self._root),
-              records.EMPTY_CLASS_FOLDER, f'class {name!r} has no files'))
-        for repeat in repeats:
-          self._warnings.append(records.Rejected(
-              os.path.relpath(repeat, self._root), records.REPEATED_FOLDER,
-              'a link back to a folder this class already reads; not read again'))
+        folders.setdefault(name, []).append(os.path.join(folder, name))
+    if not folders:
+      raise FileNotFoundError(f'image folder {root!r} has no class folders; expected '
+                              'root/<class_name>/<images>')
+    self._class_names = []
+    for name, class_folders in sorted(folders.items()):
+      if self._list_class(class_folders):
+        self._class_names.append(name)
+        continue
+      for folder in class_folders:
+        self._warnings.append(records.Rejected(
+            self._relative(folder), records.EMPTY_CLASS_FOLDER,
+            f'class {name!r} has no image files; left out of the class map'))
+    if not self._class_names:
+      raise FileNotFoundError(
+          f'image folder {root!r} holds no image files: none of its class folders '
+          f'({", ".join(sorted(folders)[:5])}{", ..." if len(folders) > 5 else ""}) has a file '
+          f'named {", ".join("*" + e for e in options.KERAS_IMAGE_EXTENSIONS)} or another image '
+          'extension')
+
+  def _relative(self, path: str) -> str:
+    return os.path.relpath(path, self._root)
+
+  def _skip_or_warn(self, path: str, reason: str, detail: str) -> bool:
+    """Counts a file that is not named as an image as skipped; else warns. True if an image."""
+    if not is_image_name(os.path.basename(path)):
+      self._skipped.append(self._relative(path))
+      return False
+    self._warnings.append(records.Rejected(self._relative(path), reason, detail))
+    return True
+
+  def _list_class(self, class_folders: List[str]) -> bool:
+    """Walks a class's folders: counts the files skipped, warns of loops. True if any image."""
+    found = False
+    for class_folder in class_folders:
+      repeats: List[str] = []
+      for directory, names in files.walk(class_folder, repeats):
+        for name in names:
+          if is_image_name(name):
+            found = True
+          else:
+            self._skipped.append(self._relative(os.path.join(directory, name)))
+      for repeat in repeats:
+        self._warnings.append(records.Rejected(
+            self._relative(repeat), records.REPEATED_FOLDER,
+            'a link back to a folder this class already reads; not read again'))
+    return found
 
   @property
   def class_names(self) -> List[str]:
@@ -79,6 +118,9 @@ class FolderSource(base.ImageSource):
 
   def warnings(self) -> List[records.Rejected]:
     return list(self._warnings)
+
+  def skipped_files(self) -> List[str]:
+    return list(self._skipped)
 
   def read(self, split: Optional[str] = None) -> beam.PTransform:
     base_dir = os.path.join(self._root, split) if split else self._root
@@ -104,7 +146,8 @@ def _list_class_files(entry: Tuple[int, str, str]) -> Iterator[Tuple[str, int, s
     return  # a class present in one given split only
   for directory, names in files.walk(class_dir):
     for filename in names:
-      yield os.path.join(directory, filename), label, name
+      if is_image_name(filename):  # the others were counted as skipped when the source opened
+        yield os.path.join(directory, filename), label, name
 
 
 def _read_file(entry: Tuple[str, int, str], root: str, max_bytes: int) -> records.Record:
