@@ -22,6 +22,7 @@ class HubPublisherSpec(component_spec.ComponentSpec):
       executor.ARCHITECTURE_KEY: component_spec.ExecutionParameter(type=str),
       executor.LICENSE_KEY: component_spec.ExecutionParameter(type=str),
       executor.MAKE_ARCHIVE_KEY: component_spec.ExecutionParameter(type=int),
+      executor.ASSET_URL_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -41,13 +42,16 @@ class HubPublisher(base_component.BaseComponent):
   """Publishes the generator to `<hub_root>/<publisher>/<module_name>/<version>/` for TF Hub.
 
   Only when the GeneratorEvaluator's blessing, and the infra blessing when given, say blessed;
-  otherwise it succeeds without publishing, as TFX's Pusher does. Each version holds the
-  generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and a README.md in
-  tfhub.dev's format with the evaluation's metrics; with `make_archive`, `<version>.tar.gz`
-  beside it holds the same. Versions count up from 1 and appear complete or not at all.
+  otherwise it succeeds without publishing, as TFX's Pusher does. Each version folder holds the
+  generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`); beside it,
+  `<version>.md` documents it in tfhub.dev's format with the evaluation's metrics, and with
+  `make_archive`, `<version>.tar.gz` holds the same files. `asset_url`, where the hub root is
+  served, gives the documentation its `asset-path`. Versions count up from 1 and appear complete
+  or not at all.
 
   Outputs:
-    published_module: HubModule, `published`, `published_path`, `version`, or `reason`.
+    published_module: HubModule, `published`, `published_path`, `doc_path`, `version`, or
+      `reason`.
   """
   SPEC_CLASS = HubPublisherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -57,11 +61,12 @@ class HubPublisher(base_component.BaseComponent):
                infra_blessing: Optional[types.BaseChannel] = None, publisher: str = 'ganpipe',
                module_name: str = 'generator',
                license: str = 'Apache-2.0',  # pylint: disable=redefined-builtin
-               make_archive: bool = True):
+               make_archive: bool = True, asset_url: str = ''):
     # Fails at pipeline construction rather than at the end of a run.
     publishing.ModuleCard(publisher, module_name, dataset, architecture, license)
+    publishing.check_asset_url(asset_url, make_archive)
     super().__init__(spec=HubPublisherSpec(
         model=model, blessing=blessing, evaluation=evaluation, infra_blessing=infra_blessing,
         hub_root=hub_root, publisher=publisher, module_name=module_name, dataset=dataset,
         architecture=architecture, license=license, make_archive=int(make_archive),
-        published_module=types.Channel(type=artifacts.HubModule)))
+        asset_url=asset_url or None, published_module=types.Channel(type=artifacts.HubModule)))
