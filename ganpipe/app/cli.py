@@ -89,13 +89,16 @@ def _build_parser() -> argparse.ArgumentParser:
       'publish', help='publish a module the pipeline published again, under another hub root',
       description='Publish the generator behind a TF Hub module folder that the pipeline wrote '
                   '(for example to a shared gs:// root): the same SavedModel, metrics and module '
-                  'card, read from ML Metadata, as the next version under --to.')
+                  'card, read from ML Metadata, as the next version under --to. With '
+                  '--publish.hub_asset_url, the URL --to is served from, its documentation gets '
+                  'the asset-path tfhub.dev requires.')
   publish.add_argument('module', metavar='MODULE_PATH',
                        help='a published version folder, e.g. outputs/hub/ganpipe/generator/1')
   publish.add_argument('--to', required=True, metavar='HUB_ROOT',
                        help='the hub root to publish under (a folder, gs:// or s3://)')
   publish.add_argument('--archive', action=argparse.BooleanOptionalAction, default=None,
-                       help='also write <version>.tar.gz (default: as the pipeline did)')
+                       help='also write <version>.tar.gz (default: as the pipeline did, and '
+                            'always with --publish.hub_asset_url)')
   publish.add_argument('--small', action='store_true', help=argparse.SUPPRESS)
   _add_config_flags(publish)
   publish.set_defaults(handler=_publish)
@@ -193,11 +196,16 @@ def _lineage(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
   config = _config_from_args(args)
+  asset_url = config.publish.hub_asset_url
+  if asset_url and args.archive is False:
+    console.error('--publish.hub_asset_url names where the archive is served, and --no-archive '
+                  'makes none. Fix: drop --no-archive, or --publish.hub_asset_url')
+    return EXIT_USAGE
   from ganpipe.pipeline import lineage  # pylint: disable=import-outside-toplevel
   from ganpipe.pipeline import publish  # pylint: disable=import-outside-toplevel
   try:
     publication = publish.republish(config.paths.metadata_path, config.name, args.module,
-                                    args.to, args.archive)
+                                    args.to, args.archive, asset_url)
   except (lineage.LineageError, publish.PublishError) as error:
     console.error(f'{error}. Fix: pass a module folder that `ganpipe run` published, and its '
            '--paths.metadata_path')

@@ -20,8 +20,9 @@ import tensorflow as tf
 # Longer than any copy of a model takes, even to an object store.
 STALE_AFTER_SECONDS = 6 * 3600
 # What a published version holds beside the model: TF Serving's warmup requests (the infra
-# validator writes them from the eval images of the run) and a TF Hub module's README.md (with
-# the run's metrics). Neither changes what the model computes.
+# validator writes them from the eval images of the run) and the README.md that TF Hub modules
+# published before their documentation moved beside the version folder held. Neither changes
+# what the model computes.
 NOT_THE_MODEL = ('assets.extra', 'README.md')
 _CHUNK = 1 << 20
 

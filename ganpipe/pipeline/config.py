@@ -4,6 +4,7 @@ import dataclasses
 import re
 from typing import Optional, Tuple
 
+from ganpipe.components.hub_publisher import tfhub_metadata
 from ganpipe.components.image_example_gen import options as ingestion
 from ganpipe.models import hparams
 
@@ -155,11 +156,17 @@ class PublishConfig:
   infra_num_requests: int = 8
   # A tensorflow_model_server binary to validate with; '' uses one on PATH, else ours.
   serving_binary: str = ''
+  # The TF Hub module's handle, <publisher>/<module>: a tfhub.dev publisher id is lower-case.
   hub_publisher: str = 'ganpipe'
   hub_module: str = 'generator'
+  # An SPDX identifier; the documentation's license tag maps it onto tfhub.dev's ids.
   hub_license: str = 'Apache-2.0'
   # Also write <version>.tar.gz beside the module, as tfhub.dev hosts it.
   hub_archive: bool = True
+  # The http(s) URL that paths.hub_root is served from. The module documentation's asset-path,
+  # which tfhub.dev requires and downloads, is <url>/<publisher>/<module>/<version>.tar.gz;
+  # '' leaves it out.
+  hub_asset_url: str = ''
 
   def __post_init__(self):
     check(isinstance(self.keep_versions, int) and self.keep_versions >= 1,
@@ -171,11 +178,20 @@ class PublishConfig:
     check(isinstance(self.infra_num_requests, int) and self.infra_num_requests >= 1,
           'publish.infra_num_requests', f'must be 1 or more, got {self.infra_num_requests!r}',
           'pass --publish.infra_num_requests 8')
-    for name in ('hub_publisher', 'hub_module'):
-      value = getattr(self, name)
-      check(bool(value) and value.replace('-', '').replace('_', '').isalnum(),
-            f'publish.{name}', f'use letters, digits, - and _, got {value!r}',
-            f'pass --publish.{name} NAME')
+    check(tfhub_metadata.PUBLISHER_ID.fullmatch(self.hub_publisher) is not None,
+          'publish.hub_publisher', 'a tfhub.dev publisher id uses lower-case letters, digits '
+          f'and -, got {self.hub_publisher!r}', 'pass --publish.hub_publisher NAME')
+    check(bool(self.hub_module) and self.hub_module.replace('-', '').replace('_', '').isalnum(),
+          'publish.hub_module', f'use letters, digits, - and _, got {self.hub_module!r}',
+          'pass --publish.hub_module NAME')
+    if self.hub_asset_url:
+      problem = tfhub_metadata.asset_url_problem(self.hub_asset_url)
+      check(problem is None, 'publish.hub_asset_url', str(problem),
+            'pass --publish.hub_asset_url with the https:// URL that paths.hub_root is served '
+            'from')
+      check(self.hub_archive, 'publish.hub_asset_url',
+            'the asset is the <version>.tar.gz archive, which --publish.hub_archive false '
+            'turns off', 'pass --publish.hub_asset_url only with --publish.hub_archive true')
 
 
 @dataclasses.dataclass(frozen=True)

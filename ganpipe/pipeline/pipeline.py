@@ -292,6 +292,7 @@ def create_pipeline(config: config_lib.PipelineConfig,
       architecture=gan_model.resolve_architecture(config.gan.architecture, image_shape),
       license=publish.hub_license,
       make_archive=int(publish.hub_archive),
+      asset_url=publish.hub_asset_url,
   ).with_id('hub_publisher')
 
   components = [c for c in [

@@ -29,7 +29,8 @@ class PublishError(LookupError):
 
 
 def republish(metadata_path: str, pipeline_name: str, module_path: str, hub_root: str,
-              make_archive: Optional[bool] = None) -> publishing.Publication:
+              make_archive: Optional[bool] = None,
+              asset_url: str = '') -> publishing.Publication:
   """Publishes the generator behind a published module under `hub_root`.
 
   Args:
@@ -37,7 +38,10 @@ def republish(metadata_path: str, pipeline_name: str, module_path: str, hub_root
     pipeline_name: the pipeline's name.
     module_path: a module version folder that HubPublisher wrote.
     hub_root: where to publish; the module keeps its publisher and name under it.
-    make_archive: write `<version>.tar.gz` too; by default, as the pipeline did.
+    make_archive: write `<version>.tar.gz` too; by default, as the pipeline did, and always
+      with an `asset_url`.
+    asset_url: the URL `hub_root` is served from, for the documentation's `asset-path`. Not the
+      pipeline's: that one named where the pipeline's hub root is served.
 
   Raises:
     PublishError: `module_path` is not a module HubPublisher published.
@@ -61,6 +65,6 @@ def republish(metadata_path: str, pipeline_name: str, module_path: str, hub_root
     metrics = json.load(f)
   model = found.artifacts[inputs[hub_executor.MODEL_KEY]]
   if make_archive is None:
-    make_archive = bool(settings.get(hub_executor.MAKE_ARCHIVE_KEY, 1))
+    make_archive = bool(asset_url) or bool(settings.get(hub_executor.MAKE_ARCHIVE_KEY, 1))
   return publishing.publish(path_utils.serving_model_path(model.uri), hub_root, card, metrics,
-                            make_archive=make_archive)
+                            make_archive=make_archive, asset_url=asset_url)

@@ -98,8 +98,9 @@ def test_the_summary_names_the_empty_class_and_the_skipped_files(runs):
 
 def test_the_hub_card_names_the_folder_and_its_images(runs):
   assert runs['folder'].returncode == 0, runs['folder'].stderr
-  readme = (runs['folder_root'] / 'hub' / 'ganpipe' / 'generator' / '1' / 'README.md').read_text()
-  assert '<!-- dataset: my-digits -->' in readme
+  readme = (runs['folder_root'] / 'hub' / 'ganpipe' / 'generator' / '1.md').read_text()
+  assert readme.splitlines()[2].startswith('A dense GAN generator trained on my-digits:')
+  assert '<!-- dataset:' not in readme  # tfhub.dev's tags/dataset.yaml has no such id
   assert re.search(r'Trained on the image folder `my-digits` \(`\S+/my-digits`\): 1,797 images '
                    r'in 10 classes \(digit_0, .*digit_9\), 1,4\d\d for training and 3\d\d for '
                    'evaluation.', readme), readme
@@ -118,6 +119,6 @@ def test_an_unchanged_generator_is_neither_pushed_nor_published_again(runs):
   assert 'unchanged, not published to TF Hub (version 1 at ' in generator
   root = runs['folder_root']
   assert len(glob.glob(str(root / 'serving' / 'generator' / '*'))) == 1
-  assert sorted(os.listdir(root / 'hub' / 'ganpipe' / 'generator')) == ['1', '1.tar.gz']
+  assert sorted(os.listdir(root / 'hub' / 'ganpipe' / 'generator')) == ['1', '1.md', '1.tar.gz']
   # The classifier did change, and was pushed as a new version.
   assert len(glob.glob(str(root / 'serving' / 'classifier' / '*'))) == 2

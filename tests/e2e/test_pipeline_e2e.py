@@ -126,8 +126,10 @@ def test_the_generator_is_published_as_a_tf_hub_module(two_runs):
   module = root / 'hub' / 'ganpipe' / 'generator' / '1'
   assert f'published as a TF Hub module to {module}' in first.stdout, first.stdout
   assert (root / 'hub' / 'ganpipe' / 'generator' / '1.tar.gz').exists()
-  readme = (module / 'README.md').read_text()
-  assert readme.startswith('# Module ganpipe/generator/1') and 'format: saved_model_2' in readme
+  doc = (root / 'hub' / 'ganpipe' / 'generator' / '1.md').read_text()
+  assert doc.startswith('# Module ganpipe/generator/1') and 'format: saved_model_2' in doc
+  assert (root / 'hub' / 'ganpipe' / 'ganpipe.md').read_text().startswith('# Publisher ganpipe')
+  assert not (module / 'README.md').exists()  # the folder holds the SavedModel only
   hub_module = hub.load(str(module))
   (pushed,) = glob.glob(str(root / 'serving' / 'generator' / '*'))
   noise = tf.random.stateless_normal([3, 64], seed=[1, 2])
@@ -163,15 +165,16 @@ def test_a_published_module_is_published_again_under_another_root(two_runs):
   root, first, _ = two_runs
   assert first.returncode == 0, first.stderr
   module = root / 'hub' / 'ganpipe' / 'generator' / '1'
-  result = _ganpipe(root, str(module), '--to', str(root / 'shared'), command='publish',
-                    timeout=300)
+  result = _ganpipe(root, str(module), '--to', str(root / 'shared'), '--publish.hub_asset_url',
+                    'https://models.example.org/shared', command='publish', timeout=300)
   assert result.returncode == 0, result.stderr
   promoted = root / 'shared' / 'ganpipe' / 'generator' / '1'
   assert result.stdout.strip() == f'Published version 1 to {promoted} and {promoted}.tar.gz'
   noise = tf.random.stateless_normal([2, 64], seed=[3, 4])
   np.testing.assert_allclose(hub.load(str(promoted))(noise).numpy(),
                              hub.load(str(module))(noise).numpy(), atol=1e-6)
-  assert f'asset-path: {promoted}.tar.gz' in (promoted / 'README.md').read_text()
+  assert ('<!-- asset-path: https://models.example.org/shared/ganpipe/generator/1.tar.gz -->' in
+          (root / 'shared' / 'ganpipe' / 'generator' / '1.md').read_text())
 
 
 def test_ganpipe_serve_classify_and_generate_on_the_pushed_models(two_runs, tmp_path):

@@ -54,6 +54,17 @@ def test_small_variant_trains_less():
     ('beam', {'direct_num_workers': -1}, 'beam.direct_num_workers', 'must be 0 or more'),
     ('beam', {'direct_running_mode': 'threads'}, 'beam.direct_running_mode', 'unknown mode'),
     ('paths', {'serving_root': ' '}, 'paths.serving_root', 'non-empty path'),
+    ('publish', {'hub_publisher': 'My_Team'}, 'publish.hub_publisher',
+     'tfhub.dev publisher id uses lower-case letters'),
+    ('publish', {'hub_module': 'a/b'}, 'publish.hub_module', 'use letters, digits'),
+    ('publish', {'hub_asset_url': 'outputs/hub'}, 'publish.hub_asset_url',
+     'must be an http:// or https:// URL'),
+    ('publish', {'hub_asset_url': 'gs://bucket/hub'}, 'publish.hub_asset_url',
+     'must be an http:// or https:// URL'),
+    ('publish', {'hub_asset_url': 'https://github.com/me/models/raw/main'},
+     'publish.hub_asset_url', "github.com's robots.txt"),
+    ('publish', {'hub_asset_url': 'https://h.org/hub', 'hub_archive': False},
+     'publish.hub_asset_url', 'the asset is the <version>.tar.gz archive'),
 ])
 def test_invalid_values_name_the_option_and_the_fix(section, values, option, match):
   section_cls = type(getattr(config_lib.PipelineConfig(), section))
@@ -74,6 +85,7 @@ def test_every_field_has_a_dotted_flag():
   assert 'classifier.learning_rate' in names
   assert 'paths.pipeline_root' in names
   assert 'beam.extra_args' in names
+  assert 'publish.hub_asset_url' in names
   assert 'seed' in names
 
 

@@ -21,6 +21,7 @@ def built():
       'paths.pipeline_root': '/tmp/ganpipe-test/root',
       'paths.serving_root': '/tmp/ganpipe-test/serving',
       'classifier.learning_rate': 0.005,
+      'publish.hub_asset_url': 'https://models.example.org/hub',
   })
   return config, pipeline_lib.create_pipeline(config)
 
@@ -150,6 +151,7 @@ def test_hub_publisher_takes_the_blessed_generator_and_its_metrics(built):
       'ingestion_report': 'image_example_gen'}
   assert publisher.exec_properties['hub_root'].endswith(config.paths.hub_root.lstrip('./'))
   assert publisher.exec_properties['architecture'] in ('dense', 'dcgan')
+  assert publisher.exec_properties['asset_url'] == 'https://models.example.org/hub'
 
 
 def test_beam_args_name_the_fn_api_runner_so_prism_is_never_tried(monkeypatch):

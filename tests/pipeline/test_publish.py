@@ -71,11 +71,13 @@ def test_the_same_generator_metrics_and_card_are_published_under_the_new_root(pu
   publication = publish.republish(metadata, 'ganpipe', module_path, str(tmp_path / 'shared'))
   assert publication.path == str(tmp_path / 'shared' / 'ganpipe' / 'generator' / '1')
   assert publication.archive_path is None  # make_archive=0, as the pipeline did
-  readme = open(os.path.join(publication.path, 'README.md'), encoding='utf-8').read()
-  assert readme.startswith('# Module ganpipe/generator/1')
-  assert '<!-- dataset: pets -->' in readme and '12.3' in readme  # card and metrics
+  assert publication.doc_path == publication.path + '.md'
+  doc = open(publication.doc_path, encoding='utf-8').read()
+  assert doc.startswith('# Module ganpipe/generator/1')
+  assert '<!-- network-architecture: gan -->' in doc and '12.3' in doc  # card and metrics
+  assert '<!-- asset-path:' not in doc
   assert ('Trained on the image folder `pets` (`/data/pets`): 60 images in 2 classes (cat, dog), '
-          '48 for training and 12 for evaluation.') in readme
+          '48 for training and 12 for evaluation.') in doc
   noise = tf.random.stateless_normal([3, 4], seed=[1, 2])
   exported = tf.saved_model.load(os.path.join(model_uri, 'Format-Serving'))
   np.testing.assert_allclose(hub.load(publication.path)(noise, training=False).numpy(),
@@ -84,6 +86,17 @@ def test_the_same_generator_metrics_and_card_are_published_under_the_new_root(pu
   again = publish.republish(metadata, 'ganpipe', module_path, str(tmp_path / 'shared'),
                             make_archive=True)
   assert again.version == 2 and os.path.exists(again.archive_path)
+
+
+def test_an_asset_url_names_the_new_roots_archive_and_brings_the_archive(published, tmp_path):
+  metadata, module_path, _ = published
+  # The pipeline published without an archive (make_archive=0); the asset needs one.
+  publication = publish.republish(metadata, 'ganpipe', module_path, str(tmp_path / 'shared'),
+                                  asset_url='https://models.example.org/shared')
+  assert os.path.exists(publication.archive_path)
+  doc = open(publication.doc_path, encoding='utf-8').read()
+  assert ('<!-- asset-path: https://models.example.org/shared/ganpipe/generator/1.tar.gz -->'
+          in doc)
 
 
 def test_what_is_not_a_published_module_is_refused(published, tmp_path):
@@ -109,3 +122,13 @@ def test_cli(published, tmp_path, capsys):
   assert cli.main(['publish', '/elsewhere', '--to', str(tmp_path / 'shared'),
                    '--paths.metadata_path', metadata]) == cli.EXIT_FAILED
   assert 'no artifact in the metadata store is at /elsewhere' in capsys.readouterr().err
+  assert cli.main(['publish', module_path, '--to', str(tmp_path / 'other'), '--no-archive',
+                   '--publish.hub_asset_url', 'https://models.example.org/other',
+                   '--paths.metadata_path', metadata]) == cli.EXIT_USAGE
+  assert 'Fix: drop --no-archive' in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / 'other')
+  assert cli.main(['publish', module_path, '--to', str(tmp_path / 'other'),
+                   '--publish.hub_asset_url', 'https://models.example.org/other',
+                   '--paths.metadata_path', metadata]) == 0
+  assert ('<!-- asset-path: https://models.example.org/other/ganpipe/generator/1.tar.gz -->' in
+          (tmp_path / 'other' / 'ganpipe' / 'generator' / '1.md').read_text())

@@ -10,6 +10,7 @@ from tfx.types import standard_artifacts
 
 from ganpipe.components import artifacts
 from ganpipe.components.hub_publisher import executor
+from ganpipe.components.hub_publisher import publishing
 
 
 class HubPublisherSpec(component_spec.ComponentSpec):
@@ -22,6 +23,7 @@ class HubPublisherSpec(component_spec.ComponentSpec):
       executor.LICENSE_KEY: component_spec.ExecutionParameter(type=str),
       executor.MAKE_ARCHIVE_KEY: component_spec.ExecutionParameter(type=int),
       executor.DATA_DIR_KEY: component_spec.ExecutionParameter(type=str, optional=True),
+      executor.ASSET_URL_KEY: component_spec.ExecutionParameter(type=str, optional=True),
   }
   INPUTS = {
       executor.MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model),
@@ -46,14 +48,15 @@ class HubPublisher(base_component.BaseComponent):
   Only when the GeneratorEvaluator's blessing, and the infra blessing when given, say blessed;
   otherwise it succeeds without publishing, as TFX's Pusher does. Nor when the newest version
   already holds this generator (a re-run that changed only the classifier): `unchanged`. Each
-  version holds the generator's SavedModel (loadable with `hub.load` and `hub.KerasLayer`) and
-  a README.md in tfhub.dev's format with the evaluation's metrics; with `make_archive`,
-  `<version>.tar.gz` beside it holds the same. Versions count up from 1 and appear complete or
-  not at all.
+  version folder holds the generator's SavedModel (loadable with `hub.load` and
+  `hub.KerasLayer`); beside it, `<version>.md` documents it in tfhub.dev's format with the
+  evaluation's metrics, and with `make_archive`, `<version>.tar.gz` holds the same files.
+  `asset_url`, where the hub root is served, gives the documentation its `asset-path`. Versions
+  count up from 1 and appear complete or not at all.
 
   Outputs:
-    published_module: HubModule, `published`, `published_path`, `version`, or `reason` (and
-      `unchanged`).
+    published_module: HubModule, `published`, `published_path`, `doc_path`, `version`, or
+      `reason` (and `unchanged`).
   """
   SPEC_CLASS = HubPublisherSpec
   EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -64,7 +67,7 @@ class HubPublisher(base_component.BaseComponent):
                module_name: str = 'generator',
                license: str = 'Apache-2.0',  # pylint: disable=redefined-builtin
                make_archive: bool = True, data_dir: str = '',
-               ingestion_report: Optional[types.BaseChannel] = None):
+               ingestion_report: Optional[types.BaseChannel] = None, asset_url: str = ''):
     """`dataset` is the source's name and `data_dir` its folder; with `ingestion_report`, the
     module card also says how many images of which classes the generator learnt from."""
     # Fails at pipeline construction rather than at the end of a run.
@@ -72,9 +75,10 @@ class HubPublisher(base_component.BaseComponent):
                           executor.DATASET_KEY: dataset, executor.DATA_DIR_KEY: data_dir,
                           executor.ARCHITECTURE_KEY: architecture, executor.LICENSE_KEY: license},
                          None)
+    publishing.check_asset_url(asset_url, make_archive)
     super().__init__(spec=HubPublisherSpec(
         model=model, blessing=blessing, evaluation=evaluation, infra_blessing=infra_blessing,
         ingestion_report=ingestion_report, hub_root=hub_root, publisher=publisher,
         module_name=module_name, dataset=dataset, data_dir=data_dir,
         architecture=architecture, license=license, make_archive=int(make_archive),
-        published_module=types.Channel(type=artifacts.HubModule)))
+        asset_url=asset_url or None, published_module=types.Channel(type=artifacts.HubModule)))

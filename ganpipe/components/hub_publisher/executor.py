@@ -32,9 +32,11 @@ LICENSE_KEY = 'license'
 MAKE_ARCHIVE_KEY = 'make_archive'
 DATA_DIR_KEY = 'data_dir'
 INGESTION_REPORT_KEY = 'ingestion_report'
+ASSET_URL_KEY = 'asset_url'
 PUBLISHED_PROPERTY = 'published'
 PUBLISHED_PATH_PROPERTY = 'published_path'
 ARCHIVE_PATH_PROPERTY = 'archive_path'
+DOC_PATH_PROPERTY = 'doc_path'
 VERSION_PROPERTY = 'version'
 
 
@@ -77,12 +79,14 @@ class Executor(base_executor.BaseExecutor):
       return
     publication = publishing.publish(
         model_path, exec_properties[HUB_ROOT_KEY], card, metrics,
-        make_archive=bool(exec_properties[MAKE_ARCHIVE_KEY]))
+        make_archive=bool(exec_properties[MAKE_ARCHIVE_KEY]),
+        asset_url=exec_properties.get(ASSET_URL_KEY) or '')
     logging.info('Published %s version %d to %s', card.handle, publication.version,
                  publication.path)
     module.set_int_custom_property(PUBLISHED_PROPERTY, 1)
     module.set_string_custom_property(PUBLISHED_PATH_PROPERTY, publication.path)
     module.set_int_custom_property(VERSION_PROPERTY, publication.version)
+    module.set_string_custom_property(DOC_PATH_PROPERTY, publication.doc_path)
     if publication.archive_path:
       module.set_string_custom_property(ARCHIVE_PATH_PROPERTY, publication.archive_path)
 

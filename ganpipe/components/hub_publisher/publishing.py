@@ -3,22 +3,25 @@
 import dataclasses
 import os
 import re
-import tarfile
 import tempfile
 import time
+import uuid
 from typing import Mapping, Optional, Tuple
 
 import tensorflow as tf
-from tfx.utils import io_utils
 
 from ganpipe.components import versioning
+from ganpipe.components.hub_publisher import module_files
+from ganpipe.components.hub_publisher import tfhub_metadata
 from ganpipe.models import signatures
 
-README_FILE = 'README.md'
-ARCHIVE_SUFFIX = '.tar.gz'
+# Beside each version folder `N/`: its archive and its documentation, where tfhub.dev's validator
+# looks for them (a hub root is laid out as tfhub.dev's assets/docs tree).
+ARCHIVE_SUFFIX = tfhub_metadata.ASSET_SUFFIX
+DOC_SUFFIX = '.md'
 # Dot-prefixed and non-numeric, so never taken for a version, by us or by a file server.
 TEMP_PREFIX = '.publishing-'
-# The metrics of the GeneratorEvaluator's metrics.json that the README reports.
+# The metrics of the GeneratorEvaluator's metrics.json that the documentation reports.
 METRIC_KEYS = ('frechet_classifier_distance', 'real_frechet_classifier_distance',
                'classifier_score', 'real_classifier_score', 'num_samples')
 _NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9_-]*')
@@ -36,11 +39,12 @@ class ModuleCard:
   dataset_description: str = ''
 
   def __post_init__(self):
-    for field in ('publisher', 'module_name'):
-      value = getattr(self, field)
-      if not _NAME.fullmatch(value):
-        raise ValueError(f'{field} must be letters, digits, - and _ (it is a folder name and '
-                         f'part of the module handle), got {value!r}')
+    if not tfhub_metadata.PUBLISHER_ID.fullmatch(self.publisher):
+      raise ValueError('publisher must be lower-case letters, digits and - (a tfhub.dev '
+                       f'publisher id, and a folder name), got {self.publisher!r}')
+    if not _NAME.fullmatch(self.module_name):
+      raise ValueError('module_name must be letters, digits, - and _ (it is a folder name and '
+                       f'part of the module handle), got {self.module_name!r}')
     for field in ('dataset', 'architecture', 'license'):
       value = getattr(self, field)
       # Each is written into a one-line <!-- key: value --> metadata comment.
@@ -63,6 +67,7 @@ class Publication:
   version: int
   path: str  # the module folder, `<hub_root>/<publisher>/<module_name>/<version>`
   archive_path: Optional[str]  # `<version>.tar.gz` beside it, when made
+  doc_path: str  # `<version>.md` beside it, the module's documentation
 
 
 def read_shapes(saved_model_dir: str) -> GeneratorShapes:
@@ -94,14 +99,24 @@ def module_root(hub_root: str, card: ModuleCard) -> str:
   return os.path.join(hub_root, card.publisher, card.module_name)
 
 
+def publisher_page_path(hub_root: str, card: ModuleCard) -> str:
+  """`<hub_root>/<publisher>/<publisher>.md`, where tfhub.dev requires the publisher's page."""
+  return f'{hub_root.rstrip("/")}/{card.publisher}/{card.publisher}{DOC_SUFFIX}'
+
+
 def next_version(root: str) -> int:
-  """One above every version published, or left as an archive by a crashed publish."""
-  return max(versioning.versions(root, ARCHIVE_SUFFIX), default=0) + 1
+  """One above every version published, or left as an archive or doc by a crashed publish."""
+  return max(versioning.versions(root, ARCHIVE_SUFFIX) + versioning.versions(root, DOC_SUFFIX),
+             default=0) + 1
 
 
-def render_readme(card: ModuleCard, version: int, asset_path: str, shapes: GeneratorShapes,
-                  metrics: Mapping[str, float], module_path: str) -> str:
-  """The module's documentation in tfhub.dev's model Markdown format.
+def render_readme(card: ModuleCard, version: int, shapes: GeneratorShapes,
+                  metrics: Mapping[str, float], asset_url: str = '') -> str:
+  """The module's documentation, `<version>.md`, in tfhub.dev's model Markdown format.
+
+  Its tags take only values in tfhub.dev's lists (`tfhub_metadata.metadata_tags`). The usage
+  snippets load the module by its handle: the archive's URL when the hub root is served at
+  `asset_url`, else the version folder relative to the hub root, never this machine's path.
 
   Raises:
     ValueError: `metrics` lacks one of METRIC_KEYS.
@@ -109,6 +124,19 @@ def render_readme(card: ModuleCard, version: int, asset_path: str, shapes: Gener
   missing = [key for key in METRIC_KEYS if key not in metrics]
   if missing:
     raise ValueError(f'the evaluation metrics lack {", ".join(missing)}')
+  asset = tfhub_metadata.asset_path(asset_url, card.publisher, card.module_name, version)
+  tags = '\n'.join(f'<!-- {key}: {value} -->' for key, value in tfhub_metadata.metadata_tags(
+      card.architecture, card.dataset, card.license, asset))
+  handle = asset or f'{card.handle}/{version}'
+  if asset:
+    where = (f'Its handle is the URL of its archive, `{asset}`: `hub.load` downloads and '
+             'unpacks it once, then loads it from its cache.')
+  else:
+    where = (f'This version was published without an `asset-path`, so the handle below is its '
+             f'folder, `{handle}`, relative to the hub root it was published under. To give it '
+             'one, serve the hub root over HTTP(S) and publish with `--publish.hub_asset_url '
+             f'URL` (`ganpipe run` or `ganpipe publish`): its asset and handle are then '
+             f'`URL/{handle}{ARCHIVE_SUFFIX}`.')
   latent = shapes.latent_dim
   height, width, channels = shapes.image_shape
   baseline = metrics.get('baseline_frechet_classifier_distance')
@@ -131,13 +159,7 @@ def render_readme(card: ModuleCard, version: int, asset_path: str, shapes: Gener
 A {card.architecture} GAN generator trained on {card.dataset}: noise of size {latent} to \
 {height}x{width}x{channels} images.
 
-<!-- asset-path: {asset_path} -->
-<!-- task: image-generator -->
-<!-- fine-tunable: true -->
-<!-- format: saved_model_2 -->
-<!-- license: {card.license} -->
-<!-- network-architecture: {card.architecture} -->
-<!-- dataset: {card.dataset} -->
+{tags}
 
 ## Overview
 
@@ -174,11 +196,13 @@ classifier did not train on.{too_few}
 {baseline_line}
 ## Usage
 
+{where}
+
 ```python
 import tensorflow as tf
 import tensorflow_hub as hub
 
-generator = hub.load('{module_path}')
+generator = hub.load('{handle}')
 noise = tf.random.normal([16, {latent}])
 images = generator(noise)  # [16, {height}, {width}, {channels}], floats in [0, 1]
 seeded = generator.signatures['generate'](num_images=tf.constant(16),
@@ -191,7 +215,7 @@ In a Keras 2 model, fine-tunable (`hub.KerasLayer` needs Keras 2, `tf_keras`):
 import tf_keras as keras
 
 noise = keras.Input([{latent}])
-images = hub.KerasLayer('{module_path}', trainable=True)(noise)
+images = hub.KerasLayer('{handle}', trainable=True)(noise)
 model = keras.Model(noise, images)  # outputs [batch, {height}, {width}, {channels}]
 ```
 
@@ -202,10 +226,10 @@ model = keras.Model(noise, images)  # outputs [batch, {height}, {width}, {channe
 
 
 def remove_stale_leftovers(root: str, now: Optional[float] = None) -> None:
-  """Deletes what crashed publishes left: temporary folders, and archives of no version.
+  """Deletes what crashed publishes left: temporary folders, and archives and docs of no version.
 
-  Neither was ever a visible version. What a publish still running (another pipeline run's)
-  has written is younger than `versioning.STALE_AFTER_SECONDS`, and is left alone.
+  None was ever a visible version. What a publish still running (another pipeline run's) has
+  written is younger than `versioning.STALE_AFTER_SECONDS`, and is left alone.
   """
   if not tf.io.gfile.isdir(root):
     return
@@ -214,24 +238,42 @@ def remove_stale_leftovers(root: str, now: Optional[float] = None) -> None:
   names = {name.rstrip('/') for name in tf.io.gfile.listdir(root)}
   for name in names:
     path = os.path.join(root, name)
-    if (name.endswith(ARCHIVE_SUFFIX) and name[:-len(ARCHIVE_SUFFIX)] not in names and
+    suffix = next((s for s in (ARCHIVE_SUFFIX, DOC_SUFFIX) if name.endswith(s)), None)
+    if (suffix and name[:-len(suffix)].isdigit() and name[:-len(suffix)] not in names and
         now - tf.io.gfile.stat(path).mtime_nsec / 1e9 > versioning.STALE_AFTER_SECONDS):
       tf.io.gfile.remove(path)
 
 
-def write_archive(module_dir: str, archive_path: str) -> None:
-  """A gzipped tar of the module folder's contents, at the archive's root as tfhub.dev wants."""
-  with tarfile.open(archive_path, 'w:gz') as archive:
-    for name in sorted(os.listdir(module_dir)):
-      archive.add(os.path.join(module_dir, name), arcname=name)
+def check_asset_url(asset_url: str, make_archive: bool) -> None:
+  """Raises ValueError unless `asset_url` is '' or a URL the archive can be served from."""
+  if asset_url:
+    problem = tfhub_metadata.asset_url_problem(asset_url) or (
+        None if make_archive else 'names where the archive is served, so it needs make_archive')
+    if problem:
+      raise ValueError(f'asset_url {problem}')
+
+
+def write_publisher_page(hub_root: str, card: ModuleCard) -> str:
+  """Writes `<publisher>/<publisher>.md` unless there is one (it may have been edited by hand)."""
+  page = publisher_page_path(hub_root, card)
+  if not tf.io.gfile.exists(page):
+    tf.io.gfile.makedirs(page.rsplit('/', 1)[0])
+    staged = f'{page}.{uuid.uuid4().hex[:8]}.tmp'
+    with tf.io.gfile.GFile(staged, 'w') as f:
+      f.write(tfhub_metadata.render_publisher_page(card.publisher))
+    tf.io.gfile.rename(staged, page, overwrite=True)  # another publisher's is the same page
+  return page
 
 
 def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
-            metrics: Mapping[str, float], make_archive: bool = True) -> Publication:
+            metrics: Mapping[str, float], make_archive: bool = True,
+            asset_url: str = '') -> Publication:
   """Publishes a generator as `<hub_root>/<publisher>/<module_name>/<version>/`.
 
-  The module (the SavedModel and README.md) and its archive are assembled in a temporary folder
-  beside the versions, then renamed into place: the archive first, then the module folder, whose
+  Beside the version folder (the SavedModel's own files) go `<version>.tar.gz` (the same files)
+  and `<version>.md` (its documentation), and `<hub_root>/<publisher>/<publisher>.md` is written
+  when missing: the hub root is laid out as tfhub.dev's assets/docs tree. All are assembled in a
+  temporary folder beside the versions, then renamed into place, the version folder last: its
   appearance completes the version. A publish that fails leaves no version behind; a crashed one
   leaves leftovers that the next publish deletes. On object stores (gs://, s3://), where renames
   are copies, `saved_model.pb` is copied last instead.
@@ -239,57 +281,62 @@ def publish(saved_model_dir: str, hub_root: str, card: ModuleCard,
   Args:
     saved_model_dir: a SavedModel written by `components.gan.training.export_generator`.
     hub_root: the root of the module tree.
-    card: what the README says about the module.
+    card: what the documentation says about the module.
     metrics: the GeneratorEvaluator's metrics (METRIC_KEYS, optionally
       `baseline_frechet_classifier_distance`).
     make_archive: also write `<version>.tar.gz` beside the module folder.
+    asset_url: the URL `hub_root` is served from; the documentation's `asset-path` is the
+      archive's URL under it. '' leaves that tag out.
   Returns:
     Where the version was published.
   Raises:
-    ValueError: the SavedModel is not a reusable generator, or `metrics` is incomplete.
+    ValueError: the SavedModel is not a reusable generator, `metrics` is incomplete, or
+      `asset_url` is not a usable URL or comes without the archive.
     FileExistsError: the version appeared meanwhile (another publisher).
   """
+  check_asset_url(asset_url, make_archive)
   shapes = read_shapes(saved_model_dir)  # before touching hub_root: a bad model leaves nothing
   if '://' in hub_root:
     return _publish_to_object_store(saved_model_dir, hub_root, card, metrics, make_archive,
-                                    shapes)
-  root = os.path.abspath(module_root(hub_root, card))  # the README's snippets use it
+                                    shapes, asset_url)
+  root = os.path.abspath(module_root(hub_root, card))
   tf.io.gfile.makedirs(root)
+  write_publisher_page(os.path.abspath(hub_root), card)
   remove_stale_leftovers(root)
   version = next_version(root)
   final = os.path.join(root, str(version))
   archive = final + ARCHIVE_SUFFIX if make_archive else None
-  readme = render_readme(card, version, archive or final, shapes, metrics, final)
+  text = render_readme(card, version, shapes, metrics, asset_url)
 
   temporary = os.path.join(root, versioning.temporary_name(TEMP_PREFIX, version))
   os.makedirs(temporary)
-  archive_placed = committed = False
+  placed, committed = [], False
   try:
-    staged_module = os.path.join(temporary, str(version))
-    io_utils.copy_dir(saved_model_dir, staged_module)
-    with tf.io.gfile.GFile(os.path.join(staged_module, README_FILE), 'w') as f:
-      f.write(readme)
+    staged = os.path.join(temporary, str(version))
+    module_files.copy_saved_model(saved_model_dir, staged)
+    with tf.io.gfile.GFile(staged + DOC_SUFFIX, 'w') as f:
+      f.write(text)
+    renames = [(staged + DOC_SUFFIX, final + DOC_SUFFIX), (staged, final)]
     if archive:
-      staged_archive = staged_module + ARCHIVE_SUFFIX
-      write_archive(staged_module, staged_archive)
-      if tf.io.gfile.exists(archive):
-        raise FileExistsError(f'{archive} appeared while publishing version {version}')
-      os.rename(staged_archive, archive)
-      archive_placed = True
-    if tf.io.gfile.exists(final):
-      raise FileExistsError(f'{final} appeared while publishing version {version}')
-    os.rename(staged_module, final)
+      module_files.write_archive(staged, staged + ARCHIVE_SUFFIX)
+      renames.insert(0, (staged + ARCHIVE_SUFFIX, archive))
+    for source, target in renames:
+      if tf.io.gfile.exists(target):
+        raise FileExistsError(f'{target} appeared while publishing version {version}')
+      os.rename(source, target)
+      placed.append(target)
     committed = True
   finally:
-    if archive_placed and not committed:
-      tf.io.gfile.remove(archive)
+    if not committed:
+      for path in placed:  # the archive and the doc: the folder, renamed last, commits
+        tf.io.gfile.remove(path)
     tf.io.gfile.rmtree(temporary)
-  return Publication(version, final, archive)
+  return Publication(version, final, archive, final + DOC_SUFFIX)
 
 
 def _publish_to_object_store(saved_model_dir: str, hub_root: str, card: ModuleCard,
                              metrics: Mapping[str, float], make_archive: bool,
-                             shapes) -> Publication:
+                             shapes: GeneratorShapes, asset_url: str) -> Publication:
   """`publish` for gs:// or s3:// roots (Kubeflow), where a folder cannot be renamed atomically.
 
   The version is assembled locally, then copied with `saved_model.pb` last, the file that
@@ -297,24 +344,25 @@ def _publish_to_object_store(saved_model_dir: str, hub_root: str, card: ModuleCa
   """
   root = module_root(hub_root, card)
   tf.io.gfile.makedirs(root)
+  write_publisher_page(hub_root, card)
   version = next_version(root)
   final = f'{root.rstrip("/")}/{version}'
   archive = final + ARCHIVE_SUFFIX if make_archive else None
-  readme = render_readme(card, version, archive or final, shapes, metrics, final)
+  text = render_readme(card, version, shapes, metrics, asset_url)
   with tempfile.TemporaryDirectory() as local:
-    staged_module = os.path.join(local, str(version))
-    io_utils.copy_dir(saved_model_dir, staged_module)
-    with open(os.path.join(staged_module, README_FILE), 'w', encoding='utf-8') as f:
-      f.write(readme)
+    staged = os.path.join(local, str(version))
+    module_files.copy_saved_model(saved_model_dir, staged)
     if archive:
-      write_archive(staged_module, staged_module + ARCHIVE_SUFFIX)
-      tf.io.gfile.copy(staged_module + ARCHIVE_SUFFIX, archive)
-    for directory, _, files in tf.io.gfile.walk(staged_module):
-      target = f'{final}/{os.path.relpath(directory, staged_module)}'.replace('/./', '/')
+      module_files.write_archive(staged, staged + ARCHIVE_SUFFIX)
+      tf.io.gfile.copy(staged + ARCHIVE_SUFFIX, archive)
+    with tf.io.gfile.GFile(final + DOC_SUFFIX, 'w') as f:
+      f.write(text)
+    for directory, _, files in tf.io.gfile.walk(staged):
+      target = f'{final}/{os.path.relpath(directory, staged)}'.replace('/./', '/')
       target = target[:-2] if target.endswith('/.') else target
       tf.io.gfile.makedirs(target)
       for name in files:
-        if not (directory == staged_module and name == 'saved_model.pb'):
+        if not (directory == staged and name == 'saved_model.pb'):
           tf.io.gfile.copy(os.path.join(directory, name), f'{target}/{name}')
-    tf.io.gfile.copy(os.path.join(staged_module, 'saved_model.pb'), f'{final}/saved_model.pb')
-  return Publication(version, final, archive)
+    tf.io.gfile.copy(os.path.join(staged, 'saved_model.pb'), f'{final}/saved_model.pb')
+  return Publication(version, final, archive, final + DOC_SUFFIX)

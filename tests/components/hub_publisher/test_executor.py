@@ -12,13 +12,13 @@ import tensorflow_hub as hub
 import tf_keras as keras
 from tfx.types import channel_utils
 from tfx.types import standard_artifacts
-from tfx.utils import io_utils
 
 from ganpipe.components import artifacts
 from ganpipe.models.gan import model as model_lib
 from ganpipe.models.gan import training as gan_training
 from ganpipe.components.hub_publisher import component
 from ganpipe.components.hub_publisher import executor
+from ganpipe.components.hub_publisher import module_files
 from ganpipe.components.hub_publisher import publishing
 
 SHAPE, LATENT = (8, 8, 1), 4
@@ -83,29 +83,36 @@ def _images(model, noise):
   return model.signatures['serving_default'](noise=noise)['images'].numpy()
 
 
-def test_publishes_versions_one_then_two_with_readme_and_archive(pipeline_outputs, tmp_path):
-  first = _publish(pipeline_outputs, tmp_path, infra_blessed=1)
+def test_publishes_versions_one_then_two_with_docs_and_archive(pipeline_outputs, tmp_path):
+  first = _publish(pipeline_outputs, tmp_path, infra_blessed=1,
+                   asset_url='https://models.example.org/hub')
   second = _publish(pipeline_outputs, tmp_path, model_id=9)
   root = tmp_path / 'ganpipe' / 'generator'
-  assert sorted(os.listdir(root)) == ['1', '1.tar.gz', '2', '2.tar.gz']  # no temporaries left
+  assert sorted(os.listdir(root)) == [
+      '1', '1.md', '1.tar.gz', '2', '2.md', '2.tar.gz']  # no temporaries left
+  assert sorted(os.listdir(tmp_path / 'ganpipe')) == ['ganpipe.md', 'generator']
   for module, version in ((first, 1), (second, 2)):
     assert module.get_int_custom_property('published') == 1
     assert module.get_int_custom_property('version') == version
     assert module.get_string_custom_property('published_path') == str(root / str(version))
     assert module.get_string_custom_property('archive_path') == str(root / f'{version}.tar.gz')
-  assert sorted(os.listdir(root / '2')) == [
-      'README.md', 'assets', 'fingerprint.pb', 'saved_model.pb', 'variables']
+    assert module.get_string_custom_property('doc_path') == str(root / f'{version}.md')
+  assert sorted(os.listdir(root / '2')) == ['assets', 'fingerprint.pb', 'saved_model.pb',
+                                            'variables']
 
-  readme = (root / '2' / 'README.md').read_text()
-  assert readme.splitlines()[0] == '# Module ganpipe/generator/2'
-  assert f'<!-- asset-path: {root / "2.tar.gz"} -->' in readme
+  doc = (root / '1.md').read_text()
+  assert doc.splitlines()[0] == '# Module ganpipe/generator/1'
+  assert ('<!-- asset-path: https://models.example.org/hub/ganpipe/generator/1.tar.gz -->'
+          in doc)
   for comment in ('<!-- task: image-generator -->', '<!-- fine-tunable: true -->',
-                  '<!-- format: saved_model_2 -->', '<!-- license: Apache-2.0 -->'):
-    assert comment in readme
+                  '<!-- format: saved_model_2 -->', '<!-- license: apache-2.0 -->',
+                  '<!-- network-architecture: gan -->'):
+    assert comment in doc
   # The shapes are read from the SavedModel, the metrics from the evaluation artifact.
-  assert f'`[batch, {LATENT}]`' in readme and '`[batch, 8, 8, 1]`' in readme
-  assert '| Fréchet classifier distance (lower is better) | 12.35 | 1.50 |' in readme
-  assert f"hub.load('{root / '2'}')" in readme
+  assert f'`[batch, {LATENT}]`' in doc and '`[batch, 8, 8, 1]`' in doc
+  assert '| Fréchet classifier distance (lower is better) | 12.35 | 1.50 |' in doc
+  assert '<!-- asset-path:' not in (root / '2.md').read_text()  # published without an asset URL
+  assert str(tmp_path) not in doc + (root / '2.md').read_text()
 
 
 def test_the_generator_already_published_is_not_published_again(pipeline_outputs, tmp_path):
@@ -116,7 +123,7 @@ def test_the_generator_already_published_is_not_published_again(pipeline_outputs
   assert again.get_int_custom_property('unchanged') == 1
   assert again.get_string_custom_property('reason') == (
       f'version 1 at {path} already holds this generator')
-  assert sorted(os.listdir(tmp_path / 'ganpipe' / 'generator')) == ['1', '1.tar.gz']
+  assert sorted(os.listdir(tmp_path / 'ganpipe' / 'generator')) == ['1', '1.md', '1.tar.gz']
   assert _publish(pipeline_outputs, tmp_path, model_id=9).get_int_custom_property('version') == 2
 
 
@@ -126,10 +133,11 @@ def test_the_card_names_the_folder_and_how_much_data_it_held(pipeline_outputs, t
             'empty_classes': ['digit_x']}
   module = _publish(pipeline_outputs, tmp_path / 'hub', dataset='folder',
                     data_dir='/data/my-digits', report=report)
-  readme = open(os.path.join(module.get_string_custom_property('published_path'),
-                             'README.md')).read()
+  readme = open(module.get_string_custom_property('doc_path')).read()
+  assert readme.splitlines()[2] == (
+      'A dense GAN generator trained on my-digits: noise of size 4 to 8x8x1 images.')
   assert 'Trained on folder' not in readme
-  assert '<!-- dataset: my-digits -->' in readme
+  assert '<!-- dataset:' not in readme  # tfhub.dev's tags/dataset.yaml has no such id
   assert ('Trained on the image folder `my-digits` (`/data/my-digits`): 1,797 images in 12 '
           'classes (digit_0, digit_1, digit_2, digit_3, digit_4, digit_5, digit_6, digit_7, '
           'digit_8, digit_9 and 2 more), 1,437 for training and 360 for evaluation. 2 more '
@@ -146,11 +154,11 @@ def test_each_source_is_named(source, data_dir, name, description):
   assert executor.describe_dataset(source, data_dir, None) == (name, description)
 
 
-def test_without_archive_the_asset_is_the_folder(pipeline_outputs, tmp_path):
+def test_without_archive_there_is_no_asset(pipeline_outputs, tmp_path):
   module = _publish(pipeline_outputs, tmp_path, make_archive=0)
   root = tmp_path / 'ganpipe' / 'generator'
-  assert os.listdir(root) == ['1']
-  assert f'<!-- asset-path: {root / "1"} -->' in (root / '1' / 'README.md').read_text()
+  assert sorted(os.listdir(root)) == ['1', '1.md']
+  assert '<!-- asset-path:' not in (root / '1.md').read_text()
   assert not module.has_custom_property('archive_path')
 
 
@@ -205,23 +213,24 @@ def test_archive_extracts_to_the_module(pipeline_outputs, tmp_path):
   with tarfile.open(module.get_string_custom_property('archive_path')) as archive:
     names = archive.getnames()
     archive.extractall(tmp_path / 'extracted', filter='data')
-  assert {'saved_model.pb', 'README.md', 'variables'} <= set(names)  # at the archive's root
+  # At the archive's root, each folder ahead of its files, and nothing but the SavedModel.
+  assert sorted(names) == ['assets', 'fingerprint.pb', 'saved_model.pb', 'variables',
+                           'variables/variables.data-00000-of-00001', 'variables/variables.index']
+  assert names.index('variables') < names.index('variables/variables.index')
   extracted = hub.load(str(tmp_path / 'extracted'))
   published = hub.load(module.get_string_custom_property('published_path'))
   noise = tf.random.normal([3, LATENT], seed=4)
   np.testing.assert_array_equal(extracted(noise).numpy(), published(noise).numpy())
-  assert ((tmp_path / 'extracted' / 'README.md').read_text() ==
-          (tmp_path / 'hub' / 'ganpipe' / 'generator' / '1' / 'README.md').read_text())
 
 
 def test_a_crash_while_copying_leaves_no_version(pipeline_outputs, tmp_path, monkeypatch):
-  copy_dir = io_utils.copy_dir
+  copy = module_files.copy_saved_model
 
   def copy_then_fail(source, destination):
-    copy_dir(source, destination)  # a partial module is on disk when it fails
+    copy(source, destination)  # a partial module is on disk when it fails
     raise OSError('disk full')
 
-  monkeypatch.setattr(io_utils, 'copy_dir', copy_then_fail)
+  monkeypatch.setattr(module_files, 'copy_saved_model', copy_then_fail)
   with pytest.raises(OSError, match='disk full'):
     _publish(pipeline_outputs, tmp_path)
   assert os.listdir(tmp_path / 'ganpipe' / 'generator') == []
@@ -241,6 +250,21 @@ def test_a_crash_at_the_final_rename_removes_the_placed_archive(pipeline_outputs
 
   monkeypatch.setattr(os, 'rename', rename_archive_only)
   with pytest.raises(OSError, match='killed'):
+    _publish(pipeline_outputs, tmp_path)  # the doc's rename, after the archive's, fails
+  assert os.listdir(tmp_path / 'ganpipe' / 'generator') == []
+
+
+def test_a_crash_at_the_folder_rename_removes_the_placed_archive_and_doc(pipeline_outputs,
+                                                                         tmp_path, monkeypatch):
+  rename = os.rename
+
+  def rename_files_only(source, destination):
+    if os.path.isdir(source):
+      raise OSError('killed')
+    rename(source, destination)
+
+  monkeypatch.setattr(os, 'rename', rename_files_only)
+  with pytest.raises(OSError, match='killed'):
     _publish(pipeline_outputs, tmp_path)
   assert os.listdir(tmp_path / 'ganpipe' / 'generator') == []
 
@@ -257,7 +281,7 @@ def test_component_wiring():
   assert publisher.exec_properties == {
       'hub_root': '/hub', 'publisher': 'ganpipe', 'module_name': 'generator',
       'dataset': 'digits', 'architecture': 'dense', 'license': 'Apache-2.0', 'make_archive': 1,
-      'data_dir': ''}
+      'data_dir': '', 'asset_url': None}
   assert 'ingestion_report' not in publisher.inputs
   with_data = component.HubPublisher(
       model=channel(standard_artifacts.Model), blessing=channel(standard_artifacts.ModelBlessing),
@@ -273,18 +297,29 @@ def test_component_wiring():
         blessing=channel(standard_artifacts.ModelBlessing),
         evaluation=channel(artifacts.GeneratorEvaluation), hub_root='/hub',
         dataset='digits', architecture='dense', module_name='../escape')
+  with pytest.raises(ValueError, match='asset_url names where the archive is served'):
+    component.HubPublisher(
+        model=channel(standard_artifacts.Model),
+        blessing=channel(standard_artifacts.ModelBlessing),
+        evaluation=channel(artifacts.GeneratorEvaluation), hub_root='/hub',
+        dataset='digits', architecture='dense', make_archive=False,
+        asset_url='https://models.example.org/hub')
 
 
 def test_publishes_to_an_object_store(pipeline_outputs, tmp_path):
   # TF's in-memory file system stands in for gs:// or s3:// (Kubeflow): no atomic folder renames.
   root = f'ram://hub-{tmp_path.name}'
-  module = _publish(pipeline_outputs, root)
+  module = _publish(pipeline_outputs, root, asset_url='https://storage.example.org/hub')
   assert module.get_int_custom_property('published') == 1
   final = f'{root}/ganpipe/generator/1'
   assert module.get_string_custom_property('published_path') == final
-  for name in ('saved_model.pb', 'README.md', 'variables/variables.index'):
+  for name in ('saved_model.pb', 'variables/variables.index'):
     assert tf.io.gfile.exists(f'{final}/{name}'), name
+  assert not tf.io.gfile.exists(f'{final}/README.md')
   assert tf.io.gfile.exists(f'{final}.tar.gz')
-  assert tf.io.gfile.GFile(f'{final}/README.md').read().startswith('# Module ganpipe/generator/1')
+  doc = tf.io.gfile.GFile(f'{final}.md').read()
+  assert doc.startswith('# Module ganpipe/generator/1')
+  assert '<!-- asset-path: https://storage.example.org/hub/ganpipe/generator/1.tar.gz -->' in doc
+  assert tf.io.gfile.GFile(f'{root}/ganpipe/ganpipe.md').read().startswith('# Publisher ganpipe')
   assert _publish(pipeline_outputs, root, model_id=9).get_string_custom_property(
       'published_path').endswith('/generator/2')
