@@ -43,7 +43,8 @@ def main() -> int:
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
 
-  overrides = {'paths.pipeline_root': f'{REMOTE}/pipeline', 'paths.hub_root': f'{REMOTE}/hub',
+  overrides = {'kubeflow.image': 'registry.example.com/ganpipe:benchmark',
+               'paths.pipeline_root': f'{REMOTE}/pipeline', 'paths.hub_root': f'{REMOTE}/hub',
                'paths.serving_root': f'{REMOTE}/serving', 'gan.epochs': args.gan_epochs}
   if args.backend == 'kfp':
     overrides.update({'kubeflow.volume_claim': VOLUME_CLAIM, 'kubeflow.volume_mount_path': MOUNT,

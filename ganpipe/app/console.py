@@ -1,9 +1,11 @@
 """What `ganpipe` prints: a line per component, no known noise, and errors on one line."""
 
+import contextlib
 import logging
 import os
 import re
 import sys
+import threading
 import time
 
 
@@ -20,11 +22,65 @@ def quiet_environment() -> None:
   sys.unraisablehook = _ignore_tensorflow_finalizer_errors
 
 
+# What TF 2.16's AtomicFunction.__del__ raises when a process exits: the module global it
+# decrements (atomic_function.RUNTIME_FUNCTION_REFS) is already None. Harmless.
+_FINALIZER_ERROR_START = b'Exception ignored in: <function AtomicFunction.__del__'
+_FINALIZER_ERROR_END = b"TypeError: 'NoneType' object is not subscriptable"
+_FINALIZER_ERROR_LINES = 6  # at most, from its first line to its last
+
+
 def _ignore_tensorflow_finalizer_errors(unraisable) -> None:
   """TF 2.16's AtomicFunction.__del__ raises while Transform tears down; it is harmless."""
   if 'AtomicFunction.__del__' in repr(unraisable.object):
     return
   sys.__unraisablehook__(unraisable)
+
+
+@contextlib.contextmanager
+def without_worker_finalizer_errors():
+  """Leaves TF 2.16's AtomicFunction.__del__ error out of what child processes write to stderr.
+
+  The Beam DirectRunner's worker processes print it as they exit, after every Transform
+  (`python -m apache_beam.runners.worker.sdk_worker_main`, started without the pipeline's
+  options, so nothing of ganpipe runs there to install the hook above). Within this block file
+  descriptor 2 is a pipe, which a thread copies to the real stderr line by line, leaving those
+  blocks out; everything else passes unchanged.
+  """
+  sys.stderr.flush()
+  real_stderr = os.dup(2)
+  read_end, write_end = os.pipe()
+  os.dup2(write_end, 2)
+  os.close(write_end)
+  copier = threading.Thread(target=_copy_without_finalizer_errors,
+                            args=(read_end, real_stderr), daemon=True)
+  copier.start()
+  try:
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(real_stderr, 2)  # the pipe ends once every child holding it has exited too
+    copier.join(timeout=10)
+    if not copier.is_alive():
+      os.close(real_stderr)
+
+
+def _copy_without_finalizer_errors(read_end: int, out: int) -> None:
+  """Copies lines, dropping each whole finalizer error; any other line ends a held block."""
+  held = []  # the lines of what may be a finalizer error, until it is known to be one
+  with os.fdopen(read_end, 'rb') as lines:
+    for line in lines:
+      if line.startswith(_FINALIZER_ERROR_START):
+        os.write(out, b''.join(held))
+        held = [line]
+      elif held and line.startswith(_FINALIZER_ERROR_END):
+        held = []
+      elif (held and len(held) < _FINALIZER_ERROR_LINES and
+            line.startswith((b'Traceback (most recent call last):', b'  '))):
+        held.append(line)
+      else:
+        os.write(out, b''.join(held) + line)
+        held = []
+    os.write(out, b''.join(held))
 
 
 class ProgressHandler(logging.Handler):
@@ -80,6 +136,24 @@ class KnownNoiseFilter(logging.Filter):
     return not any(noise in message for noise in self._NOISE)
 
 
+class ReraisedErrorFilter(logging.Filter):
+  """Drops the log records of a failure that is raised on to the CLI, which reports it once.
+
+  A failing component's error is logged with its traceback by Beam
+  (apache_beam/runners/common.py, DoFnRunner._reraise_augmented: `_LOGGER.exception`) and again
+  by TFX's launcher (tfx/orchestration/portable/launcher.py: `Execution N failed.`), and both
+  raise it on; `ganpipe run` then prints it as one line. With --verbose all of it shows.
+  """
+
+  _LAUNCHER_FAILED = re.compile(r'^Execution \d+ failed\.$')
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    if record.name == 'apache_beam.runners.common' and record.exc_info:
+      return False
+    return not (record.levelno == logging.ERROR and
+                self._LAUNCHER_FAILED.match(record.getMessage()))
+
+
 def one_line(error: BaseException) -> str:
   """The innermost message of an error, on one line, without Beam's step annotations."""
   while error.__cause__ is not None:
@@ -100,6 +174,7 @@ def configure_logging(verbose: bool) -> None:
   console.setFormatter(logging.Formatter('%(levelname)s:%(name)s:%(message)s'))
   if not verbose:
     console.addFilter(KnownNoiseFilter())
+    console.addFilter(ReraisedErrorFilter())
     logging.getLogger('tensorflow').setLevel(logging.ERROR)
   # Claim the root logger first, so that libraries' later basicConfig() calls are no-ops.
   logging.basicConfig(level=level, handlers=[console], force=True)

@@ -5,11 +5,12 @@ import glob
 import os
 from typing import List, Optional, Sequence, TextIO
 
+from ganpipe.app import grids
 from ganpipe.models import features
 from ganpipe.pipeline import config as config_lib
-from ganpipe.pipeline import pipeline as pipeline_lib
+from ganpipe.pipeline import nodes
 
-SERVED_MODELS = (pipeline_lib.CLASSIFIER, pipeline_lib.GENERATOR)
+SERVED_MODELS = (nodes.CLASSIFIER, nodes.GENERATOR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +29,7 @@ def pushed_models(serving_root: str) -> List[str]:
 def eval_images(pipeline_root: str, count: int) -> List[EvalImage]:
   """The first `count` images of the newest ingested eval split."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  runs = glob.glob(os.path.join(pipeline_root, pipeline_lib.INGESTION_NODE, 'examples', '*',
+  runs = glob.glob(os.path.join(pipeline_root, nodes.INGESTION_NODE, 'examples', '*',
                                 'Split-eval'))
   if not runs:
     return []
@@ -45,15 +46,16 @@ def eval_images(pipeline_root: str, count: int) -> List[EvalImage]:
 
 
 def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
-        grid_path: Optional[str] = None) -> int:
+        grid_path: Optional[str] = None, grid_scale: int = grids.AUTO) -> int:
   """Starts the model server on the pushed models, classifies eval images, generates a grid.
+
+  The grid's images are scaled up `grid_scale` times (grids.AUTO: to a readable size).
 
   Returns:
     0 when every query succeeded, 1 otherwise (the reason is printed).
   """
   # pylint: disable=import-outside-toplevel
   from ganpipe.app import queries
-  from ganpipe.models.gan import grid
   from ganpipe.serving import client as client_lib
   from ganpipe.serving import config as serving_config
   from ganpipe.serving import server as server_lib
@@ -77,9 +79,9 @@ def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
       for name in models:
         for status in client.model_status(name):
           out.write(f'  {name} version {status["version"]}: {status["state"]}\n')
-      if pipeline_lib.CLASSIFIER in models:
+      if nodes.CLASSIFIER in models:
         images = eval_images(config.paths.pipeline_root, num_images)
-        predictions = queries.classify_images(client, pipeline_lib.CLASSIFIER,
+        predictions = queries.classify_images(client, nodes.CLASSIFIER,
                                               [image.png for image in images])
         right = 0
         out.write(f'Classify over gRPC ({len(images)} eval images):\n')
@@ -89,12 +91,15 @@ def run(config: config_lib.PipelineConfig, out: TextIO, num_images: int = 8,
           out.write(f'  {image.source:<24} true {image.label_name:<12} -> '
                     f'{prediction.class_name:<12} p={prediction.probability:.3f}  {mark}\n')
         out.write(f'  {right}/{len(images)} right\n')
-      if pipeline_lib.GENERATOR in models:
-        generated = queries.generate(client, pipeline_lib.GENERATOR, num_images=16, seed=7)
+      if nodes.GENERATOR in models:
+        generated = queries.generate(client, nodes.GENERATOR, num_images=16, seed=7)
         path = grid_path or os.path.join(os.path.dirname(root.rstrip('/')) or '.',
                                          'generated_grid.png')
-        _write_png(path, grid.make_grid(generated.images))
-        out.write(f'Generate over gRPC: 16 images {generated.images.shape[1:]} -> {path}\n')
+        height, width = generated.images.shape[1:3]
+        scale = grids.scale_for(height, width, grid_scale)
+        _write_png(path, grids.make_grid(generated.images, scale=scale))
+        out.write(f'Generate over gRPC: 16 images {generated.images.shape[1:]}, scaled {scale}x '
+                  f'-> {path}\n')
   except client_lib.ServingError as e:
     out.write(f'Query failed: {e}\n')
     return 1

@@ -81,10 +81,15 @@ def classify_images(client: client_lib.ServingClient, model: str, images: Sequen
 def generate(client: client_lib.ServingClient, model: str, num_images: int, seed: int, *,
              version: Optional[int] = None,
              version_label: Optional[str] = None) -> GeneratedImages:
-  """Generates images with the generator's `generate` signature.
+  """Generates images with the generator's `generate` signature, in as many calls as it takes.
 
-  The signature takes `num_images` (int32 scalar) and `seed` (int64 scalar) and returns
-  `images` [n, h, w, c] float32 in [0, 1] and `png_bytes` [n] string.
+  The signature takes `num_images` (int32 scalar, at most signatures.MAX_GENERATED_IMAGES) and
+  `seed` (int64 scalar) and returns `images` [n, h, w, c] float32 in [0, 1] and `png_bytes` [n]
+  string. A larger request is split into calls of MAX_GENERATED_IMAGES images, the last one
+  smaller: call k (from 0) asks for images k * MAX_GENERATED_IMAGES onwards with seed
+  `seed + k`. So a request's first 1,024 images are those of a request for 1,024 with the same
+  seed, and any image can be made again alone. Without a version or label, every call asks for
+  the version that was the latest at the first, so that all images come from one model.
 
   Args:
     client: a client of the server.
@@ -98,11 +103,39 @@ def generate(client: client_lib.ServingClient, model: str, num_images: int, seed
     The images.
 
   Raises:
-    ServingError: the call failed, or the answer does not match the signature.
-    ValueError: `num_images` is not positive, or both `version` and `version_label`.
+    ServingError: a call failed, or an answer does not match the signature.
+    ValueError: `num_images` is not positive, the seeds of its calls would pass 2**63 - 1, or
+      both `version` and `version_label`.
   """
   if num_images < 1:
     raise ValueError(f'num_images must be positive, got {num_images}')
+  per_call = signatures.MAX_GENERATED_IMAGES
+  calls = -(-num_images // per_call)
+  if seed + calls - 1 >= 2**63:
+    raise ValueError(f'{num_images} images take {calls} calls, with seeds {seed} to '
+                     f'{seed + calls - 1}, past the largest int64 seed; pass a smaller seed')
+  if calls > 1 and version is None and version_label is None:
+    version = _latest_available(client, model)
+  parts = [_generate_once(client, model, min(per_call, num_images - call * per_call),
+                          seed + call, version, version_label) for call in range(calls)]
+  if len(parts) == 1:
+    return parts[0]
+  shapes = {part.images.shape[1:] for part in parts}
+  if len(shapes) > 1:
+    raise client_lib.ServingError(
+        f'{model!r} at {client.target} answered images of shapes {sorted(shapes)} in one request')
+  return GeneratedImages(images=np.concatenate([part.images for part in parts]),
+                         png=tuple(png for part in parts for png in part.png))
+
+
+def _latest_available(client: client_lib.ServingClient, model: str) -> Optional[int]:
+  available = [status['version'] for status in client.model_status(model)
+               if status['state'] == 'AVAILABLE']
+  return max(available) if available else None
+
+
+def _generate_once(client: client_lib.ServingClient, model: str, num_images: int, seed: int,
+                   version: Optional[int], version_label: Optional[str]) -> GeneratedImages:
   outputs = client.predict(model, {'num_images': np.int32(num_images), 'seed': np.int64(seed)},
                            signature=signatures.GENERATE, version=version,
                            version_label=version_label)

@@ -58,10 +58,20 @@ def check_config(config: config_lib.PipelineConfig) -> None:
     (objectstore.ParseBucketConfig in backend/src/v2/objectstore/config.go takes gs://, s3://
     and minio:// only), so it cannot be on the volume claim, and TensorFlow writes gs:// alone.
   - The serving and hub roots and the data folder: gs://, or on the mounted volume claim.
+  - The pipeline image must be named: there is no default. TFX's own (KubeflowV2DagRunnerConfig
+    without default_image) lacks this package, so every task would fail on import, and a
+    placeholder would compile and upload, then leave every pod in ImagePullBackOff. KFP itself
+    has no default either: a container component's image is required (kfp/dsl/structures.py,
+    ContainerSpecImplementation.image).
 
   Raises:
     config_lib.ConfigError: naming the option and what to pass instead.
   """
+  if not config.kubeflow.image:
+    raise config_lib.ConfigError(
+        'kubeflow.image', 'no pipeline image given: every task runs ganpipe in it',
+        'build ganpipe/kubeflow/Dockerfile, push it where the cluster pulls from, and pass '
+        '--kubeflow.image REGISTRY/ganpipe:TAG')
   if not PIPELINE_NAME.fullmatch(config.name):
     raise config_lib.ConfigError(
         'name', f'Kubeflow Pipelines refuses the pipeline name {config.name!r} at upload',
@@ -109,11 +119,11 @@ def compile_pipeline(config: config_lib.PipelineConfig, output_path: str = '') -
   Raises:
     config_lib.ConfigError: a root, the data folder or the name cannot work on Kubeflow.
   """
+  check_config(config)  # before TFX loads, which takes half a minute
   # pylint: disable=import-outside-toplevel
   from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
   from ganpipe.pipeline import pipeline as pipeline_lib
   # pylint: enable=import-outside-toplevel
-  check_config(config)
   output_path = output_path or config.kubeflow.output_path
   pipeline = pipeline_lib.create_pipeline(config, beam_args_for_kubeflow(config),
                                           target=pipeline_lib.KUBEFLOW)

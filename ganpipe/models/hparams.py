@@ -10,11 +10,15 @@ from typing import Optional, Tuple
 
 ACTIVATIONS = ('relu', 'tanh')
 OPTIMIZERS = ('adam', 'sgd', 'rmsprop')
-# The GAN architectures, and `auto`, which picks one by image size (gan.model.resolve_architecture).
+# The GAN architectures, and `auto`, which picks one by image size (`resolve_architecture`).
 DENSE = 'dense'
 DCGAN = 'dcgan'
 GAN_ARCHITECTURES = (DENSE, DCGAN)
 AUTO = 'auto'
+# `auto` picks the DCGAN from this many pixels a side. The DCGAN's generator starts at a quarter
+# of the image's height and width and upsamples twice by 2, so both must be multiples of 4.
+DCGAN_MIN_SIDE = 16
+DCGAN_SIDE_MULTIPLE = 4
 
 
 class ConfigError(ValueError):
@@ -43,26 +47,73 @@ def check_fraction(value: float, option: str) -> None:
         f'must be within [0, 1], got {value!r}', f'pass --{option} with a value from 0 to 1')
 
 
+def resolve_architecture(architecture: str, image_shape: Tuple[int, int, int]) -> str:
+  """`auto` is the dense GAN for images under DCGAN_MIN_SIDE pixels a side, the DCGAN otherwise."""
+  if architecture != AUTO:
+    return architecture
+  return DENSE if min(image_shape[:2]) < DCGAN_MIN_SIDE else DCGAN
+
+
+def check_gan_image_shape(architecture: str, image_shape: Tuple[int, int, int]) -> None:
+  """Refuses an image size the GAN that `architecture` resolves to cannot generate.
+
+  Checked with the configuration, so that a size the DCGAN cannot take fails before anything
+  loads, not in the GAN trainer minutes into a run. The fix offered is a resize to a multiple of
+  4: the dense GAN takes any size, but learns next to nothing at the sizes that pick the DCGAN.
+
+  Raises:
+    ConfigError: naming `data.image_size` and the nearest sizes that work.
+  """
+  if resolve_architecture(architecture, image_shape) != DCGAN:
+    return
+  height, width = image_shape[:2]
+  multiple = DCGAN_SIDE_MULTIPLE
+  if height % multiple == 0 and width % multiple == 0:
+    return
+  below = [max(multiple, side - side % multiple) for side in (height, width)]
+  above = [side + (-side) % multiple for side in (height, width)]
+  picked = ('picked by --gan.architecture auto for images of '
+            f'{DCGAN_MIN_SIDE} pixels a side and up' if architecture == AUTO
+            else 'of --gan.architecture dcgan')
+  raise ConfigError(
+      'data.image_size',
+      f'the DCGAN ({picked}) needs a height and width that are multiples of {multiple}, got '
+      f'{height}x{width}',
+      f'pass --data.image_size {below[0]},{below[1]} or {above[0]},{above[1]}, and every image '
+      'is resized to it at ingestion')
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassifierConfig:
-  """The MLP classifier and how it is trained."""
+  """The MLP classifier and how it is trained.
+
+  Attributes:
+    hidden_units: the units of each hidden Dense layer, comma-separated.
+    activation: the hidden layers' activation: relu or tanh.
+    dropout: the dropout rate after each hidden layer; 0 disables it.
+    input_noise: the standard deviation of Gaussian noise added to the [0, 1] pixels while
+      training; 0 disables it.
+    optimizer: adam, sgd or rmsprop.
+    learning_rate: the optimizer's learning rate.
+    batch_size: images per mini-batch.
+    epochs: full passes over the train split, unless train_steps is set.
+    train_steps: train for exactly this many batches instead of epochs.
+    eval_steps: eval batches per evaluation; none evaluates on the whole eval split.
+  """
   hidden_units: Tuple[int, ...] = (256, 128)
   activation: str = 'relu'
-  # Dropout rate after each hidden layer; 0 disables it.
   dropout: float = 0.3
-  # Standard deviation of Gaussian noise added to the [0, 1] pixels while training; 0 disables.
-  # Off by default. At 0.3 (100 epochs) Fashion-MNIST eval accuracy was 0.877-0.886, under its
-  # 0.89 goal; without, 0.893-0.896 (digits 0.975-0.983). The noisy classifier is also less sure
-  # of generated images than of real ones: the same generators scored 70-75% of the real
-  # classifier score on Fashion-MNIST (digits 77%) with it, 80-82% (digits 84%) without.
+  # Input noise is off by default. At 0.3 (100 epochs) Fashion-MNIST eval accuracy was
+  # 0.877-0.886, under its 0.89 goal; without, 0.893-0.896 (digits 0.975-0.983). The noisy
+  # classifier is also less sure of generated images than of real ones: the same generators
+  # scored 70-75% of the real classifier score on Fashion-MNIST (digits 77%) with it, 80-82%
+  # (digits 84%) without.
   input_noise: float = 0.0
   optimizer: str = 'adam'
   learning_rate: float = 1e-3
   batch_size: int = 32
-  # Train for `epochs` full passes, or for exactly `train_steps` batches when it is set.
   epochs: int = 100
   train_steps: Optional[int] = None
-  # None evaluates on the whole eval split.
   eval_steps: Optional[int] = None
 
   def __post_init__(self):
@@ -93,32 +144,44 @@ class ClassifierConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GanConfig:
-  """The GAN and how it is trained."""
-  # `dense` (MLP), `dcgan` (convolutional), or `auto`: dense under 16 pixels a side, else dcgan.
+  """The GAN and how it is trained.
+
+  Attributes:
+    architecture: dense (MLP), dcgan (convolutional; height and width multiples of 4), or auto:
+      dense under 16 pixels a side, else dcgan.
+    latent_dim: the length of the generator's noise vector.
+    batch_size: the global batch, split over the replicas of a distribution strategy.
+    epochs: training is epochs x steps_per_epoch steps; a sample grid is written after each
+      epoch.
+    steps_per_epoch: training steps per epoch.
+    steps_per_execution: training steps per call of the compiled train function; progress and
+      batch-level callbacks see every n-th step.
+    generator_learning_rate: the generator's Adam learning rate at the start.
+    discriminator_learning_rate: the discriminator's Adam learning rate at the start.
+    beta_1: Adam's beta_1, for both optimizers.
+    lr_decay: both learning rates decay exponentially to this fraction of their start by the
+      last step.
+    label_smoothing: one-sided label smoothing of the real targets; 0 disables it.
+  """
   architecture: str = AUTO
   latent_dim: int = 64
-  # The global batch, split over the replicas of a distribution strategy.
   batch_size: int = 64
-  # Training is epochs x steps_per_epoch steps; a sample grid is written after each epoch.
   # Measured with the default classifier (benchmarks/model_quality.py): 40 epochs reach 87% of
   # the real classifier score on digits (the dense GAN, about a minute on 2 CPUs) and 82% on
   # Fashion-MNIST (the DCGAN, about 24 minutes). In 10-epoch trials on Fashion-MNIST, a
   # generator learning rate of 2e-4, a decay to 10%, or no label smoothing did no better.
   epochs: int = 40
   steps_per_epoch: int = 200
-  # Training steps per call of the compiled train function. Keras pays a per-call cost in
-  # Python (callbacks, logs) that a small GAN's step does not hide: on 2 CPUs the dense GAN ran
-  # at 0.74-0.92 of a hand-written loop's speed with 1, 1.15-1.33 with 10 (gan_throughput.py).
-  # Progress and batch-level callbacks then see every 10th step; epochs are unchanged.
+  # Keras pays a per-call cost in Python (callbacks, logs) that a small GAN's step does not hide:
+  # on 2 CPUs the dense GAN ran at 0.74-0.92 of a hand-written loop's speed with 1, 1.15-1.33
+  # with 10 (gan_throughput.py). Epochs are unchanged.
   steps_per_execution: int = 10
   # A faster generator keeps pace with the discriminator (measured on digits: distance 5.0 and
   # 87% of the real classifier score, against 19.8 and 72% at 2e-4).
   generator_learning_rate: float = 5e-4
   discriminator_learning_rate: float = 2e-4
   beta_1: float = 0.5
-  # Both learning rates decay exponentially to this fraction of their start by the last step.
   lr_decay: float = 0.5
-  # One-sided label smoothing of the real targets; 0 disables it.
   label_smoothing: float = 0.1
 
   def __post_init__(self):

@@ -17,19 +17,24 @@ GanConfig = hparams.GanConfig
 RUNNERS = ('beam', 'local')
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR')
 DIRECT_RUNNING_MODES = ('multi_processing', 'multi_threading', 'in_memory')
-# The DirectRunner's engine for batch pipelines, named outright: Beam 2.72's DirectRunner first
-# tries Prism, a Go binary it downloads from GitHub at run time. Prism ignores the direct_* options
-# below, and without network each attempt fails and leaves an empty /tmp/beam-temp* directory.
+# Named outright: Beam 2.72's DirectRunner first tries Prism, a Go binary downloaded from GitHub
+# at run time, which ignores the direct_* options below and, offline, fails and leaves litter.
 BEAM_LOCAL_RUNNER = 'FnApiRunner'
 
 
 @dataclasses.dataclass(frozen=True)
 class PathsConfig:
-  """Where the pipeline writes. Local paths or object-store URIs (gs://, s3://)."""
+  """Where the pipeline writes. Local paths or object-store URIs (gs://, s3://).
+
+  Attributes:
+    pipeline_root: the components' outputs (TFX's pipeline root).
+    metadata_path: the ML Metadata SQLite file that records every run.
+    serving_root: pushed models, as TF Serving reads them: <serving_root>/<model>/<version>/.
+    hub_root: published TF Hub modules: <hub_root>/<publisher>/<module>/<version>/.
+  """
   pipeline_root: str = 'outputs/pipeline'
   metadata_path: str = 'outputs/metadata/metadata.sqlite'
   serving_root: str = 'outputs/serving'
-  # TF Hub modules: <hub_root>/<publisher>/<module>/<version>/
   hub_root: str = 'outputs/hub'
 
   def __post_init__(self):
@@ -41,25 +46,34 @@ class PathsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """The dataset, how its images are normalised, the split and the bad-record limit."""
+  """The dataset, how its images are normalised, the split and the bad-record limit.
+
+  Attributes:
+    dataset: the source: digits, fashion-mnist (built in), folder, idx, npz or tfrecord.
+    data_dir: the source folder: a class-per-folder tree, IDX pairs, .npz files or TFRecords
+      (for fashion-mnist, /usr/share/datasets/fashion-mnist unless given).
+    schema_path: a curated schema.pbtxt to validate against; none infers one from the train
+      split.
+    image_size: HEIGHT,WIDTH every image is converted to; none means the dataset's own size
+      (32,32 for folders, 28,28 for idx, npz and tfrecord).
+    channels: 1 (grayscale) or 3 (RGB); none means the dataset's own (3 for folders).
+    on_wrong_size: what happens to an image of another size: resize, or reject.
+    formats: the accepted encodings of image files.
+    max_image_pixels: larger input images are rejected (too_large) from their header, without
+      being decoded.
+    max_bad_fraction: ingestion fails when more than this fraction of the records is rejected.
+    train_buckets: hash buckets of train images, when the source has no splits of its own.
+    eval_buckets: hash buckets of eval images, likewise.
+  """
   dataset: str = ingestion.DIGITS
-  # The source folder: a class-per-folder tree, IDX pairs, .npz files or TFRecords. For
-  # fashion-mnist it defaults to /usr/share/datasets/fashion-mnist.
   data_dir: Optional[str] = None
-  # A curated schema.pbtxt to validate against; None infers one from the train split.
   schema_path: Optional[str] = None
-  # Target (height, width) and channel count; None means the dataset's native shape.
   image_size: Optional[Tuple[int, int]] = None
   channels: Optional[int] = None
-  # Images of another size are resized, or rejected.
   on_wrong_size: str = ingestion.RESIZE
-  # Accepted encodings of image files.
   formats: Tuple[str, ...] = ingestion.DEFAULT_FORMATS
-  # Larger input images are rejected (too_large) from their header, without being decoded.
   max_image_pixels: int = ingestion.MAX_PIXELS
-  # Ingestion fails when more than this fraction of the records is rejected.
   max_bad_fraction: float = 0.01
-  # Hash buckets of the deterministic split when the source gives no splits of its own.
   train_buckets: int = 4
   eval_buckets: int = 1
 
@@ -104,18 +118,23 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorEvaluationConfig:
-  """Blessing thresholds for the generator (GeneratorEvaluator)."""
-  # Generated and real images compared, each.
+  """Blessing thresholds for the generator (GeneratorEvaluator).
+
+  Attributes:
+    num_samples: generated and real images compared, each.
+    max_distance_ratio: the Fréchet classifier distance of generated to real eval images,
+      divided by the real train images' distance to the same eval images, must be at most this.
+    min_score_ratio: the generated classifier score must be at least this fraction of the real
+      images' score.
+    max_distance_increase: ...and the distance at most this fraction above the latest blessed
+      generator's.
+  """
   num_samples: int = 1000
-  # The Fréchet classifier distance of generated to real eval images, divided by the real
-  # train images' distance to the same eval images, must be at most this. Measured with the
-  # default classifier (benchmarks/generator_thresholds.py, classifier_input_noise.py): on
+  # The distance ratio with the default classifier (benchmarks/generator_thresholds.py): on
   # digits, trained generators 4-5 times the real distance, untrained 43, collapsed onto one
   # image 76; on Fashion-MNIST, trained 7-18, untrained 125, collapsed 51.
   max_distance_ratio: float = 20.0
-  # The generated classifier score must be at least this fraction of the real images' score.
   min_score_ratio: float = 0.6
-  # ...and the distance at most this fraction above the latest blessed generator's.
   max_distance_increase: float = 0.25
 
   def __post_init__(self):
@@ -133,10 +152,13 @@ class GeneratorEvaluationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-  """Blessing thresholds for the classifier (TFMA)."""
-  # The candidate's eval accuracy must be at least this.
+  """Blessing thresholds for the classifier (TFMA).
+
+  Attributes:
+    min_accuracy: the candidate's eval accuracy must be at least this.
+    max_accuracy_drop: ...and at most this much below the latest blessed classifier's.
+  """
   min_accuracy: float = 0.9
-  # ...and at most this much below the latest blessed model's accuracy.
   max_accuracy_drop: float = 0.01
 
   def __post_init__(self):
@@ -146,26 +168,35 @@ class EvaluationConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PublishConfig:
-  """Infra validation, pushes to the serving root, and the generator's TF Hub module."""
-  # Pushed versions kept per model; older ones are deleted after each push.
+  """Infra validation, pushes to the serving root, and the generator's TF Hub module.
+
+  Attributes:
+    keep_versions: pushed versions kept per model; older ones are deleted after each push.
+    models_config_base_path: where the model server sees the serving root in models.config
+      (a volume mount, say); empty means the serving root itself.
+    infra_timeout_seconds: infra validation: time for the candidate to become AVAILABLE.
+    infra_num_requests: infra validation: requests sent to the candidate.
+    serving_binary: a tensorflow_model_server binary to validate with; empty uses one on PATH,
+      else ganpipe's own server.
+    hub_publisher: the TF Hub publisher folder: <hub_root>/<publisher>/<module>/<version>/; a
+      tfhub.dev publisher id, so lower-case letters, digits and -.
+    hub_module: the TF Hub module name.
+    hub_license: the module's license, an SPDX identifier (Apache-2.0, MIT, ...).
+    hub_archive: also write <version>.tar.gz beside the module, as tfhub.dev hosts it.
+    hub_asset_url: the http(s) URL that paths.hub_root is served from, for the module
+      documentation's asset-path and usage handle; empty leaves the asset-path out.
+  """
   keep_versions: int = 3
-  # Where the model server sees the serving root (e.g. a volume mount); '' means the root itself.
   models_config_base_path: str = ''
-  # Infra validation: time for the candidate to become AVAILABLE, and requests sent to it.
   infra_timeout_seconds: float = 120.0
   infra_num_requests: int = 8
-  # A tensorflow_model_server binary to validate with; '' uses one on PATH, else ours.
   serving_binary: str = ''
-  # The TF Hub module's handle, <publisher>/<module>: a tfhub.dev publisher id is lower-case.
+  # The documentation's asset-path, which tfhub.dev downloads, is
+  # <hub_asset_url>/<publisher>/<module>/<version>.tar.gz.
   hub_publisher: str = 'ganpipe'
   hub_module: str = 'generator'
-  # An SPDX identifier; the documentation's license tag maps it onto tfhub.dev's ids.
   hub_license: str = 'Apache-2.0'
-  # Also write <version>.tar.gz beside the module, as tfhub.dev hosts it.
   hub_archive: bool = True
-  # The http(s) URL that paths.hub_root is served from. The module documentation's asset-path,
-  # which tfhub.dev requires and downloads, is <url>/<publisher>/<module>/<version>.tar.gz;
-  # '' leaves it out.
   hub_asset_url: str = ''
 
   def __post_init__(self):
@@ -196,23 +227,36 @@ class PublishConfig:
 
 @dataclasses.dataclass(frozen=True)
 class KubeflowConfig:
-  """How `ganpipe compile-kubeflow` targets a Kubeflow Pipelines cluster."""
-  # The pipeline image, built from ganpipe/kubeflow/Dockerfile and pushed where the cluster can
-  # pull it.
-  image: str = 'ghcr.io/ganpipe/ganpipe:latest'
-  # What each Trainer requests: an accelerator type and count, vCPUs and memory (GB).
+  """How `ganpipe compile-kubeflow` targets a Kubeflow Pipelines cluster.
+
+  Attributes:
+    image: the pipeline image every task runs, built from ganpipe/kubeflow/Dockerfile and pushed
+      where the cluster can pull it; compile-kubeflow requires it.
+    accelerator_type: what each Trainer requests as its accelerator.
+    accelerator_count: how many accelerators each Trainer requests; 0 trains on CPU.
+    trainer_cpu: vCPUs each Trainer requests.
+    trainer_memory_gb: memory (GB) each Trainer requests.
+    data_cpu: vCPUs every other task requests; its Beam DirectRunner starts one worker per vCPU
+      here (unless --beam.direct_num_workers says otherwise).
+    data_memory_gb: memory (GB) every other task requests.
+    output_path: where compile-kubeflow writes the PipelineJob JSON; the KFP package goes beside
+      it, as .yaml.
+    volume_claim: a PersistentVolumeClaim mounted in every pipeline pod (KFP's kfp-kubernetes
+      pvcMount), so that roots may live on it; empty mounts nothing.
+    volume_mount_path: where the volume claim is mounted.
+  """
+  # No default: a placeholder would compile, upload and then fail every pod on the cluster with
+  # ImagePullBackOff, or run an image without this code (compile.check_config explains).
+  image: str = ''
   accelerator_type: str = 'nvidia.com/gpu'
   accelerator_count: int = 1
   trainer_cpu: float = 8.0
   trainer_memory_gb: float = 32.0
-  # What every other task requests: vCPUs and memory (GB). Its Beam DirectRunner starts one
-  # worker per vCPU here (unless --beam.direct_num_workers says otherwise), not one per core of
-  # the node, each worker importing TensorFlow.
+  # The data tasks' Beam workers are bounded by what they request, not by the node's cores,
+  # each worker importing TensorFlow.
   data_cpu: float = 2.0
   data_memory_gb: float = 8.0
   output_path: str = 'outputs/kubeflow/ganpipe.json'
-  # A PersistentVolumeClaim mounted at `volume_mount_path` in every pipeline pod (KFP's
-  # kfp-kubernetes pvcMount), so that roots may live on it; '' mounts nothing.
   volume_claim: str = ''
   volume_mount_path: str = '/mnt/ganpipe'
 
@@ -224,7 +268,8 @@ class KubeflowConfig:
     check(self.volume_mount_path.startswith('/') and self.volume_mount_path.rstrip('/') != '',
           'kubeflow.volume_mount_path', f'must be an absolute path below /, got '
           f'{self.volume_mount_path!r}', 'pass --kubeflow.volume_mount_path /mnt/ganpipe')
-    check(bool(self.image.strip()), 'kubeflow.image', 'must name a container image',
+    check(not any(c.isspace() for c in self.image), 'kubeflow.image',
+          f'{self.image!r} is not a container image name',
           'pass --kubeflow.image REGISTRY/IMAGE:TAG')
     check(isinstance(self.accelerator_count, int) and self.accelerator_count >= 0,
           'kubeflow.accelerator_count', f'must be 0 or more, got {self.accelerator_count!r}',
@@ -244,15 +289,19 @@ class KubeflowConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
-  """How the data components' Beam pipelines run."""
-  # DirectRunner mode: worker processes, threads, or in the component's own process. Worker
-  # processes use every core but each imports TensorFlow first, which small data never repays.
+  """How the data components' Beam pipelines run.
+
+  Attributes:
+    direct_running_mode: the DirectRunner's mode: multi_processing (worker processes),
+      multi_threading, or in_memory (in the component's own process).
+    direct_num_workers: DirectRunner workers; 0 means one per CPU core.
+    worker_log_level: log level of Beam's worker processes: DEBUG, INFO, WARNING or ERROR.
+    extra_args: extra Beam pipeline args, e.g. --runner=DataflowRunner,--project=P.
+  """
+  # Worker processes use every core but each imports TensorFlow first: small data never repays it.
   direct_running_mode: str = 'multi_processing'
-  # DirectRunner workers; 0 means one per CPU core.
   direct_num_workers: int = 0
-  # Log level of Beam's worker processes (DEBUG, INFO, WARNING, ERROR).
   worker_log_level: str = 'ERROR'
-  # Extra Beam pipeline args, e.g. for Dataflow or Flink.
   extra_args: Tuple[str, ...] = ()
 
   def __post_init__(self):
@@ -278,7 +327,14 @@ class BeamConfig:
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
-  """Everything a pipeline run needs."""
+  """Everything a pipeline run needs.
+
+  Attributes:
+    name: the pipeline's name in ML Metadata.
+    runner: beam (TFX's BeamDagRunner) or local (its LocalDagRunner).
+    seed: the seed of training, sampling and evaluation; the same seed gives the same run.
+    enable_cache: reuse the outputs of a component whose inputs and settings did not change.
+  """
   name: str = 'ganpipe'
   runner: str = 'beam'
   seed: int = 42
@@ -299,6 +355,7 @@ class PipelineConfig:
           'pass --name my-pipeline')
     check(self.runner in RUNNERS, 'runner', f'unknown runner {self.runner!r}',
           f'pass --runner with one of {", ".join(RUNNERS)}')
+    hparams.check_gan_image_shape(self.gan.architecture, self.data.image_shape)
 
 
 def get_config(small: bool = False) -> PipelineConfig:
@@ -313,3 +370,31 @@ def get_config(small: bool = False) -> PipelineConfig:
       # The small data of tests runs faster in process than in worker processes.
       beam=BeamConfig(direct_running_mode='in_memory', direct_num_workers=1),
   )
+
+
+# --small trains the dense GAN 5 x 300 steps: half a minute on 2 CPUs. A DCGAN step costs about
+# as much per pixel (benchmarks/gan_training_time.py): 1,500 steps took 14 minutes at 16x16, and
+# would take an hour at 64x64. So the DCGAN gets this many pixel-steps (steps x height x width):
+# a minute or two at any size. It proves the pipeline runs; so few steps rarely bless the GAN.
+SMALL_DCGAN_PIXEL_STEPS = 150_000
+
+
+def small_for_image_size(config: PipelineConfig, keep=()) -> PipelineConfig:
+  """The small configuration's GAN, cut to a minute or two of training at `config`'s image size.
+
+  Args:
+    config: a configuration from `get_config(small=True)`, with any overrides applied.
+    keep: dotted field names the user set; they are left as they are.
+
+  Returns:
+    `config`, with a DCGAN's steps per epoch cut to about SMALL_DCGAN_PIXEL_STEPS pixel-steps
+    in all (at least one step an epoch); a dense GAN's are unchanged.
+  """
+  height, width, _ = config.data.image_shape
+  gan = config.gan
+  if (hparams.resolve_architecture(gan.architecture, config.data.image_shape) != hparams.DCGAN
+      or 'gan.steps_per_epoch' in keep):
+    return config
+  steps = max(1, round(SMALL_DCGAN_PIXEL_STEPS / (gan.epochs * height * width)))
+  return dataclasses.replace(config, gan=dataclasses.replace(
+      gan, steps_per_epoch=min(steps, gan.steps_per_epoch)))

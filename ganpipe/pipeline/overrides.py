@@ -1,11 +1,14 @@
 """Overriding PipelineConfig fields by dotted name: each leaf field is a flag `--section.field`.
 
-`field_paths` lists the names and types, `parse_value` reads a flag's text as its field's type,
+`field_paths` lists the names and types, `field_help` each field's line of help (from its
+class's Attributes docstring section), `parse_value` reads a flag's text as its field's type,
 `with_overrides` returns the config with fields replaced (validated again), and `to_dict` gives a
 JSON-serialisable form of any config section.
 """
 
 import dataclasses
+import inspect
+import re
 import typing
 from typing import Any, Dict
 
@@ -21,6 +24,44 @@ def field_paths(config_cls=config_lib.PipelineConfig, prefix: str = ''):
       yield from field_paths(hints[field.name], name + '.')
     else:
       yield name, hints[field.name]
+
+
+def field_help(config_cls=config_lib.PipelineConfig, prefix: str = '') -> Dict[str, str]:
+  """Dotted name -> help, for every leaf field, from each class's `Attributes:` docstring section.
+
+  The docstrings are the one place a field is described, so `--help` and the code cannot drift:
+  tests/pipeline/test_overrides.py requires an entry for every field and a field for every entry.
+  """
+  hints = typing.get_type_hints(config_cls)
+  described = _attributes(config_cls)
+  found = {}
+  for field in dataclasses.fields(config_cls):
+    if dataclasses.is_dataclass(hints[field.name]):
+      found.update(field_help(hints[field.name], f'{prefix}{field.name}.'))
+    elif field.name in described:
+      found[prefix + field.name] = described[field.name]
+  return found
+
+
+def _attributes(cls) -> Dict[str, str]:
+  """The entries of a Google-style `Attributes:` section: name -> its text, on one line."""
+  lines = inspect.cleandoc(cls.__doc__ or '').splitlines()
+  if 'Attributes:' not in lines:
+    return {}
+  entries: Dict[str, str] = {}
+  name = None
+  for line in lines[lines.index('Attributes:') + 1:]:
+    if not line.strip():
+      break
+    entry = re.match(r'^  (\w+): (.*)$', line)
+    if entry:
+      name = entry.group(1)
+      entries[name] = entry.group(2).strip()
+    elif name and line.startswith('    '):
+      entries[name] += ' ' + line.strip()
+    else:
+      break
+  return entries
 
 
 def parse_value(text: str, hint: Any, option: str) -> Any:

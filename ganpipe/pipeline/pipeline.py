@@ -23,27 +23,19 @@ from ganpipe.models import preprocessing
 from ganpipe.models import signatures
 from ganpipe.models.gan import model as gan_model
 from ganpipe.pipeline import config as config_lib
+from ganpipe.pipeline import nodes
 from ganpipe.pipeline import overrides as config_overrides
 
 PREPROCESSING_FN = 'ganpipe.models.preprocessing.preprocessing_fn'
 CLASSIFIER_RUN_FN = 'ganpipe.models.classifier.training.run_fn'
 GAN_RUN_FN = 'ganpipe.models.gan.training.run_fn'
-# The model names under the serving root.
-CLASSIFIER = 'classifier'
-GENERATOR = 'generator'
-INGESTION_NODE = 'image_example_gen'
+# The node ids and model names live where commands that read a run can import them without TFX.
+CLASSIFIER = nodes.CLASSIFIER
+GENERATOR = nodes.GENERATOR
+INGESTION_NODE = nodes.INGESTION_NODE
+EVALUATED_MODELS = nodes.EVALUATED_MODELS
 LOCAL = 'local'
 KUBEFLOW = 'kubeflow'
-# What the run summary reports for each model: its evaluator (TFMA's or the generator's),
-# pusher and headline metric.
-EVALUATED_MODELS = {
-    CLASSIFIER: {'evaluator': 'classifier_evaluator', 'pusher': 'classifier_pusher',
-                 'infra_validator': 'classifier_infra_validator',
-                 'metric': 'sparse_categorical_accuracy', 'kind': 'tfma'},
-    GENERATOR: {'evaluator': 'generator_evaluator', 'pusher': 'generator_pusher',
-                'infra_validator': 'generator_infra_validator', 'publisher': 'hub_publisher',
-                'metric': 'frechet_classifier_distance', 'kind': 'generator'},
-}
 
 # What runs inside the components' executors: the model code and the components themselves.
 _CODE_PACKAGES = tuple(os.path.dirname(os.path.abspath(package.__file__))

@@ -75,7 +75,8 @@ def test_cli_classify_server_error_is_one_line(fake, tmp_path, capsys):
   err = capsys.readouterr().err
   assert err == (f"ganpipe: error: Predict for model 'nope', signature 'serving_default' at "
                  f'{fake.target} failed: NOT_FOUND: Servable not found for request: '
-                 'Latest(nope)\n')
+                 "Latest(nope). The server has no model 'nope'; it serves classifier, generator: "
+                 'pass --model with one of them\n')
 
 
 def test_cli_classify_names_the_files_the_server_rejects_and_answers_the_rest(fake, tmp_path,
@@ -126,9 +127,9 @@ def test_cli_timeout_flag_sets_the_deadline(fake, tmp_path, capsys):
 def test_cli_generate_writes_the_grid_and_the_images(fake, tmp_path, capsys):
   out, images_dir = tmp_path / 'new' / 'grid.png', tmp_path / 'images'
   assert _run(['generate', '--target', fake.target, '-n', '5', '--seed', '7', '--out', str(out),
-               '--images-dir', str(images_dir)]) == 0
+               '--images-dir', str(images_dir), '--scale', '1']) == 0
   assert capsys.readouterr().out.splitlines() == [
-      f'Wrote {out}: 5 images of 4x5x1 in a 2x3 grid (19x11 pixels)',
+      f'Wrote {out}: 5 images of 4x5x1 in a 2x3 grid, each scaled 1x (19x11 pixels)',
       f'Wrote 5 PNGs to {images_dir}']
   with Image.open(out) as grid:
     assert (grid.format, grid.mode, grid.size) == ('PNG', 'L', (3 * (5 + 1) + 1, 2 * (4 + 1) + 1))
@@ -143,8 +144,8 @@ def test_cli_generate_writes_the_grid_and_the_images(fake, tmp_path, capsys):
 def test_cli_generate_columns_and_label(fake, tmp_path, capsys):
   out = tmp_path / 'row.png'
   assert _run(['generate', '--target', fake.target, '-n', '3', '--columns', '10', '--label',
-               'stable', '--out', str(out)]) == 0
-  assert '1x3 grid (19x6 pixels)' in capsys.readouterr().out
+               'stable', '--out', str(out), '--scale', '1']) == 0
+  assert '1x3 grid, each scaled 1x (19x6 pixels)' in capsys.readouterr().out
   with Image.open(out) as grid:
     assert grid.size == (19, 6)
   assert fake.requests('Predict')[0].model_spec.version_label == 'stable'
@@ -163,10 +164,13 @@ def test_cli_generate_writes_the_format_its_extension_names(fake, tmp_path, caps
                  str(tmp_path / name)]) == 0
     with Image.open(tmp_path / name) as grid:
       assert grid.format == image_format, name
+  calls = len(fake.calls)
   assert _run(['generate', '--target', fake.target, '--out', str(tmp_path / 'grid.nope')]) == 1
   assert capsys.readouterr().err.endswith(
-      f"ganpipe: error: cannot write --out '{tmp_path / 'grid.nope'}': unknown file extension: "
-      '.nope\n')
+      f"ganpipe: error: cannot write --out '{tmp_path / 'grid.nope'}': .nope is not an image "
+      'format Pillow writes; use one of .png, .jpg, .jpeg, .bmp, .gif, .tiff, .webp, or no '
+      'extension for PNG\n')
+  assert len(fake.calls) == calls  # refused before asking the server
 
 
 def test_cli_generate_checks_where_it_writes_before_asking_the_server(fake, tmp_path, capsys):

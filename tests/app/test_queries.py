@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from ganpipe.app import queries
+from ganpipe.models import signatures
 from ganpipe.serving import client as client_lib
 from tests.serving import fake_tf_serving
 from tests.serving.fake_tf_serving import CLASS_NAMES, IMAGE_SHAPE
@@ -57,3 +58,35 @@ def test_an_answer_without_the_expected_output_is_a_clear_error(fake):
   ) as raised:
     queries.classify_images(client, 'classifier', [b'a'])
   assert raised.value.code is None
+
+
+def test_generate_splits_a_large_request_into_calls_the_signature_takes(fake):
+  count = 2 * signatures.MAX_GENERATED_IMAGES + 5
+  with client_lib.ServingClient(fake.target) as client:
+    generated = queries.generate(client, 'generator', count, seed=40)
+  requests = fake.requests('Predict')
+  asked = [(int(tf.make_ndarray(r.inputs['num_images'])), int(tf.make_ndarray(r.inputs['seed'])))
+           for r in requests]
+  assert asked == [(1024, 40), (1024, 41), (5, 42)]
+  # Pinned to the version that was the latest at the start, so that one model makes them all.
+  assert {r.model_spec.version.value for r in requests} == {1}
+  np.testing.assert_array_equal(generated.images, np.concatenate([
+      fake_tf_serving.fake_images(1024, 40), fake_tf_serving.fake_images(1024, 41),
+      fake_tf_serving.fake_images(5, 42)]))
+  assert len(generated.png) == count
+
+
+def test_generate_in_one_call_is_unchanged_and_asks_for_no_version(fake):
+  with client_lib.ServingClient(fake.target) as client:
+    queries.generate(client, 'generator', signatures.MAX_GENERATED_IMAGES, seed=3)
+  [request] = fake.requests('Predict')
+  assert not request.model_spec.HasField('version')
+  assert not fake.requests('GetModelStatus')
+
+
+def test_generate_refuses_seeds_past_int64(fake):
+  with client_lib.ServingClient(fake.target) as client, pytest.raises(
+      ValueError, match='2049 images take 3 calls, with seeds 9223372036854775806 to '
+      '9223372036854775808, past the largest int64 seed'):
+    queries.generate(client, 'generator', 2049, seed=2**63 - 2)
+  assert not fake.calls

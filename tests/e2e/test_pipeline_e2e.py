@@ -78,7 +78,10 @@ def test_demo_serves_the_pushed_models_and_queries_them_over_grpc(two_runs):
   right = re.search(r'(\d+)/8 right', second.stdout)
   assert right and int(right.group(1)) >= 6, second.stdout
   grid = tf.io.decode_png(tf.io.read_file(str(root / 'generated_grid.png'))).numpy()
-  assert grid.shape == (4 * 9 + 1, 4 * 9 + 1, 1) and grid.std() > 0  # 16 8x8 images, 1px gaps
+  # 16 8x8 images, each scaled 8x to be seen (nearest-neighbour), 1px gaps.
+  assert grid.shape == (4 * 65 + 1, 4 * 65 + 1, 1) and grid.std() > 0
+  assert (grid[1:65, 1:65].reshape(8, 8, 8, 8)[:, :1, :, :1] ==
+          grid[1:65, 1:65].reshape(8, 8, 8, 8)).all()
   assert 'Server stopped.' in second.stdout
 
 
@@ -210,7 +213,7 @@ def test_ganpipe_serve_classify_and_generate_on_the_pushed_models(two_runs, tmp_
                               check=False, timeout=120, stdin=subprocess.DEVNULL)
     assert generate.returncode == 0, generate.stderr
     grid = tf.io.decode_png(tf.io.read_file(str(grid_path))).numpy()
-    assert grid.shape[:2] == (3 * 9 + 1, 3 * 9 + 1) and grid.std() > 0
+    assert grid.shape[:2] == (3 * 65 + 1, 3 * 65 + 1) and grid.std() > 0  # scaled 8x
   finally:
     server.terminate()
     assert server.wait(timeout=60) == 0

@@ -205,9 +205,11 @@ def test_serving_and_hub_roots_on_the_mounted_volume_claim_are_mounted_in_every_
     ({'name': 'GAN_pipe'}, 'name: Kubeflow Pipelines refuses the pipeline name'),
     ({'kubeflow.volume_claim': 'Data_Claim'}, 'is not a Kubernetes object name'),
     ({'kubeflow.volume_mount_path': 'mnt/ganpipe'}, 'must be an absolute path'),
+    ({'kubeflow.image': ''}, 'kubeflow.image: no pipeline image given.*Fix: build '
+     r'ganpipe/kubeflow/Dockerfile, push it .*--kubeflow.image REGISTRY/ganpipe:TAG'),
 ], ids=['pipeline root on the volume', 's3 root', 'minio root', 'hdfs root', 's3 data',
         'no claim', 'outside the mount', 'pipeline name', 'bad claim name',
-        'relative mount path'])
+        'relative mount path', 'no image'])
 def test_what_a_backend_or_the_tasks_cannot_use_is_refused_with_the_fix(tmp_path, overrides,
                                                                          message):
   with pytest.raises(config_lib.ConfigError, match=message):

@@ -39,6 +39,7 @@ def small_kubeflow_config() -> config_lib.PipelineConfig:
       'paths.hub_root': f'{REMOTE}/hub',
       'kubeflow.volume_claim': VOLUME_CLAIM,
       'kubeflow.volume_mount_path': MOUNT,
+      'kubeflow.image': 'registry.example.com/ganpipe:test',
       'gan.epochs': 1,
       'generator_evaluation.min_score_ratio': 0.0,
   })

@@ -52,3 +52,37 @@ def test_an_unknown_architecture_is_refused_by_both():
   with pytest.raises(ValueError, match="unknown GAN architecture 'vae'; expected one of dense, "
                      'dcgan'):
     gan_model.build_generator('vae', 8, (16, 16, 1))
+
+
+@pytest.mark.parametrize('architecture', [hparams.AUTO, *hparams.GAN_ARCHITECTURES])
+@pytest.mark.parametrize('image_shape', [(8, 8, 1), (12, 10, 1), (15, 15, 3), (16, 16, 1),
+                                         (25, 25, 3), (28, 30, 1), (32, 32, 3)])
+def test_the_config_accepts_exactly_the_image_sizes_the_gan_builds(architecture, image_shape):
+  resolved = gan_model.resolve_architecture(architecture, image_shape)
+  try:
+    gan_model.build_generator(resolved, 8, image_shape)
+    gan_model.build_discriminator(resolved, image_shape)
+    builds = True
+  except ValueError:
+    builds = False
+  try:
+    hparams.check_gan_image_shape(architecture, image_shape)
+    accepted = True
+  except hparams.ConfigError:
+    accepted = False
+  assert accepted == builds
+
+
+def test_a_size_the_dcgan_cannot_take_suggests_a_resize_not_the_dense_gan():
+  with pytest.raises(hparams.ConfigError) as raised:
+    hparams.check_gan_image_shape(hparams.AUTO, (25, 25, 3))
+  message = str(raised.value)
+  assert message.startswith('data.image_size: the DCGAN (picked by --gan.architecture auto for '
+                            'images of 16 pixels a side and up) needs a height and width that '
+                            'are multiples of 4, got 25x25.')
+  assert 'Fix: pass --data.image_size 24,24 or 28,28' in message
+  assert 'dense' not in message
+  with pytest.raises(ValueError, match='Resize the images to a multiple of 4 with '
+                     '--data.image_size') as raised:
+    gan_model.build_generator(hparams.DCGAN, 8, (25, 25, 3))
+  assert 'dense' not in str(raised.value)

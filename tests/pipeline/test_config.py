@@ -127,3 +127,43 @@ def test_image_shape_follows_dataset_and_overrides():
   assert config_lib.DataConfig(channels=3).image_shape == (8, 8, 3)
   assert config_lib.DataConfig(dataset='fashion-mnist').image_shape == (28, 28, 1)
   assert config_lib.DataConfig(dataset='idx', data_dir='/x').image_shape == (28, 28, 1)
+
+
+def test_an_image_size_the_dcgan_cannot_take_fails_with_the_configuration():
+  with pytest.raises(config_lib.ConfigError, match=r'data.image_size: the DCGAN .* got 25x25\. '
+                     r'Fix: pass --data.image_size 24,24 or 28,28'):
+    config_overrides.with_overrides(config_lib.get_config(), {
+        'data.dataset': 'folder', 'data.data_dir': '/x', 'data.image_size': (25, 25)})
+  # The dense GAN takes any size; asked for by name, it is the user's choice.
+  config_overrides.with_overrides(config_lib.get_config(), {
+      'data.dataset': 'folder', 'data.data_dir': '/x', 'data.image_size': (25, 25),
+      'gan.architecture': 'dense'})
+  config_overrides.with_overrides(config_lib.get_config(), {
+      'data.dataset': 'folder', 'data.data_dir': '/x', 'data.image_size': (24, 28)})
+
+
+def test_the_kubeflow_image_has_no_placeholder_default():
+  assert config_lib.KubeflowConfig().image == ''
+  with pytest.raises(config_lib.ConfigError, match='kubeflow.image'):
+    config_lib.KubeflowConfig(image='registry/ganpipe :tag')
+
+
+def _small(**overrides):
+  return config_overrides.with_overrides(config_lib.get_config(small=True), {
+      'data.dataset': 'folder', 'data.data_dir': '/x', **overrides})
+
+
+@pytest.mark.parametrize('size', [(16, 16), (28, 28), (32, 32), (64, 64), (128, 128)])
+def test_small_gives_the_dcgan_a_bounded_number_of_pixel_steps_at_any_size(size):
+  gan = config_lib.small_for_image_size(_small(**{'data.image_size': size})).gan
+  steps = gan.epochs * gan.steps_per_epoch
+  # A DCGAN step costs about the same per pixel at every size (benchmarks/gan_training_time.py).
+  assert steps * size[0] * size[1] <= 1.1 * config_lib.SMALL_DCGAN_PIXEL_STEPS
+  assert gan.steps_per_epoch >= 1
+
+
+def test_small_leaves_the_dense_gan_and_the_users_own_steps_alone():
+  digits = config_lib.get_config(small=True)
+  assert config_lib.small_for_image_size(digits) == digits
+  chosen = _small(**{'data.image_size': (32, 32), 'gan.steps_per_epoch': 300})
+  assert config_lib.small_for_image_size(chosen, keep={'gan.steps_per_epoch'}) == chosen

@@ -94,7 +94,25 @@ def test_cli_prints_the_tree_or_json(metadata, capsys):
   assert found['target'] == '/serving/classifier/1700000000'
   assert len(found['executions']) == 4
   assert cli.main(['lineage', '/nowhere', '--paths.metadata_path', metadata]) == cli.EXIT_FAILED
-  assert 'no artifact in the metadata store is at /nowhere' in capsys.readouterr().err
+  assert capsys.readouterr().err == (
+      f"ganpipe: error: nothing is at '/nowhere', and no artifact in {metadata} was there. Fix: "
+      'pass a serving version folder (outputs/serving/<model>/<version>), a TF Hub module folder '
+      '(outputs/hub/<publisher>/<module>/<version>) or an artifact URI\n')
+
+
+def test_cli_blames_the_store_for_a_folder_it_has_no_record_of(metadata, tmp_path, capsys):
+  (tmp_path / 'serving' / 'classifier' / '5').mkdir(parents=True)
+  target = str(tmp_path / 'serving' / 'classifier' / '5')
+  assert cli.main(['lineage', target, '--paths.metadata_path', metadata]) == cli.EXIT_FAILED
+  err = capsys.readouterr().err
+  assert err.startswith(f'ganpipe: error: no artifact in the metadata store is at {target}')
+  assert err.endswith('Fix: pass --paths.metadata_path with the store of the run that made it\n')
+
+
+def test_cli_names_a_missing_store_before_anything_else(tmp_path, capsys):
+  absent = str(tmp_path / 'absent.sqlite')
+  assert cli.main(['lineage', '/nowhere', '--paths.metadata_path', absent]) == cli.EXIT_FAILED
+  assert capsys.readouterr().err.startswith(f'ganpipe: error: no metadata store at {absent}: ')
 
 
 def test_status_names_a_file_that_is_not_a_store(tmp_path, capsys):

@@ -18,11 +18,8 @@ DENSE = hparams.DENSE
 DCGAN = hparams.DCGAN
 
 
-def resolve_architecture(architecture: str, image_shape: Tuple[int, int, int]) -> str:
-  """`auto` is the dense GAN for images under 16 pixels a side, the DCGAN otherwise."""
-  if architecture != hparams.AUTO:
-    return architecture
-  return DENSE if min(image_shape[:2]) < 16 else DCGAN
+# The rule lives with the hyperparameters, where the configuration checks it before TF loads.
+resolve_architecture = hparams.resolve_architecture
 
 
 def build_generator(architecture: str, latent_dim: int,
@@ -68,11 +65,13 @@ def _dense_discriminator(image_shape):
 
 
 def _check_dcgan_shape(image_shape):
+  """The configuration refuses these sizes first (hparams.check_gan_image_shape)."""
   height, width, _ = image_shape
-  if height % 4 or width % 4:
+  multiple = hparams.DCGAN_SIDE_MULTIPLE
+  if height % multiple or width % multiple:
     raise ValueError(f'the DCGAN upsamples twice by 2, so height and width must be multiples '
-                     f'of 4; got {height}x{width}. Use --data.image_size or --gan.architecture '
-                     'dense')
+                     f'of {multiple}; got {height}x{width}. Resize the images to a multiple of '
+                     f'{multiple} with --data.image_size')
 
 
 def _dcgan_generator(latent_dim, image_shape):

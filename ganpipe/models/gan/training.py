@@ -20,6 +20,7 @@ from ganpipe.models import signatures
 from ganpipe.models.gan import grid as grid_lib
 from ganpipe.models.gan import model as model_lib
 from ganpipe.models.training import inputs
+from ganpipe.models.training import progress
 from ganpipe.models.training import strategy as strategy_lib
 
 SAMPLES_DIR = 'samples'
@@ -109,13 +110,16 @@ class SampleGrid(keras.callbacks.Callback):
 
 def train(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
           dataset: tf.data.Dataset, setup: strategy_lib.TrainingSetup, run_dir: str,
-          backup_dir: Optional[str] = None, verbose: int = 1,
+          backup_dir: Optional[str] = None, verbose: Optional[int] = None,
           callbacks: Sequence[keras.callbacks.Callback] = ()) -> model_lib.GAN:
   """Builds and fits the GAN: `config.epochs` epochs of `config.steps_per_epoch` steps.
 
   With `backup_dir`, the state is saved every epoch and a re-run resumes from it; the backup is
-  removed when training completes. `callbacks` are added to the standard ones.
+  removed when training completes. `callbacks` are added to the standard ones. `verbose` is
+  fit()'s; None draws a progress bar on a terminal and writes a line per epoch elsewhere.
   """
+  if verbose is None:
+    verbose = progress.keras_verbosity()
   with setup.strategy.scope():
     gan = build_gan(config, image_shape, setup)
   callbacks = [keras.callbacks.TensorBoard(log_dir=run_dir),
@@ -196,8 +200,27 @@ def export_generator(generator: keras.Model, latent_dim: int, export_dir: str) -
       always gives the same images. `num_images` outside 1..MAX_GENERATED_IMAGES is an
       InvalidArgumentError (INVALID_ARGUMENT when served).
   """
-  module = GeneratorExport(generator, latent_dim)
+  module = GeneratorExport(unsynchronized(generator), latent_dim)
   tf.saved_model.save(module, export_dir, signatures={
       signatures.GENERATE_FROM_NOISE: module.serve,
       signatures.GENERATE: module.generate,
   })
+
+
+def unsynchronized(model: keras.Model) -> keras.Model:
+  """`model` with plain batch normalisation in place of the synchronised one, weights copied.
+
+  Training synchronises batch normalisation across replicas through the replica context's
+  all_reduce, a tf.custom_gradient whose gradient function a SavedModel cannot save, so every
+  load warned once per saved function ("Importing a function ... with ops with unsaved custom
+  gradients"): 18 times for `hub.load` of the dense generator. A saved model serves and is
+  fine-tuned on one replica, where both kinds normalise alike.
+  """
+  def plain(layer):
+    config = layer.get_config()
+    if config.get('synchronized'):
+      config['synchronized'] = False
+    return layer.__class__.from_config(config)
+  clone = keras.models.clone_model(model, clone_function=plain)
+  clone.set_weights(model.get_weights())
+  return clone

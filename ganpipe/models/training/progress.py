@@ -6,6 +6,18 @@ import time
 import tf_keras as keras
 
 
+def keras_verbosity(stream=None) -> int:
+  """`fit(verbose=...)` for `stream` (stdout): 1, a progress bar, on a terminal; else 2.
+
+  Keras redraws its bar in place with backspaces and carriage returns whenever `posix` is in
+  sys.modules, that is on every Linux, terminal or not (tf_keras/src/utils/generic_utils.py,
+  Progbar._dynamic_display), so a log file got every redraw: 108 KB for 9.7 KB of text. With 2
+  it writes one line per epoch.
+  """
+  stream = stream or sys.stdout
+  return 1 if getattr(stream, 'isatty', lambda: False)() else 2
+
+
 class EpochSummary(keras.callbacks.Callback):
   """Prints `epoch i/n: metric value ...` for the first, the last and every `every`-th epoch."""
 

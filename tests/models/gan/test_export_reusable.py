@@ -1,9 +1,12 @@
 """The exported generator as a reusable SavedModel: __call__ in both batch-norm modes, its
 variables, gradients through it, and regularization losses that follow the weights."""
 
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_hub as hub
 import tf_keras as keras
 
 from ganpipe.models.gan import model as model_lib
@@ -63,8 +66,10 @@ def test_call_in_training_uses_batch_statistics_and_matches_keras(tmp_path):
 
   np.testing.assert_allclose(images.numpy(), expected.numpy(), atol=1e-5)
   assert not np.allclose(images.numpy(), loaded(noise, training=False).numpy(), atol=1e-3)
+  # The export's plain batch normalisation computes the batch variance in another order than
+  # the synchronised one the generator trained with: the same up to float rounding.
   for got, want in zip(gradients, expected_gradients):
-    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=5e-5)
   # Training mode updates the moving statistics, as Keras does.
   for before, after in zip(statistics, [v for v in loaded.variables if not v.trainable]):
     assert not np.allclose(before, after.numpy())
@@ -85,3 +90,20 @@ def test_regularization_losses_follow_the_weights(tmp_path):
   kernel.assign(tf.ones_like(kernel))
   np.testing.assert_allclose(loaded.regularization_losses[0]().numpy(),
                              0.5 * kernel.shape.num_elements(), rtol=1e-5)
+
+
+@pytest.mark.parametrize('architecture, shape', [(model_lib.DENSE, SHAPE),
+                                                 (model_lib.DCGAN, (8, 8, 1))])
+def test_loading_the_export_warns_of_nothing(tmp_path, caplog, architecture, shape):
+  # The synchronised batch normalisation training uses made `hub.load` warn 18 times that
+  # functions had "unsaved custom gradients" (tensorflow/python/saved_model/
+  # function_deserialization.py); the export normalises the plain way, with the same weights.
+  generator = model_lib.build_generator(architecture, LATENT, shape)
+  assert any(getattr(layer, 'synchronized', False) for layer in generator.layers)
+  training.export_generator(generator, LATENT, str(tmp_path))
+  with caplog.at_level(logging.WARNING):
+    loaded = hub.load(str(tmp_path))
+  assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+  noise = tf.random.normal([3, LATENT], seed=4)
+  np.testing.assert_allclose(loaded(noise).numpy(), (generator(noise).numpy() + 1) / 2,
+                             atol=1e-6)

@@ -79,6 +79,17 @@ def test_sample_grids_every_epoch(tmp_path):
   assert glob.glob(str(tmp_path / 'train' / 'events.out.tfevents.*'))
 
 
+def test_progress_in_a_log_file_is_a_line_per_epoch_without_redraws(tmp_path, capfd):
+  # Keras redraws its bar with backspaces and carriage returns on every Linux, terminal or not
+  # (tf_keras/src/utils/generic_utils.py, Progbar._dynamic_display); captured, stdout is no
+  # terminal, as when `ganpipe run > log` runs the GAN trainer.
+  setup = strategy_lib.choose_training_setup()
+  training.train(_config(epochs=2, steps_per_epoch=3), SHAPE, _dataset(), setup, str(tmp_path))
+  out = capfd.readouterr().out
+  assert '\b' not in out and '\r' not in out
+  assert [line.split(' - ')[0] for line in out.splitlines() if ' - ' in line] == ['3/3', '3/3']
+
+
 def test_exported_generator_signatures(tmp_path):
   setup = strategy_lib.choose_training_setup()
   gan = training.train(_config(epochs=1, steps_per_epoch=1), SHAPE, _dataset(), setup,
