@@ -295,6 +295,13 @@ def create_pipeline(config: config_lib.PipelineConfig,
       gan_trainer, generator_baseline, generator_evaluator,
       generator_infra_validator, generator_pusher, hub_publisher,
   ] if c is not None]
+  if not kubeflow:
+    # The local runners run one node at a time, layer by layer, each layer sorted by node id
+    # (tfx/utils/topsort.py topsorted_layers, from tfx/orchestration/pipeline.py), so
+    # gan_trainer ran before classifier_evaluator, and a GAN that failed left a healthy
+    # classifier unevaluated and unpushed. Its branch goes first; on Kubeflow the two trainers
+    # run side by side instead, each on its own worker.
+    gan_trainer.add_upstream_node(classifier_pusher)
   if kubeflow:
     settings = config.kubeflow
     trainers = (classifier_trainer, gan_trainer)

@@ -40,6 +40,18 @@ def test_component_ids_and_order(built):
   assert {'schema_gen', 'transform', 'latest_blessed_classifier_resolver'} <= set(ids)
 
 
+def test_locally_the_classifier_is_pushed_before_the_gan_trains(built):
+  # TFX sorts each layer of the DAG by node id (tfx/utils/topsort.py), which put gan_trainer
+  # before classifier_evaluator: a GAN that failed left the classifier unevaluated.
+  config, pipeline = built
+  ids = [c.id for c in pipeline.components]
+  assert ids.index('classifier_pusher') < ids.index('gan_trainer')
+  assert 'classifier_pusher' in {n.id for n in _node(pipeline, 'gan_trainer').upstream_nodes}
+  # On Kubeflow both trainers start as soon as Transform is done, each on its own worker.
+  kubeflow = pipeline_lib.create_pipeline(config, target=pipeline_lib.KUBEFLOW)
+  assert 'classifier_pusher' not in {n.id for n in _node(kubeflow, 'gan_trainer').upstream_nodes}
+
+
 @pytest.mark.parametrize('trainer', ['classifier_trainer', 'gan_trainer'])
 def test_trainers_wait_for_the_validation_gate(built, trainer):
   _, pipeline = built
