@@ -29,7 +29,7 @@ $(BIN)/python:
 # without dependency resolution. uv does it in seconds; it is pinned in the lock too.
 $(STAMP): requirements.lock setup.py | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements.lock)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --compile-bytecode -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $@
 

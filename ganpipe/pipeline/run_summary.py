@@ -9,7 +9,6 @@ from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata as tfx_metadata
 
 from ganpipe.pipeline import evaluation_results
 
@@ -97,7 +96,10 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
   """
   if not os.path.isfile(metadata_path):
     raise StoreError(f'no metadata store at {metadata_path}')
-  config = tfx_metadata.sqlite_metadata_connection_config(metadata_path)
+  # What tfx/orchestration/metadata.py's sqlite_metadata_connection_config builds, read-only;
+  # importing that module imports TensorFlow, which cost `status` half a minute.
+  config = metadata_store_pb2.ConnectionConfig()
+  config.sqlite.filename_uri = metadata_path
   config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
   try:
     return metadata_store.MetadataStore(config)
