@@ -14,11 +14,13 @@ from tfx.utils import io_utils
 from ganpipe.components import artifacts
 from ganpipe.components import versioning
 from ganpipe.components.serving_pusher import publishing
+from ganpipe.components.serving_pusher import rollout
 
 MODEL_NAME_KEY = 'model_name'
 SERVING_ROOT_KEY = 'serving_root'
 KEEP_VERSIONS_KEY = 'keep_versions'
 MODELS_CONFIG_BASE_KEY = 'models_config_base_path'
+ROLLOUT_KEY = 'rollout'
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -26,7 +28,8 @@ class Executor(tfx_pusher_executor.Executor):
   the newest version there is not this model already (then: `unchanged`, not pushed).
 
   `custom_config` holds `model_name`, `serving_root`, `keep_versions` and optionally
-  `models_config_base_path` (where the model server sees `serving_root`).
+  `models_config_base_path` (where the model server sees `serving_root`) and `rollout`
+  (`direct`, the default, or `canary`: see rollout.py).
   """
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -56,12 +59,26 @@ class Executor(tfx_pusher_executor.Executor):
       model_push.set_string_custom_property(
           artifacts.REASON_PROPERTY, f'version {version} at {path} already serves this model')
       return
+    before = versioning.versions(base_path)
     serving_path = publishing.push_version(model_path, base_path)
     version = os.path.basename(serving_path)
-    retired = publishing.retain_latest(base_path, int(config.get(KEEP_VERSIONS_KEY, 3)))
-    config_path = publishing.write_models_config(root, config.get(MODELS_CONFIG_BASE_KEY))
-    logging.info('Pushed %s version %s to %s; retired %s; wrote %s', name, version, serving_path,
-                 retired or 'nothing', config_path)
+    canary = config.get(ROLLOUT_KEY, rollout.DIRECT) == rollout.CANARY
+    served = []
+
+    def edit(models_config):
+      entry = rollout.model_entry(models_config, name)
+      if canary:
+        rollout.add_canary(entry, before, int(version))
+      else:
+        rollout.serve_directly(entry)
+      served.extend(rollout.served_versions(entry))
+
+    config_path = publishing.write_models_config(root, config.get(MODELS_CONFIG_BASE_KEY), edit)
+    # After the config: the versions it stops serving are deleted only once it no longer names
+    # them, and the stable version of a canary push is never deleted.
+    retired = publishing.retain_latest(base_path, int(config.get(KEEP_VERSIONS_KEY, 3)), served)
+    logging.info('Pushed %s version %s to %s%s; retired %s; wrote %s', name, version,
+                 serving_path, ' as a canary' if canary else '', retired or 'nothing', config_path)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
 
