@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -60,27 +60,45 @@ class Executor(tfx_pusher_executor.Executor):
           artifacts.REASON_PROPERTY, f'version {version} at {path} already serves this model')
       return
     before = versioning.versions(base_path)
-    serving_path = publishing.push_version(model_path, base_path)
+    keep = int(config.get(KEEP_VERSIONS_KEY, 3))
+    if config.get(ROLLOUT_KEY, rollout.DIRECT) == rollout.CANARY and before:
+      serving_path, config_path, retired = _push_canary(model_path, root, name, before, keep,
+                                                        config.get(MODELS_CONFIG_BASE_KEY))
+    else:
+      serving_path = publishing.push_version(model_path, base_path)
+      # A first canary push has nothing to be compared with: it serves alone, as a direct one.
+      config_path = publishing.write_models_config(
+          root, config.get(MODELS_CONFIG_BASE_KEY),
+          lambda models: rollout.serve_directly(rollout.model_entry(models, name)))
+      retired = publishing.retain_latest(base_path, keep)
     version = os.path.basename(serving_path)
-    canary = config.get(ROLLOUT_KEY, rollout.DIRECT) == rollout.CANARY
-    served = []
-
-    def edit(models_config):
-      entry = rollout.model_entry(models_config, name)
-      if canary:
-        rollout.add_canary(entry, before, int(version))
-      else:
-        rollout.serve_directly(entry)
-      served.extend(rollout.served_versions(entry))
-
-    config_path = publishing.write_models_config(root, config.get(MODELS_CONFIG_BASE_KEY), edit)
-    # After the config: the versions it stops serving are deleted only once it no longer names
-    # them, and the stable version of a canary push is never deleted.
-    retired = publishing.retain_latest(base_path, int(config.get(KEEP_VERSIONS_KEY, 3)), served)
-    logging.info('Pushed %s version %s to %s%s; retired %s; wrote %s', name, version,
-                 serving_path, ' as a canary' if canary else '', retired or 'nothing', config_path)
+    logging.info('Pushed %s version %s to %s; retired %s; wrote %s', name, version,
+                 serving_path, retired or 'nothing', config_path)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+
+
+def _push_canary(model_path: str, root: str, name: str, before: List[int], keep: int,
+                 base_path_prefix: Optional[str]) -> Tuple[str, str, List[int]]:
+  """Pushes a version beside the stable one; returns its path, the config's, and the retired.
+
+  The config naming both versions is written before the version's folder appears: under the
+  policy it replaces (TF Serving's default, the latest version), a server that saw the folder
+  first would load it and unload the stable version its `stable` clients use.
+  """
+  base_path = os.path.join(root, name)
+  version = publishing.next_version(base_path)
+  served = []
+
+  def edit(models):
+    entry = rollout.model_entry(models, name)
+    rollout.add_canary(entry, before, version)
+    served.extend(rollout.served_versions(entry))
+
+  config_path = publishing.write_models_config(root, base_path_prefix, edit)
+  serving_path = publishing.push_version(model_path, base_path, version)
+  # The stable version is kept whatever its age; a canary it replaces may go.
+  return serving_path, config_path, publishing.retain_latest(base_path, keep, served)
 
 
 def _not_blessed_reason(input_dict: Dict[str, List[types.Artifact]]) -> str:

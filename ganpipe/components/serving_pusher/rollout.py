@@ -7,7 +7,8 @@ pusher of the other model keeps it when it rewrites the file:
 - direct (the default): no policy (TF Serving's `latest 1`) and no labels: a push serves at once;
 - canary push: `specific { stable, canary }`, so the server loads the new version beside the old
   one and keeps both; `stable` stays where it was, and no label names the new version yet;
-- `label`: `canary` (and `stable`, if not set yet) once their versions are AVAILABLE;
+- `label`: `canary` (and `stable`, if not set yet) once their versions are AVAILABLE; a model
+  served directly gets `specific { stable }`, so that no later push unloads it;
 - `promote`: `specific { canary }` with `stable` on it; `rollback`: `specific { stable }`.
 
 Labels go on only in a separate step because TF Serving refuses a label on a version that is
@@ -151,6 +152,9 @@ def label(entry: model_server_config_pb2.ModelConfig, on_disk: List[int],
   A version that is not AVAILABLE yet keeps no label, as TF Serving requires (module doc).
   """
   rollout, available = state(entry, on_disk), set(available)
+  if rollout.stable is not None and rollout.stable in available and not served_versions(entry):
+    # Pinned: under `latest`, a version pushed later would unload the one `stable` names.
+    entry.model_version_policy.specific.versions.append(rollout.stable)
   added = {}
   for name, version in ((STABLE, rollout.stable), (CANARY, rollout.canary)):
     if version is not None and version in available and entry.version_labels.get(name) != version:

@@ -10,6 +10,7 @@ from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs as specs
 
 from ganpipe.components.serving_pusher import executor as executor_lib
+from ganpipe.components.serving_pusher import publishing
 from ganpipe.components.serving_pusher import rollout
 from ganpipe.components.serving_pusher import rollout_steps
 from tests.components.serving_pusher.test_executor import _infra_blessing, _model_blessing
@@ -197,9 +198,32 @@ def test_a_direct_push_ends_a_rollout(tmp_path):
 
 def test_a_first_canary_push_serves_alone(tmp_path):
   v1 = _push(tmp_path, 'v1', 'canary')
-  assert _policy(_entry(tmp_path)) == [v1]
+  assert not _entry(tmp_path).HasField('model_version_policy')
   assert rollout_steps.current(str(tmp_path / 'serving'), 'classifier') == rollout.Rollout(
       v1, None, {})
+
+
+def test_labelling_a_directly_served_model_pins_its_stable_version(tmp_path):
+  v1 = _push(tmp_path, 'v1', 'direct')
+  rollout_steps.label(str(tmp_path / 'serving'), 'classifier', {v1})
+  assert _policy(_entry(tmp_path)) == [v1]
+  assert dict(_entry(tmp_path).version_labels) == {'stable': v1}
+
+
+def test_a_canary_push_names_its_version_in_the_config_before_the_folder_appears(
+    tmp_path, monkeypatch):
+  # Under the `latest` policy a server that saw the folder first would unload stable's version.
+  v1 = _push(tmp_path, 'v1', 'direct')
+  rollout_steps.label(str(tmp_path / 'serving'), 'classifier', {v1})
+  seen = []
+  push_version = publishing.push_version
+
+  def checked_push(model_path, base_path, version=None):
+    seen.append(_policy(_entry(tmp_path)))
+    return push_version(model_path, base_path, version)
+  monkeypatch.setattr(publishing, 'push_version', checked_push)
+  v2 = _push(tmp_path, 'v2', 'canary')
+  assert seen == [[v1, v2]]
 
 
 def test_an_unknown_rollout_mode_is_refused():
