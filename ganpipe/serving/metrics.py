@@ -56,8 +56,8 @@ _LOAD_COUNT = ':tensorflow:cc:saved_model:load_attempt_count'
 _LOAD_LATENCY = ':tensorflow:cc:saved_model:load_latency'
 _QUEUING_LATENCY = ':tensorflow:serving:batching_session:queuing_latency'
 _WRAPPED_RUNS = ':tensorflow:serving:batching_session:wrapped_run_count'
-_VERSION_COUNT = ':ganpipe:serving:version_request_count'
-_VERSION_LATENCY = ':ganpipe:serving:version_request_latency'
+VERSION_COUNT = ':ganpipe:serving:version_request_count'
+VERSION_LATENCY = ':ganpipe:serving:version_request_latency'
 # Only inference counts for a version: a metadata request says nothing of how it serves.
 _INFERENCE_APIS = ('predict', 'classify', 'regress')
 # The version the current request resolved to: a holder each transport sets per request (a list,
@@ -193,15 +193,15 @@ class Metrics:
         lines += _histogram_lines(_QUEUING_LATENCY, QUEUING_BUCKETS_US, values,
                                   {'thread_pool_name': pool})
       lines += [f'# TYPE {_WRAPPED_RUNS} counter', f'{_WRAPPED_RUNS} {wrapped_runs}']
-    if version_counts:
-      lines.append(f'# TYPE {_VERSION_COUNT} counter')
-      for (name, version, status), count in version_counts:
-        lines.append(f'{_VERSION_COUNT}'
-                     f'{_labels(model_name=name, model_version=version, status=status)} {count}')
-      lines.append(f'# TYPE {_VERSION_LATENCY} histogram')
-      for (name, version), values in version_latencies:
-        lines += _histogram_lines(_VERSION_LATENCY, LATENCY_BUCKETS_US, values,
-                                  {'model_name': name, 'model_version': str(version)})
+    # Declared even before a request: a rollout tells "no requests yet" from "no such metric".
+    lines.append(f'# TYPE {VERSION_COUNT} counter')
+    for (name, version, status), count in version_counts:
+      lines.append(f'{VERSION_COUNT}'
+                   f'{_labels(model_name=name, model_version=version, status=status)} {count}')
+    lines.append(f'# TYPE {VERSION_LATENCY} histogram')
+    for (name, version), values in version_latencies:
+      lines += _histogram_lines(VERSION_LATENCY, LATENCY_BUCKETS_US, values,
+                                {'model_name': name, 'model_version': str(version)})
     return '\n'.join(lines) + '\n'
 
 
