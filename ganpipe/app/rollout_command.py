@@ -50,6 +50,9 @@ def add_parser(commands) -> None:
       '--wait', type=client_common.positive_float, default=60.0, metavar='SECONDS',
       help='how long to wait for the versions to be AVAILABLE (default: %(default)s)')
   promote = steps.choices['promote']
+  promote.add_argument('--wait', type=client_common.positive_float, default=60.0,
+                       metavar='SECONDS', help='how long to wait for the server to unload the '
+                       'old version before retention deletes it (default: %(default)s)')
   promote.add_argument('--keep-versions', type=client_common.positive_int,
                        default=config_lib.PublishConfig().keep_versions, metavar='N',
                        help='retention: versions kept on disk (default: %(default)s)')
@@ -127,10 +130,18 @@ def _with_server(args: argparse.Namespace, client_lib, current) -> int:
         print(f'{args.model}: rolled back: ' + '; '.join(reasons))
         return EXIT_ROLLED_BACK
     ready = [version for version, state in available.items() if state == 'AVAILABLE']
-    result = rollout_steps.promote(args.serving_root, args.model, ready, args.keep_versions)
+    result = rollout_steps.promote(args.serving_root, args.model, ready)
     print(f'{args.model}: promoted version {result.before.canary} to stable (was '
-          f'{result.before.stable})' + (f'; deleted versions {result.deleted}'
-                                        if result.deleted else ''))
+          f'{result.before.stable})')
+    # Its folder goes only once the server has unloaded it: until it reads the new config, the
+    # server still answers `stable` from it.
+    if _wait_state(client, args.model, result.before.stable, args.wait, available=False):
+      deleted = rollout_steps.retain(args.serving_root, args.model, args.keep_versions)
+      print(f'{args.model}: retention kept the {args.keep_versions} newest versions' +
+            (f'; deleted {", ".join(map(str, deleted))}' if deleted else ''))
+    else:
+      print(f'{args.model}: version {result.before.stable} still serves after {args.wait:g} s; '
+            'its folder stays until the next push applies the retention rule')
   return 0
 
 
@@ -190,6 +201,16 @@ def _figures(args: argparse.Namespace) -> Dict[int, rollout_checks.Figures]:
 
 def _available(client, model: str) -> Dict[int, str]:
   return {status['version']: status['state'] for status in client.model_status(model)}
+
+
+def _wait_state(client, model: str, version: int, wait: float, available: bool) -> bool:
+  """Whether `version` is (or, with available=False, is not) AVAILABLE within `wait` seconds."""
+  deadline = time.monotonic() + wait
+  while (_available(client, model).get(version) == 'AVAILABLE') != available:
+    if time.monotonic() >= deadline:
+      return False
+    time.sleep(0.5)
+  return True
 
 
 def _wait_available(client, model: str, versions: List[Optional[int]],

@@ -28,8 +28,10 @@ def _serving_root(tmp_path, labels):
 def _served(tmp_path):
   root, config = _serving_root(tmp_path, {'stable': 1, 'canary': 2})
   server = server_lib.ModelServer(config_lib.ServerOptions(
-      model_config=config, port=0, rest_api_port=0, file_system_poll_wait_seconds=0,
-      metrics_path='/metrics', allow_version_labels_for_unavailable_models=True)).start()
+      model_config=config, model_config_file=rollout.config_path(root),
+      model_config_file_poll_wait_seconds=0.2, port=0, rest_api_port=0,
+      file_system_poll_wait_seconds=0.2, metrics_path='/metrics',
+      allow_version_labels_for_unavailable_models=True)).start()
   yield root, server
   server.stop(grace=1)
 
@@ -76,13 +78,33 @@ def test_auto_promote_rolls_back_a_canary_short_of_requests_and_says_why(served,
   assert dict(entry.version_labels) == {'stable': 1}
 
 
-def test_promote_by_hand_needs_no_metrics(served, capsys):
+def test_promote_by_hand_needs_no_metrics_and_deletes_only_what_the_server_unloaded(
+    served, capsys):
   root, server = served
   assert cli.main(['rollout', 'promote', 'm', *_flags(root, server, metrics=False),
                    '--keep-versions', '1']) == 0
-  assert 'promoted version 2 to stable (was 1); deleted versions [1]' in capsys.readouterr().out
+  out = capsys.readouterr().out
+  assert 'promoted version 2 to stable (was 1)' in out
+  assert 'retention kept the 1 newest versions; deleted 1' in out
   entry = rollout.model_entry(rollout.read_config(root), 'm')
   assert dict(entry.version_labels) == {'stable': 2}
+  with client_lib.ServingClient(f'127.0.0.1:{server.port}') as client:
+    assert [s['state'] for s in client.model_status('m')] == ['AVAILABLE', 'END']
+
+
+def test_promote_keeps_the_old_folder_while_the_server_still_serves_it(tmp_path, capsys):
+  root, config = _serving_root(tmp_path, {'stable': 1, 'canary': 2})
+  # No config polling: the server keeps serving version 1.
+  server = server_lib.ModelServer(config_lib.ServerOptions(
+      model_config=config, port=0, file_system_poll_wait_seconds=0,
+      allow_version_labels_for_unavailable_models=True)).start()
+  try:
+    assert cli.main(['rollout', 'promote', 'm', *_flags(root, server, metrics=False),
+                     '--keep-versions', '1', '--wait', '1']) == 0
+  finally:
+    server.stop(grace=1)
+  assert 'version 1 still serves after 1 s' in capsys.readouterr().out
+  assert (tmp_path / 'serving' / 'm' / '1').exists()
 
 
 def test_rollback_needs_no_server(tmp_path, capsys):

@@ -36,14 +36,23 @@ def label(serving_root: str, name: str, available: Iterable[int]) -> StepResult:
                                                                          available))
 
 
-def promote(serving_root: str, name: str, available: Iterable[int], keep: int) -> StepResult:
-  """`stable` moves onto the canary, the only version served; then the retention rule: all but
-  the `keep` newest versions are deleted (the old stable among them when it is old enough)."""
+def promote(serving_root: str, name: str, available: Iterable[int]) -> StepResult:
+  """`stable` moves onto the canary, the only version served.
+
+  The old version's folder stays until `retain` runs: a server that has not read the new config
+  yet still serves `stable` from it.
+  """
   def change(entry, on_disk):
     rollout.promote(entry, on_disk, available)
-  result = _edit(serving_root, name, change)
-  deleted = publishing.retain_latest(_base_path(serving_root, name), keep, [result.after.stable])
-  return dataclasses.replace(result, deleted=deleted)
+  return _edit(serving_root, name, change)
+
+
+def retain(serving_root: str, name: str, keep: int) -> List[int]:
+  """The retention rule: deletes all but the `keep` newest versions and those the config serves;
+  returns the deleted ones."""
+  entry = rollout.model_entry(rollout.read_config(serving_root), name)
+  return publishing.retain_latest(_base_path(serving_root, name), keep,
+                                  rollout.served_versions(entry))
 
 
 def rollback(serving_root: str, name: str) -> StepResult:

@@ -106,7 +106,7 @@ def test_a_whole_rollout_writes_only_configs_tf_serving_accepts(tmp_path):
   result = rollout_steps.label(root, 'classifier', server.available['classifier'])
   assert result.labelled == {'stable': v1, 'canary': v2}  # step 2, once v2 is AVAILABLE
   server.poll()
-  assert rollout_steps.promote(root, 'classifier', server.available['classifier'], 3).after == (
+  assert rollout_steps.promote(root, 'classifier', server.available['classifier']).after == (
       rollout.Rollout(v2, None, {'stable': v2}))
   server.poll()
   v3 = _push(tmp_path, 'v3', 'canary')
@@ -146,7 +146,7 @@ def test_promote_refuses_a_canary_that_is_not_available(tmp_path):
   v1 = _push(tmp_path, 'v1', 'direct')
   v2 = _push(tmp_path, 'v2', 'canary')
   with pytest.raises(rollout.RolloutError, match=f'canary version {v2} .* is not AVAILABLE'):
-    rollout_steps.promote(str(tmp_path / 'serving'), 'classifier', {v1}, 3)
+    rollout_steps.promote(str(tmp_path / 'serving'), 'classifier', {v1})
   assert _policy(_entry(tmp_path)) == [v1, v2]
 
 
@@ -155,8 +155,9 @@ def test_promote_retires_the_old_version_under_the_retention_rule(tmp_path):
   v1 = _push(tmp_path, 'v1', 'direct')
   v2 = _push(tmp_path, 'v2', 'canary', keep=1)
   assert os.path.exists(os.path.join(root, 'classifier', str(v1)))  # stable is never deleted
-  result = rollout_steps.promote(root, 'classifier', {v1, v2}, keep=1)
-  assert result.deleted == [v1]
+  rollout_steps.promote(root, 'classifier', {v1, v2})
+  assert os.path.exists(os.path.join(root, 'classifier', str(v1)))  # the server may still use it
+  assert rollout_steps.retain(root, 'classifier', keep=1) == [v1]
   assert sorted(os.listdir(os.path.join(root, 'classifier'))) == [str(v2)]
 
 
@@ -165,7 +166,7 @@ def test_rollback_and_promote_need_a_canary(tmp_path):
   with pytest.raises(rollout.RolloutError, match="model 'classifier' has no canary to roll back"):
     rollout_steps.rollback(str(tmp_path / 'serving'), 'classifier')
   with pytest.raises(rollout.RolloutError, match="model 'classifier' has no canary to promote"):
-    rollout_steps.promote(str(tmp_path / 'serving'), 'classifier', {v1}, 3)
+    rollout_steps.promote(str(tmp_path / 'serving'), 'classifier', {v1})
 
 
 def test_a_second_canary_replaces_the_first_and_keeps_stable(tmp_path):
