@@ -1,8 +1,10 @@
 """A whole canary rollout under load against `ganpipe serve` polling models.config.
 
-v1 serves as stable; v2 is pushed as a canary, labelled, served to both labels' clients and
-promoted by its live figures; v3, which fails on bright images, is pushed as a canary and rolled
-back by them. The clients of `stable` see no failed request throughout.
+The versions are small MLP classifiers exported as the pipeline's Trainer exports them (a real
+Transform graph inside), pushed by the ServingPusher's executor. v1 serves as stable; v2 is
+pushed as a canary, labelled, served to both labels' clients and promoted by its live figures;
+v3, which fails on bright images, is pushed as a canary and rolled back by them. The clients of
+`stable` see no failed request throughout.
 """
 
 import io
@@ -18,6 +20,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 from PIL import Image
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
@@ -26,28 +29,63 @@ from tfx.types import standard_component_specs as specs
 
 from ganpipe.app import cli
 from ganpipe.components.serving_pusher import executor as executor_lib
-from tests.components.infra_validator.conftest import SHAPE, TinyClassifier, save_classifier
+from ganpipe.models import features
+from ganpipe.models import preprocessing
+from ganpipe.models.classifier import model as model_lib
+from ganpipe.models.classifier import training
+from ganpipe.pipeline import config as config_lib
 
 pytestmark = pytest.mark.e2e
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MIN_REQUESTS = 40
+SHAPE = (8, 8, 1)
+NUM_CLASSES = 10
 
 
-class FailsOnBrightImages(TinyClassifier):
-  """The classifier's contract, but INVALID_ARGUMENT for an image whose first pixel is bright."""
+def _transform_output(out_dir: str):
+  """The Transform graph the pipeline's Transform writes, from a few PNGs (seconds, not a run)."""
+  # pylint: disable=import-outside-toplevel
+  import apache_beam as beam
+  import tensorflow_transform as tft
+  import tensorflow_transform.beam as tft_beam
+  from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+  metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({
+      features.IMAGE_KEY: tf.io.FixedLenFeature([1], tf.string),
+      features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}))
+  with beam.Pipeline(runner=config_lib.BEAM_LOCAL_RUNNER) as pipeline, tft_beam.Context(
+      temp_dir=os.path.join(out_dir, 'tmp')):
+    rows = pipeline | beam.Create([{features.IMAGE_KEY: [png], features.LABEL_KEY: [label]}
+                                   for label, png in enumerate(IMAGES)])
+    transform_fn = (rows, metadata) | tft_beam.AnalyzeDataset(
+        lambda inputs: preprocessing.preprocessing_fn(
+            inputs, {preprocessing.IMAGE_SHAPE: list(SHAPE)}))
+    _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+  metadata_io.write_metadata(metadata, os.path.join(out_dir, 'metadata'))  # the raw schema
+  return tft.TFTransformOutput(out_dir)
 
-  def _predict(self, pngs):
-    pixels = tf.map_fn(lambda png: tf.io.decode_png(png, channels=SHAPE[2]), pngs,
-                       fn_output_signature=tf.TensorSpec(SHAPE, tf.uint8))
-    with tf.control_dependencies([tf.debugging.assert_less(
-        pixels[:, 0, 0, 0], tf.constant(128, tf.uint8), message='bright image')]):
-      return super()._predict(pngs)
+
+def _fail_on_bright(pixels):
+  check = tf.debugging.assert_less(pixels[:, 0, 0, 0], 0.5, message='bright image')
+  with tf.control_dependencies([check]):
+    return tf.identity(pixels)
 
 
-def _save_failing(export_dir: str) -> None:
-  module = FailsOnBrightImages()
-  tf.saved_model.save(module, export_dir, signatures={'serving_default': module.serve_images,
-                                                      'serving_examples': module.serve_examples})
+def _exporter(transform_output, fails_on_bright: bool = False):
+  """Saves a small MLP classifier as the pipeline's Trainer exports it (training.export); with
+  `fails_on_bright`, its first layer fails (INVALID_ARGUMENT) on an image whose first pixel is
+  bright."""
+  def save(export_dir: str) -> None:
+    if fails_on_bright:
+      inputs = keras.Input(shape=SHAPE, name=model_lib.INPUT_NAME)
+      x = keras.layers.Flatten()(keras.layers.Lambda(_fail_on_bright)(inputs))
+      x = keras.layers.Dense(16, activation='relu', name=model_lib.FEATURES_LAYER)(x)
+      model = keras.Model(inputs, keras.layers.Dense(
+          NUM_CLASSES, activation='softmax', name=model_lib.OUTPUT_LAYER)(x))
+    else:
+      model = model_lib.build_classifier(SHAPE, NUM_CLASSES, (16,))
+    training.export(model, transform_output, [f'class_{i}' for i in range(NUM_CLASSES)],
+                    export_dir)
+  return save
 
 
 def _png(value: int) -> bytes:
@@ -153,7 +191,8 @@ def _label_version(stub, label: str):
 def test_a_canary_is_promoted_then_a_bad_one_is_rolled_back_with_stable_never_failing(
     tmp_path, capsys):
   root = str(tmp_path / 'serving')
-  v1 = _push(tmp_path, save_classifier, 'direct')
+  transform_output = _transform_output(str(tmp_path / 'transform'))
+  v1 = _push(tmp_path, _exporter(transform_output), 'direct')
   grpc_port, rest_port = _free_port(), _free_port()
   (tmp_path / 'monitoring.config').write_text(
       'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }')
@@ -174,8 +213,8 @@ def test_a_canary_is_promoted_then_a_bad_one_is_rolled_back_with_stable_never_fa
       assert _cli('rollout', 'label', 'classifier', *common) == 0
       _until(lambda: _label_version(client, 'stable') == v1, 'stable on v1')
       with Load(target, 'stable') as stable, Load(target, 'canary', clients=1) as canary:
-        # v2: the same model as v1, so its live figures pass.
-        v2 = _push(tmp_path, lambda path: save_classifier(path, scale=0.999), 'canary')
+        # v2: another sound model, so its live figures pass.
+        v2 = _push(tmp_path, _exporter(transform_output), 'canary')
         assert _cli('rollout', 'label', 'classifier', *common, '--wait', '120') == 0
         _until(lambda: _label_version(client, 'canary') == v2, 'canary on v2')
         _until(lambda: canary.ok >= MIN_REQUESTS, 'canary traffic to v2')
@@ -183,7 +222,7 @@ def test_a_canary_is_promoted_then_a_bad_one_is_rolled_back_with_stable_never_fa
         assert _cli('rollout', 'promote', 'classifier', *common, '--auto', '--min-requests',
                     str(MIN_REQUESTS), '--latency-factor', '20') == 0
         _until(lambda: _label_version(client, 'stable') == v2, 'stable on v2')
-        v3 = _push(tmp_path, _save_failing, 'canary')
+        v3 = _push(tmp_path, _exporter(transform_output, fails_on_bright=True), 'canary')
         assert _cli('rollout', 'label', 'classifier', *common, '--wait', '120') == 0
         _until(lambda: _label_version(client, 'canary') == v3, 'canary on v3')
         failed_before = len(canary.failures)
