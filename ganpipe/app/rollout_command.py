@@ -43,6 +43,8 @@ def add_parser(commands) -> None:
       step.add_argument('--metrics-url', metavar='URL',
                         help="the server's Prometheus metrics (default: port 8501 of the "
                              f'--target host, {rollout_checks.DEFAULT_METRICS_PATH})')
+    step.add_argument('--verbose', action='store_true', default=argparse.SUPPRESS,
+                      help='show full tracebacks')
     step.set_defaults(handler=_run)
   steps.choices['status'].add_argument('--json', action='store_true',
                                        help='print machine-readable JSON')

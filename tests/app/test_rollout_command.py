@@ -114,6 +114,11 @@ def test_rollback_needs_no_server(tmp_path, capsys):
   assert not (tmp_path / 'serving' / 'm' / '2').exists()
 
 
+def test_a_serving_root_without_models_config_is_named(tmp_path, capsys):
+  assert cli.main(['rollout', 'rollback', 'm', '--serving-root', str(tmp_path)]) == 1
+  assert f'no models.config in {tmp_path}: nothing was pushed there' in capsys.readouterr().err
+
+
 @pytest.mark.parametrize('argv, message', [
     (['rollback', 'nope'], "models.config has no model 'nope' (it has: m)"),
     (['promote', 'm', '--auto', '--error-rate-margin', '2'], 'must be between 0 and 1, got 2'),

@@ -18,6 +18,9 @@ added and fails the whole reload with FAILED_PRECONDITION "Request to assign lab
 of model M, which is not currently available for inference". Its
 --allow_version_labels_for_unavailable_models lifts that only for a label that is new (and is
 off by default), so a config that named the canary at once would not even load the canary.
+The pusher does not wait for the server to load the canary: a pipeline run (a Kubeflow pod, say)
+need not reach the serving cluster, nor the server be up. It writes the label-free step, and
+`ganpipe rollout label`, which asks the server (GetModelStatus), writes the labels.
 """
 
 import dataclasses
@@ -83,6 +86,18 @@ def write_config(serving_root: str, config: model_server_config_pb2.ModelServerC
     f.write(text_format.MessageToString(config))
   tf.io.gfile.rename(temporary, path, overwrite=True)
   return path
+
+
+def read_existing_config(serving_root: str) -> model_server_config_pb2.ModelServerConfig:
+  """read_config, for a step that needs the file.
+
+  Raises:
+    RolloutError: there is no file, or it does not parse.
+  """
+  if not tf.io.gfile.exists(config_path(serving_root)):
+    raise RolloutError(f'no {MODELS_CONFIG} in {serving_root}: nothing was pushed there. Fix: '
+                       "pass --serving-root with the pipeline's paths.serving_root")
+  return read_config(serving_root)
 
 
 def model_entry(config: model_server_config_pb2.ModelServerConfig,

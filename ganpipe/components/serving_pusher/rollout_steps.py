@@ -23,7 +23,7 @@ class StepResult:
 
 def current(serving_root: str, name: str) -> rollout.Rollout:
   """The model's rollout as models.config and the versions on disk say."""
-  entry = rollout.model_entry(rollout.read_config(serving_root), name)
+  entry = rollout.model_entry(rollout.read_existing_config(serving_root), name)
   return rollout.state(entry, versioning.versions(_base_path(serving_root, name)))
 
 
@@ -50,7 +50,7 @@ def promote(serving_root: str, name: str, available: Iterable[int]) -> StepResul
 def retain(serving_root: str, name: str, keep: int) -> List[int]:
   """The retention rule: deletes all but the `keep` newest versions and those the config serves;
   returns the deleted ones."""
-  entry = rollout.model_entry(rollout.read_config(serving_root), name)
+  entry = rollout.model_entry(rollout.read_existing_config(serving_root), name)
   return publishing.retain_latest(_base_path(serving_root, name), keep,
                                   rollout.served_versions(entry))
 
@@ -72,7 +72,7 @@ def rollback(serving_root: str, name: str) -> StepResult:
 
 
 def _edit(serving_root: str, name: str, change) -> StepResult:
-  config = rollout.read_config(serving_root)
+  config = rollout.read_existing_config(serving_root)
   entry = rollout.model_entry(config, name)
   on_disk = versioning.versions(_base_path(serving_root, name))
   before = rollout.state(entry, on_disk)
