@@ -110,16 +110,18 @@ def model_entry(config: model_server_config_pb2.ModelServerConfig,
 
 
 def keep_valid(entry: model_server_config_pb2.ModelConfig, on_disk: Iterable[int]) -> None:
-  """Drops what names versions no longer on disk: a policy left empty, and labels on them."""
+  """Drops labels on versions not on disk or not served (TF Serving would refuse the whole
+  config), and a specific policy none of whose versions is on disk.
+
+  A specific policy that names a version not on disk yet, beside one that is, stays: a canary
+  push names its version before the folder appears, and the other model's pusher may rewrite
+  the file in between.
+  """
   on_disk = set(on_disk)
   policy = entry.model_version_policy
-  if policy.WhichOneof('policy_choice') == 'specific':
-    kept = [v for v in policy.specific.versions if v in on_disk]
-    if kept:
-      del policy.specific.versions[:]
-      policy.specific.versions.extend(kept)
-    else:
-      entry.ClearField('model_version_policy')
+  if (policy.WhichOneof('policy_choice') == 'specific' and
+      not on_disk.intersection(policy.specific.versions)):
+    entry.ClearField('model_version_policy')
   for label, version in list(entry.version_labels.items()):
     if version not in on_disk or not _serves(entry, version, on_disk):
       del entry.version_labels[label]

@@ -188,6 +188,20 @@ def test_the_other_models_push_keeps_this_models_rollout(tmp_path):
   assert not _entry(tmp_path, 'generator').HasField('model_version_policy')
 
 
+def test_the_other_models_push_during_a_canary_push_keeps_the_canary(tmp_path, monkeypatch):
+  v1 = _push(tmp_path, 'v1', 'direct')
+  _push(tmp_path, 'g1', 'direct', name='generator')
+  push_version = publishing.push_version
+
+  def push_with_the_generator_in_between(model_path, base_path, version=None):
+    if base_path.endswith('classifier'):  # its config names the version; the folder is not there
+      _push(tmp_path, 'g2', 'direct', name='generator')
+    return push_version(model_path, base_path, version)
+  monkeypatch.setattr(publishing, 'push_version', push_with_the_generator_in_between)
+  v2 = _push(tmp_path, 'v2', 'canary')
+  assert _policy(_entry(tmp_path)) == [v1, v2]
+
+
 def test_a_direct_push_ends_a_rollout(tmp_path):
   v1 = _push(tmp_path, 'v1', 'direct')
   v2 = _push(tmp_path, 'v2', 'canary')
