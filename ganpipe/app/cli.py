@@ -16,6 +16,7 @@ from typing import List, Optional
 from ganpipe.app import client_commands
 from ganpipe.app import console
 from ganpipe.app import grids
+from ganpipe.app import rollout_command
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import overrides as config_overrides
 from ganpipe.serving import serve_command
@@ -148,6 +149,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
   serve_command.add_parser(commands)
   client_commands.add_parsers(commands)
+  rollout_command.add_parser(commands)
   for subcommand in commands.choices.values():
     # After the subcommand too: `ganpipe run ... --verbose`. SUPPRESS leaves the top-level
     # flag's value alone when it is not given here.

@@ -37,7 +37,7 @@ def add_version_flags(parser: argparse.ArgumentParser) -> None:
   group.add_argument('--version', type=non_negative_int, metavar='N',
                      help='use this model version (default: the latest)')
   group.add_argument('--label', metavar='LABEL',
-                     help='use the version with this label, e.g. stable')
+                     help='use the version with this label, e.g. stable or canary')
 
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:

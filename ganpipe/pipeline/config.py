@@ -78,8 +78,7 @@ class DataConfig:
   eval_buckets: int = 1
 
   def __post_init__(self):
-    check(self.dataset in ingestion.SOURCES, 'data.dataset',
-          f'unknown dataset {self.dataset!r}',
+    check(self.dataset in ingestion.SOURCES, 'data.dataset', f'unknown dataset {self.dataset!r}',
           f'pass --data.dataset with one of {", ".join(ingestion.SOURCES)}')
     if self.dataset in ingestion.NEEDS_INPUT_BASE:
       check(bool(self.data_dir), 'data.data_dir',
@@ -172,6 +171,7 @@ class PublishConfig:
 
   Attributes:
     keep_versions: pushed versions kept per model; older ones are deleted after each push.
+    rollout: `direct` serves a push at once; `canary` beside the stable one (`ganpipe rollout`).
     models_config_base_path: where the model server sees the serving root in models.config
       (a volume mount, say); empty means the serving root itself.
     infra_timeout_seconds: infra validation: time for the candidate to become AVAILABLE.
@@ -183,16 +183,15 @@ class PublishConfig:
     hub_module: the TF Hub module name.
     hub_license: the module's license, an SPDX identifier (Apache-2.0, MIT, ...).
     hub_archive: also write <version>.tar.gz beside the module, as tfhub.dev hosts it.
-    hub_asset_url: the http(s) URL that paths.hub_root is served from, for the module
-      documentation's asset-path and usage handle; empty leaves the asset-path out.
+    hub_asset_url: the http(s) URL paths.hub_root is served from; the documentation's asset-path
+      is <hub_asset_url>/<publisher>/<module>/<version>.tar.gz (empty: none).
   """
   keep_versions: int = 3
+  rollout: str = 'direct'
   models_config_base_path: str = ''
   infra_timeout_seconds: float = 120.0
   infra_num_requests: int = 8
   serving_binary: str = ''
-  # The documentation's asset-path, which tfhub.dev downloads, is
-  # <hub_asset_url>/<publisher>/<module>/<version>.tar.gz.
   hub_publisher: str = 'ganpipe'
   hub_module: str = 'generator'
   hub_license: str = 'Apache-2.0'
@@ -203,6 +202,8 @@ class PublishConfig:
     check(isinstance(self.keep_versions, int) and self.keep_versions >= 1,
           'publish.keep_versions', f'must be 1 or more, got {self.keep_versions!r}',
           'pass --publish.keep_versions 3')
+    check(self.rollout in ('direct', 'canary'), 'publish.rollout',
+          f'must be direct or canary, got {self.rollout!r}', 'pass --publish.rollout canary')
     check(self.infra_timeout_seconds > 0, 'publish.infra_timeout_seconds',
           f'must be positive, got {self.infra_timeout_seconds!r}',
           'pass --publish.infra_timeout_seconds 120')
@@ -385,7 +386,6 @@ def small_for_image_size(config: PipelineConfig, keep=()) -> PipelineConfig:
   Args:
     config: a configuration from `get_config(small=True)`, with any overrides applied.
     keep: dotted field names the user set; they are left as they are.
-
   Returns:
     `config`, with a DCGAN's steps per epoch cut to about SMALL_DCGAN_PIXEL_STEPS pixel-steps
     in all (at least one step an epoch); a dense GAN's are unchanged.

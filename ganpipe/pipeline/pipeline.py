@@ -135,6 +135,7 @@ def _validate_and_push(config: config_lib.PipelineConfig, model_name: str,
       infra_blessing=infra_validator.outputs['blessing'],
       keep_versions=publish.keep_versions,
       models_config_base_path=publish.models_config_base_path or None,
+      rollout_mode=publish.rollout,
   ).with_id(f'{model_name}_pusher')
   return infra_validator, pusher
 

@@ -181,12 +181,14 @@ class ServingClient:
                        'error': error})
     return sorted(statuses, key=lambda s: -s['version'])
 
-  def model_metadata(self, model: str, version: Optional[int] = None) -> Dict[str, Any]:
+  def model_metadata(self, model: str, version: Optional[int] = None, *,
+                     version_label: Optional[str] = None) -> Dict[str, Any]:
     """Calls PredictionService.GetModelMetadata for the model's signatures.
 
     Args:
       model: the model's name on the server.
-      version: a specific version; None is the latest.
+      version: a specific version; None (and no label) is the latest.
+      version_label: a version label such as 'canary', instead of `version`.
 
     Returns:
       Signature name -> `{'method_name': str, 'inputs': {alias: tensor}, 'outputs': {alias:
@@ -197,9 +199,9 @@ class ServingClient:
       ServingError: the call failed, or the answer holds no signatures.
     """
     request = get_model_metadata_pb2.GetModelMetadataRequest()
-    _fill_model_spec(request.model_spec, model, version, None)
+    _fill_model_spec(request.model_spec, model, version, version_label)
     request.metadata_field.append('signature_def')
-    where = describe(model, version, None, None)
+    where = describe(model, version, version_label, None)
     response = self._call(self._predictions.GetModelMetadata, request, 'GetModelMetadata', where)
     signature_map = get_model_metadata_pb2.SignatureDefMap()
     if ('signature_def' not in response.metadata or

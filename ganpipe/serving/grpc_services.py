@@ -19,6 +19,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from ganpipe.serving import errors
 from ganpipe.serving import handlers
+from ganpipe.serving import metrics as metrics_lib
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def _rpc(method=None, api: Optional[str] = None):
   @functools.wraps(method)
   def wrapper(self, request, context):
     started, code = time.perf_counter(), grpc.StatusCode.OK
+    metrics_lib.track_version()
     try:
       return method(self, request, context)
     except errors.ServingError as e:
@@ -71,6 +73,7 @@ def _async_rpc(method=None, api: Optional[str] = None):
   @functools.wraps(method)
   async def wrapper(self, request, context):
     started, code = time.perf_counter(), grpc.StatusCode.OK
+    metrics_lib.track_version()
     try:
       return await method(self, request, context)
     except errors.ServingError as e:

@@ -103,7 +103,9 @@ class ModelService:
       raise errors.invalid_argument('ModelSpec has no name specified.')
     version = spec.version.value if spec.HasField('version') else None
     label = spec.version_label if spec.WhichOneof('version_choice') == 'version_label' else None
-    return self.manager.resolve(spec.name, version, label)
+    loaded = self.manager.resolve(spec.name, version, label)
+    metrics_lib.note_version(loaded.version)
+    return loaded
 
   # --- Predict, Classify, Regress -------------------------------------------------------------
   # `deadline`, here and below: the time.monotonic() seconds after which nobody waits for the

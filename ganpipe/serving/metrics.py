@@ -22,10 +22,21 @@ Serving's own names, so dashboards and alerts written for it work unchanged:
 
 A request for a model the server does not serve is counted under `model_name=""`: a label per
 name a client makes up would let clients grow the server's memory without bound.
+
+TF Serving has no per-version request metric (its counters, tensorflow_serving/servables/
+tensorflow/util.cc, are by model name only), and a canary rollout needs one: two families of our
+own, under our own prefix so that nothing mistakes them for TF Serving's, count each
+Predict, Classify or Regress request that reached a version under that version (the one its
+version or label resolved to):
+
+- `:ganpipe:serving:version_request_count{model_name, model_version, status}`;
+- `:ganpipe:serving:version_request_latency{model_name, model_version}`: a histogram in
+  microseconds, with the buckets of request_latency.
 """
 
 import bisect
 import collections
+import contextvars
 import threading
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -45,6 +56,14 @@ _LOAD_COUNT = ':tensorflow:cc:saved_model:load_attempt_count'
 _LOAD_LATENCY = ':tensorflow:cc:saved_model:load_latency'
 _QUEUING_LATENCY = ':tensorflow:serving:batching_session:queuing_latency'
 _WRAPPED_RUNS = ':tensorflow:serving:batching_session:wrapped_run_count'
+VERSION_COUNT = ':ganpipe:serving:version_request_count'
+VERSION_LATENCY = ':ganpipe:serving:version_request_latency'
+# Only inference counts for a version: a metadata request says nothing of how it serves.
+_INFERENCE_APIS = ('predict', 'classify', 'regress')
+# The version the current request resolved to: a holder each transport sets per request (a list,
+# so that a resolve on a thread or task that copied the context still fills it).
+_RESOLVED: contextvars.ContextVar[Optional[list]] = contextvars.ContextVar('resolved_version',
+                                                                           default=None)
 # monitoring::Buckets::Exponential(100, 1.2, 52), batching_session.cc.
 QUEUING_BUCKETS_US = tuple(100 * 1.2**i for i in range(52))
 
@@ -54,6 +73,24 @@ MonitoringConfig = protos.message_classes('tensorflow_serving/config/monitoring_
     'PrometheusConfig': [('enable', protos.BOOL), ('path', protos.STRING)],
     'MonitoringConfig': [('prometheus_config', '.tensorflow.serving.PrometheusConfig')],
 })['MonitoringConfig']
+
+
+def track_version() -> None:
+  """Starts a request: the version it resolves to (note_version) goes to its metrics."""
+  _RESOLVED.set([])
+
+
+def note_version(version: int) -> None:
+  """The current request is served by `version` (called where a ModelSpec is resolved)."""
+  holder = _RESOLVED.get()
+  if holder is not None:
+    holder.append(version)
+
+
+def resolved_version() -> Optional[int]:
+  """The version the current request resolved to, if it got that far."""
+  holder = _RESOLVED.get()
+  return holder[-1] if holder else None
 
 
 def read_monitoring_config(path: str) -> Optional[str]:
@@ -89,6 +126,8 @@ class Metrics:
     self._load_micros: Dict[str, float] = collections.Counter()
     self._queuing: Dict[str, List[float]] = {}  # thread_pool_name -> histogram
     self._wrapped_runs = 0
+    self._version_counts: Dict[Tuple[str, int, str], int] = collections.Counter()
+    self._version_latencies: Dict[Tuple[str, int], List[float]] = {}
 
   def record_load(self, model_path: str, succeeded: bool, seconds: float) -> None:
     with self._lock:
@@ -96,14 +135,22 @@ class Metrics:
       self._load_micros[model_path] += seconds * 1e6
 
   def record(self, model_name: str, api: str, entrypoint: str, code: grpc.StatusCode,
-             seconds: float) -> None:
+             seconds: float, version: Optional[int] = None) -> None:
+    """One request; `version`: the version it resolved to (by default, resolved_version())."""
     name = model_name if self._served(model_name) else ''
+    version = resolved_version() if version is None else version
     with self._lock:
       self._counts[(name, code.name)] += 1
       histogram = self._latencies.get((name, api, entrypoint))
       if histogram is None:
         histogram = self._latencies[(name, api, entrypoint)] = _histogram(LATENCY_BUCKETS_US)
       _observe(histogram, LATENCY_BUCKETS_US, seconds * 1e6)
+      if name and version is not None and api in _INFERENCE_APIS:
+        self._version_counts[(name, version, code.name)] += 1
+        histogram = self._version_latencies.get((name, version))
+        if histogram is None:
+          histogram = self._version_latencies[(name, version)] = _histogram(LATENCY_BUCKETS_US)
+        _observe(histogram, LATENCY_BUCKETS_US, seconds * 1e6)
 
   def record_batch(self, thread_pool_name: str, waits_seconds: Sequence[float]) -> None:
     """One model call of a batch, whose requests waited `waits_seconds` in its queue."""
@@ -125,6 +172,8 @@ class Metrics:
       loads, load_micros = sorted(self._loads.items()), sorted(self._load_micros.items())
       queuing = sorted((key, list(values)) for key, values in self._queuing.items())
       wrapped_runs = self._wrapped_runs
+      version_counts = sorted(self._version_counts.items())
+      version_latencies = sorted((k, list(v)) for k, v in self._version_latencies.items())
     lines = [f'# TYPE {_LOAD_COUNT} counter']
     for (path, status), count in loads:
       lines.append(f'{_LOAD_COUNT}{_labels(model_path=path, status=status)} {count}')
@@ -144,6 +193,15 @@ class Metrics:
         lines += _histogram_lines(_QUEUING_LATENCY, QUEUING_BUCKETS_US, values,
                                   {'thread_pool_name': pool})
       lines += [f'# TYPE {_WRAPPED_RUNS} counter', f'{_WRAPPED_RUNS} {wrapped_runs}']
+    # Declared even before a request: a rollout tells "no requests yet" from "no such metric".
+    lines.append(f'# TYPE {VERSION_COUNT} counter')
+    for (name, version, status), count in version_counts:
+      lines.append(f'{VERSION_COUNT}'
+                   f'{_labels(model_name=name, model_version=version, status=status)} {count}')
+    lines.append(f'# TYPE {VERSION_LATENCY} histogram')
+    for (name, version), values in version_latencies:
+      lines += _histogram_lines(VERSION_LATENCY, LATENCY_BUCKETS_US, values,
+                                {'model_name': name, 'model_version': str(version)})
     return '\n'.join(lines) + '\n'
 
 

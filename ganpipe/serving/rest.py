@@ -162,6 +162,7 @@ class _Handler(transport.BodyReader, http.server.BaseHTTPRequestHandler):
 
   def _respond(self) -> None:
     started, code, route, api = time.perf_counter(), grpc.StatusCode.OK, None, None
+    metrics_lib.track_version()
     content_type = 'application/json'
     try:
       # Read first, whatever the route: a body left unread would be taken for the next request.

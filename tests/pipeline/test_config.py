@@ -57,6 +57,7 @@ def test_small_variant_trains_less():
     ('publish', {'hub_publisher': 'My_Team'}, 'publish.hub_publisher',
      'tfhub.dev publisher id uses lower-case letters'),
     ('publish', {'hub_module': 'a/b'}, 'publish.hub_module', 'use letters, digits'),
+    ('publish', {'rollout': 'blue'}, 'publish.rollout', 'must be direct or canary'),
     ('publish', {'hub_asset_url': 'outputs/hub'}, 'publish.hub_asset_url',
      'must be an http:// or https:// URL'),
     ('publish', {'hub_asset_url': 'gs://bucket/hub'}, 'publish.hub_asset_url',

@@ -22,6 +22,7 @@ def built():
       'paths.serving_root': '/tmp/ganpipe-test/serving',
       'classifier.learning_rate': 0.005,
       'publish.hub_asset_url': 'https://models.example.org/hub',
+      'publish.rollout': 'canary',
   })
   return config, pipeline_lib.create_pipeline(config)
 
@@ -92,6 +93,7 @@ def test_pusher_destination_and_cache(built):
   pusher = _node(pipeline, 'classifier_pusher')
   destination = json.loads(pusher.exec_properties['push_destination'])
   assert destination['filesystem']['base_directory'] == '/tmp/ganpipe-test/serving/classifier'
+  assert json.loads(pusher.exec_properties['custom_config'])['rollout'] == 'canary'
   assert pipeline.enable_cache
   assert '--direct_running_mode=in_memory' in pipeline.beam_pipeline_args
 

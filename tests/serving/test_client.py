@@ -77,6 +77,14 @@ def test_model_metadata_unpacks_the_signature_def_map(fake):
   assert request.model_spec.version.value == 1
 
 
+def test_model_metadata_by_version_label(fake):
+  with _client(fake) as client:
+    client.model_metadata('generator', version_label='stable')
+  [request] = fake.requests('GetModelMetadata')
+  assert request.model_spec.version_label == 'stable'
+  assert not request.model_spec.HasField('version')
+
+
 def test_unavailable_is_retried_with_exponential_backoff(fake):
   fake.unavailable_times = 2
   started = time.monotonic()

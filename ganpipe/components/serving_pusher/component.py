@@ -8,6 +8,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import pusher_pb2
 
 from ganpipe.components.serving_pusher import executor
+from ganpipe.components.serving_pusher import rollout
 
 
 class ServingPusher(tfx_pusher_component.Pusher):
@@ -19,7 +20,8 @@ class ServingPusher(tfx_pusher_component.Pusher):
   warmup requests in `assets.extra/`. Each version is copied to a hidden temporary folder and
   renamed into place, so TF Serving never sees a partial version; versions increase
   monotonically; the newest `keep_versions` are kept; `<serving_root>/models.config` lists every
-  pushed model.
+  pushed model. With `rollout_mode='canary'`, the new version serves beside the stable one
+  until `ganpipe rollout` labels, promotes or rolls it back (rollout.py).
 
   Outputs:
     pushed_model: PushedModel; `pushed`, `pushed_destination`, `pushed_version`, and `reason`
@@ -32,12 +34,17 @@ class ServingPusher(tfx_pusher_component.Pusher):
                model_blessing: types.BaseChannel,
                infra_blessing: Optional[types.BaseChannel] = None,
                model: Optional[types.BaseChannel] = None, keep_versions: int = 3,
-               models_config_base_path: Optional[str] = None):
+               models_config_base_path: Optional[str] = None,
+               rollout_mode: str = rollout.DIRECT):
     if keep_versions < 1:
       raise ValueError(f'keep_versions must be at least 1, got {keep_versions}')
+    if rollout_mode not in rollout.ROLLOUTS:
+      raise ValueError(f'rollout must be one of {", ".join(rollout.ROLLOUTS)}, got '
+                       f'{rollout_mode!r}')
     custom_config = {executor.MODEL_NAME_KEY: model_name,
                      executor.SERVING_ROOT_KEY: serving_root,
-                     executor.KEEP_VERSIONS_KEY: keep_versions}
+                     executor.KEEP_VERSIONS_KEY: keep_versions,
+                     executor.ROLLOUT_KEY: rollout_mode}
     if models_config_base_path:
       custom_config[executor.MODELS_CONFIG_BASE_KEY] = models_config_base_path
     super().__init__(

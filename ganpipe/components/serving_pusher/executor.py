@@ -2,7 +2,7 @@
 
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from absl import logging
 from tfx import types
@@ -14,11 +14,13 @@ from tfx.utils import io_utils
 from ganpipe.components import artifacts
 from ganpipe.components import versioning
 from ganpipe.components.serving_pusher import publishing
+from ganpipe.components.serving_pusher import rollout
 
 MODEL_NAME_KEY = 'model_name'
 SERVING_ROOT_KEY = 'serving_root'
 KEEP_VERSIONS_KEY = 'keep_versions'
 MODELS_CONFIG_BASE_KEY = 'models_config_base_path'
+ROLLOUT_KEY = 'rollout'
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -26,7 +28,8 @@ class Executor(tfx_pusher_executor.Executor):
   the newest version there is not this model already (then: `unchanged`, not pushed).
 
   `custom_config` holds `model_name`, `serving_root`, `keep_versions` and optionally
-  `models_config_base_path` (where the model server sees `serving_root`).
+  `models_config_base_path` (where the model server sees `serving_root`) and `rollout`
+  (`direct`, the default, or `canary`: see rollout.py).
   """
 
   def Do(self, input_dict: Dict[str, List[types.Artifact]],
@@ -56,14 +59,46 @@ class Executor(tfx_pusher_executor.Executor):
       model_push.set_string_custom_property(
           artifacts.REASON_PROPERTY, f'version {version} at {path} already serves this model')
       return
-    serving_path = publishing.push_version(model_path, base_path)
+    before = versioning.versions(base_path)
+    keep = int(config.get(KEEP_VERSIONS_KEY, 3))
+    if config.get(ROLLOUT_KEY, rollout.DIRECT) == rollout.CANARY and before:
+      serving_path, config_path, retired = _push_canary(model_path, root, name, before, keep,
+                                                        config.get(MODELS_CONFIG_BASE_KEY))
+    else:
+      serving_path = publishing.push_version(model_path, base_path)
+      # A first canary push has nothing to be compared with: it serves alone, as a direct one.
+      config_path = publishing.write_models_config(
+          root, config.get(MODELS_CONFIG_BASE_KEY),
+          lambda models: rollout.serve_directly(rollout.model_entry(models, name)))
+      retired = publishing.retain_latest(base_path, keep)
     version = os.path.basename(serving_path)
-    retired = publishing.retain_latest(base_path, int(config.get(KEEP_VERSIONS_KEY, 3)))
-    config_path = publishing.write_models_config(root, config.get(MODELS_CONFIG_BASE_KEY))
-    logging.info('Pushed %s version %s to %s; retired %s; wrote %s', name, version, serving_path,
-                 retired or 'nothing', config_path)
+    logging.info('Pushed %s version %s to %s; retired %s; wrote %s', name, version,
+                 serving_path, retired or 'nothing', config_path)
     io_utils.copy_dir(model_path, model_push.uri)
     self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+
+
+def _push_canary(model_path: str, root: str, name: str, before: List[int], keep: int,
+                 base_path_prefix: Optional[str]) -> Tuple[str, str, List[int]]:
+  """Pushes a version beside the stable one; returns its path, the config's, and the retired.
+
+  The config naming both versions is written before the version's folder appears: under the
+  policy it replaces (TF Serving's default, the latest version), a server that saw the folder
+  first would load it and unload the stable version its `stable` clients use.
+  """
+  base_path = os.path.join(root, name)
+  version = publishing.next_version(base_path)
+  served = []
+
+  def edit(models):
+    entry = rollout.model_entry(models, name)
+    rollout.add_canary(entry, before, version)
+    served.extend(rollout.served_versions(entry))
+
+  config_path = publishing.write_models_config(root, base_path_prefix, edit)
+  serving_path = publishing.push_version(model_path, base_path, version)
+  # The stable version is kept whatever its age; a canary it replaces may go.
+  return serving_path, config_path, publishing.retain_latest(base_path, keep, served)
 
 
 def _not_blessed_reason(input_dict: Dict[str, List[types.Artifact]]) -> str:

@@ -4,16 +4,16 @@ import os
 import re
 import shutil
 import time
-import uuid
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
+from absl import logging
 import tensorflow as tf
-from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from ganpipe.components import versioning
+from ganpipe.components.serving_pusher import rollout
 
-MODELS_CONFIG = 'models.config'
+MODELS_CONFIG = rollout.MODELS_CONFIG
 # Dot-prefixed and non-numeric: neither TF Serving nor our server ever takes it for a version.
 _TEMP_PREFIX = '.incoming-'
 _RENAME_ATTEMPTS = 5
@@ -68,40 +68,63 @@ def push_version(model_path: str, base_path: str, version: Optional[int] = None)
       tf.io.gfile.rmtree(temporary)
 
 
-def retain_latest(base_path: str, keep: int) -> List[int]:
-  """Deletes all but the `keep` newest versions; returns the deleted ones."""
+def retain_latest(base_path: str, keep: int, protect: Iterable[int] = ()) -> List[int]:
+  """Deletes all but the `keep` newest versions, and those in `protect` (versions a rollout
+  serves); returns the deleted ones."""
   if keep < 1:
     raise ValueError(f'keep must be at least 1, got {keep}')
-  doomed = versioning.versions(base_path)[:-keep]
+  protect = set(protect)
+  doomed = [v for v in versioning.versions(base_path)[:-keep] if v not in protect]
   for version in doomed:
     tf.io.gfile.rmtree(os.path.join(base_path, str(version)))
   return doomed
 
 
-def write_models_config(serving_root: str, base_path_prefix: Optional[str] = None) -> str:
+def write_models_config(serving_root: str, base_path_prefix: Optional[str] = None,
+                        edit: Optional[Callable[[model_server_config_pb2.ModelServerConfig],
+                                                None]] = None) -> str:
   """Writes `<serving_root>/models.config`, a ModelServerConfig serving every pushed model.
+
+  Each model keeps the version policy and labels the file gave it (a rollout in progress, see
+  rollout.py), less what names versions no longer on disk; a new model gets TF Serving's
+  default policy, the latest version.
 
   Args:
     serving_root: holds one base path per model.
     base_path_prefix: where the server sees `serving_root` (a mount path in a serving pod);
       by default `serving_root` itself, made absolute when local.
+    edit: changes the config before it is written (a rollout step).
   Returns:
     The path of the config file.
   """
+  config = models_config(serving_root, base_path_prefix)
+  if edit is not None:
+    edit(config)
+  return rollout.write_config(serving_root, config)
+
+
+def models_config(serving_root: str, base_path_prefix: Optional[str] = None
+                  ) -> model_server_config_pb2.ModelServerConfig:
+  """The config write_models_config writes, before any edit."""
   prefix = base_path_prefix or (serving_root if '://' in serving_root
                                 else os.path.abspath(serving_root))
+  try:
+    previous = {entry.name: entry
+                for entry in rollout.read_config(serving_root).model_config_list.config}
+  except rollout.RolloutError as e:
+    logging.warning('rewriting %s from the versions on disk: %s', MODELS_CONFIG, e)
+    previous = {}
   config = model_server_config_pb2.ModelServerConfig()
-  for name in sorted(models_with_versions(serving_root)):
+  for name, on_disk in sorted(models_with_versions(serving_root).items()):
     model = config.model_config_list.config.add()
+    if name in previous:
+      model.model_version_policy.CopyFrom(previous[name].model_version_policy)
+      model.version_labels.update(previous[name].version_labels)
+      rollout.keep_valid(model, on_disk)
     model.name = name
     model.base_path = f'{prefix.rstrip("/")}/{name}'
     model.model_platform = 'tensorflow'
-  path = os.path.join(serving_root, MODELS_CONFIG)
-  temporary = f'{path}.{uuid.uuid4().hex[:8]}.tmp'
-  with tf.io.gfile.GFile(temporary, 'w') as f:
-    f.write(text_format.MessageToString(config))
-  tf.io.gfile.rename(temporary, path, overwrite=True)
-  return path
+  return config
 
 
 def models_with_versions(serving_root: str) -> Dict[str, List[int]]:
