@@ -52,6 +52,9 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/generator_thresholds.py benchmarks/results/model_quality_digits.json
 	$(BIN)/python benchmarks/model_quality.py --dataset fashion-mnist
 	$(BIN)/python benchmarks/generator_thresholds.py benchmarks/results/model_quality_fashion-mnist.json
+	$(BIN)/python benchmarks/classifier_training.py quality --dataset fashion-mnist
+	$(BIN)/python benchmarks/classifier_training.py quality --dataset digits
+	$(BIN)/python benchmarks/classifier_training.py throughput
 	$(BIN)/python benchmarks/classifier_input_noise.py benchmarks/results/model_quality_digits.json
 	$(BIN)/python benchmarks/classifier_input_noise.py benchmarks/results/model_quality_fashion-mnist.json --seeds 1
 	$(BIN)/python benchmarks/gan_throughput.py

@@ -16,6 +16,7 @@ Writes classifier_input_noise_<height>x<width>x<channels>.json and .md.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -23,10 +24,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from ganpipe.models.classifier import model as classifier_model  # noqa: E402
+from ganpipe.models.classifier import training  # noqa: E402
+from ganpipe.models.training import inputs  # noqa: E402
 from ganpipe.components.generator_evaluator import evaluation  # noqa: E402
 from ganpipe.components.generator_evaluator import metrics  # noqa: E402
 from ganpipe.pipeline import config as config_lib  # noqa: E402
@@ -35,18 +37,15 @@ from ganpipe.pipeline import overrides as config_overrides  # noqa: E402
 from benchmarks import finished_run  # noqa: E402
 
 
-def _train(config: config_lib.ClassifierConfig, noise: float, seed: int, x_train, y_train,
-           num_classes: int) -> keras.Model:
+def _train(config: config_lib.ClassifierConfig, noise: float, seed: int, train_split,
+           eval_split, num_classes: int) -> keras.Model:
+  """The Trainer's own training (architecture, schedule, early stopping) at `noise`."""
   keras.utils.set_random_seed(seed)
-  model = classifier_model.build_classifier(x_train.shape[1:], num_classes, config.hidden_units,
-                                            config.activation, config.dropout, noise)
-  classifier_model.compile_classifier(model, config.optimizer, config.learning_rate)
-  model.compile(optimizer=model.optimizer, loss=model.loss, metrics=['accuracy'],
-                steps_per_execution=100)
-  data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
-          .shuffle(len(x_train), seed=seed).batch(config.batch_size).prefetch(4))
-  model.fit(data, epochs=config.epochs, verbose=0)
-  return model
+  config = dataclasses.replace(config, input_noise=noise)
+  return training.train(
+      config, train_split[0].shape[1:], num_classes,
+      inputs.array_dataset(*train_split, config.batch_size, seed=seed),
+      inputs.array_dataset(*eval_split, config.batch_size, shuffle=False), log_dir=None)
 
 
 def main() -> int:
@@ -72,7 +71,7 @@ def main() -> int:
   for noise in args.noise:
     for seed in args.seeds:
       started = time.monotonic()
-      model = _train(config, noise, seed, x_train, y_train, num_classes)
+      model = _train(config, noise, seed, (x_train, y_train), (x_eval, y_eval), num_classes)
       embed = keras.Model(model.input, [model.get_layer(classifier_model.FEATURES_LAYER).output,
                                         model.output])
       real_eval, real_train, fake = (embed.predict(x, batch_size=500, verbose=0)

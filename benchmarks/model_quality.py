@@ -10,8 +10,9 @@ scikit-learn's own 50/50 split, as reference figures.
       [--out benchmarks/results]
 
 Writes model_quality_<dataset>.json and .md. Goals: classifier accuracy >= 0.97 on digits (SVC
-reaches 0.97 on a 50/50 split) and >= 0.89 on Fashion-MNIST (its benchmark's MLP 256-128-64
-reached 0.90); a generated classifier score of at least 80% of the real data's.
+reaches 0.97 on a 50/50 split) and >= 0.90 on Fashion-MNIST, the default blessing floor (its
+benchmark's MLP 256-128-64 reached 0.90); a generated classifier score of at least 80% of the
+real data's.
 """
 
 import argparse
@@ -32,7 +33,7 @@ from ganpipe.pipeline import run_summary, runner  # noqa: E402
 
 from benchmarks import finished_run  # noqa: E402
 
-TARGETS = {'digits': 0.97, 'fashion-mnist': 0.89}
+TARGETS = {'digits': 0.97, 'fashion-mnist': 0.90}
 
 
 def _svc_on_pipeline_split(pipeline_root: str) -> float:

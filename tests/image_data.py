@@ -4,7 +4,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -78,3 +78,51 @@ def png_header_only(width: int, height: int) -> bytes:
     return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
   ihdr = struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
   return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IEND', b'')
+
+
+def write_transformed(root: str, splits: Sequence[Tuple[np.ndarray, np.ndarray]]):
+  """Transformed examples and their schema, laid out as Transform writes them under `root`.
+
+  Args:
+    root: an empty folder.
+    splits: (images, labels) of the train and the eval split; images are float32 [n, h, w, c].
+
+  Returns:
+    FnArgs as TFX's Trainer builds them from the Examples and TransformGraph artifacts
+    (tfx/components/trainer/fn_args_utils.py, get_common_fn_args).
+  """
+  # Imported here: most tests that use this module need no TensorFlow.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+  from tfx.components.trainer import fn_args_utils
+  from tfx.types import standard_artifacts
+
+  from ganpipe.models import features
+  shape = splits[0][0].shape[1:]
+  spec = {features.IMAGE_KEY: tf.io.FixedLenFeature(shape, tf.float32),
+          features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64)}
+  metadata_io.write_metadata(dataset_metadata.DatasetMetadata(
+      schema_utils.schema_from_feature_spec(spec)),
+      os.path.join(root, 'transform', 'transformed_metadata'))
+  for name, (images, labels) in zip(('train', 'eval'), splits):
+    os.makedirs(os.path.join(root, 'examples', f'Split-{name}'))
+    path = os.path.join(root, 'examples', f'Split-{name}', 'transformed_examples-00000.gz')
+    with tf.io.TFRecordWriter(path, 'GZIP') as writer:
+      for image, label in zip(images, labels):
+        writer.write(tf.train.Example(features=tf.train.Features(feature={
+            features.IMAGE_KEY: tf.train.Feature(
+                float_list=tf.train.FloatList(value=image.reshape(-1))),
+            features.LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        })).SerializeToString())
+  examples = standard_artifacts.Examples()
+  examples.uri = os.path.join(root, 'examples')
+  examples.split_names = '["train", "eval"]'
+  examples.set_string_custom_property('payload_format', 'FORMAT_TF_EXAMPLE')
+  transform_graph = standard_artifacts.TransformGraph()
+  transform_graph.uri = os.path.join(root, 'transform')
+  fn_args = fn_args_utils.get_common_fn_args(
+      {'examples': [examples], 'transform_graph': [transform_graph]},
+      {'train_args': '{}', 'eval_args': '{}', 'custom_config': 'null'})
+  # As TFX's Trainer executor sets it (tfx/components/trainer/executor.py, _GetFnArgs).
+  fn_args.transform_output = fn_args.transform_graph_path
+  return fn_args

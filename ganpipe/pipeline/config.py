@@ -364,7 +364,7 @@ def get_config(small: bool = False) -> PipelineConfig:
   if not small:
     return PipelineConfig()
   return PipelineConfig(
-      classifier=ClassifierConfig(hidden_units=(64,), epochs=8),
+      classifier=ClassifierConfig(hidden_units=(64,), epochs=8, batch_size=32),
       evaluation=EvaluationConfig(min_accuracy=0.5, max_accuracy_drop=0.5),
       gan=GanConfig(epochs=5, steps_per_epoch=300),
       generator_evaluation=GeneratorEvaluationConfig(num_samples=300),

@@ -58,7 +58,7 @@ def test_help_describes_every_configuration_flag(capsys):
     text = ' '.join(described[name].rstrip('.').split())
     assert f'--{name} VALUE {text} (default: ' in help_text, name
   assert '--classifier.hidden_units VALUE the units of each hidden Dense layer, comma-separated ' \
-         '(default: 256,128)' in help_text
+         '(default: 512,256)' in help_text
   assert '--data.image_size VALUE' in help_text and '(default: none)' in help_text
 
 

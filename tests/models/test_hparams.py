@@ -86,3 +86,16 @@ def test_a_size_the_dcgan_cannot_take_suggests_a_resize_not_the_dense_gan():
                      '--data.image_size') as raised:
     gan_model.build_generator(hparams.DCGAN, 8, (25, 25, 3))
   assert 'dense' not in str(raised.value)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('lr_schedule', 'step', "classifier.lr_schedule: unknown schedule 'step'. Fix: pass "
+                            '--classifier.lr_schedule with one of constant, cosine.'),
+    ('early_stopping_patience', -1, 'classifier.early_stopping_patience: must be an integer >= 0'),
+    ('cache_mb', 1.5, 'classifier.cache_mb: must be an integer >= 0, got 1.5'),
+    ('batch_norm', 'yes', "classifier.batch_norm: must be true or false, got 'yes'"),
+])
+def test_classifier_training_options_are_checked(field, value, message):
+  with pytest.raises(hparams.ConfigError, match=message.replace('.', r'\.')):
+    hparams.ClassifierConfig(**{field: value})
+

@@ -11,8 +11,13 @@ OUTPUT_LAYER = 'probabilities'
 
 def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
                      hidden_units: Sequence[int], activation: str = 'relu',
-                     dropout: float = 0.0, input_noise: float = 0.0) -> keras.Model:
+                     dropout: float = 0.0, input_noise: float = 0.0,
+                     batch_norm: bool = False) -> keras.Model:
   """Flatten -> Dense hidden layers -> softmax over the classes, h = phi(xW + b).
+
+  With batch normalisation each hidden layer is h = phi(BN(xW)): the Dense has no bias, which
+  BN's offset replaces. Either way the layer named `features` outputs the last hidden layer
+  after its activation, so the GAN's metrics see the same kind of space.
 
   Args:
     image_shape: (height, width, channels) of the [0, 1] input images.
@@ -21,6 +26,7 @@ def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
     activation: `relu` or `tanh`.
     dropout: rate of the dropout after each hidden layer (training only); 0 for none.
     input_noise: stddev of Gaussian noise on the input pixels (training only); 0 for none.
+    batch_norm: batch normalisation between each hidden Dense and its activation.
 
   Returns:
     An uncompiled keras.Model from `image` to `probabilities`.
@@ -33,9 +39,13 @@ def build_classifier(image_shape: Tuple[int, int, int], num_classes: int,
     x = keras.layers.GaussianNoise(input_noise, name='input_noise')(x)
   x = keras.layers.Flatten(name='flatten')(x)
   for index, units in enumerate(hidden_units):
-    last = index == len(hidden_units) - 1
-    x = keras.layers.Dense(units, activation=activation,
-                           name=FEATURES_LAYER if last else f'hidden_{index}')(x)
+    name = FEATURES_LAYER if index == len(hidden_units) - 1 else f'hidden_{index}'
+    if batch_norm:
+      x = keras.layers.Dense(units, use_bias=False, name=f'{name}_dense')(x)
+      x = keras.layers.BatchNormalization(name=f'{name}_batch_norm')(x)
+      x = keras.layers.Activation(activation, name=name)(x)
+    else:
+      x = keras.layers.Dense(units, activation=activation, name=name)(x)
     if dropout:
       x = keras.layers.Dropout(dropout, name=f'dropout_{index}')(x)
   outputs = keras.layers.Dense(num_classes, activation='softmax', name=OUTPUT_LAYER)(x)

@@ -1,6 +1,7 @@
 """The classifier's Trainer `run_fn`: a thin adapter from FnArgs to `train` and `export`."""
 
-from typing import Sequence
+import math
+from typing import Callable, NamedTuple, Optional, Sequence, Tuple
 
 import absl.logging as logging
 import tensorflow as tf
@@ -16,6 +17,8 @@ from ganpipe.models.classifier import model as model_lib
 from ganpipe.models.training import inputs
 from ganpipe.models.training import progress
 
+# Examples per batch when a split is read into memory: large, to keep the per-batch cost small.
+READ_BATCH = 1024
 
 
 def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
@@ -28,33 +31,91 @@ def run_fn(fn_args: fn_args_utils.FnArgs) -> None:
   keras.utils.set_random_seed(custom['seed'])
 
   tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-  steps_mode = config.train_steps is not None
-  train_ds = inputs.make_dataset(fn_args.train_files, fn_args.data_accessor,
-                                 tf_transform_output, config.batch_size,
-                                 num_epochs=None if steps_mode else 1, seed=custom['seed'])
-  eval_ds = inputs.make_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
-                                config.batch_size, num_epochs=1, shuffle=False)
-  model = train(config, image_shape, len(class_names), train_ds, eval_ds,
+  data = training_datasets(config, fn_args, tf_transform_output, custom['seed'])
+  model = train(config, image_shape, len(class_names), data.train, data.eval,
                 log_dir=fn_args.model_run_dir, eval_steps=fn_args.eval_steps)
   export(model, tf_transform_output, class_names, fn_args.serving_model_dir)
 
 
+class TrainingData(NamedTuple):
+  train: tf.data.Dataset
+  eval: tf.data.Dataset
+  in_memory: Tuple[str, ...]  # the splits held in memory: `train`, `eval`, both or neither
+
+
+def training_datasets(config: hparams.ClassifierConfig, fn_args: fn_args_utils.FnArgs,
+                      tf_transform_output: tft.TFTransformOutput, seed: int) -> TrainingData:
+  """The train and eval datasets: held in memory when they fit `config.cache_mb`, else streamed.
+
+  Streaming parses every transformed example again on every epoch and evaluation (on
+  Fashion-MNIST, 70,000 examples of 784 floats, 100 times over); in memory they are read once.
+  The train split is read first and the eval split gets what budget it leaves.
+  """
+  steps_mode = config.train_steps is not None
+  budget = config.cache_mb * 2**20
+  splits, in_memory = {}, []
+  for name, files, train_split in (('train', fn_args.train_files, True),
+                                   ('eval', fn_args.eval_files, False)):
+    epochs = None if steps_mode and train_split else 1
+    arrays = inputs.read_in_memory(
+        inputs.make_dataset(files, fn_args.data_accessor, tf_transform_output,
+                            READ_BATCH, num_epochs=1, shuffle=False), budget)
+    if arrays is None:
+      logging.info('%s split: streamed from its files (over the %d MB cache)', name,
+                   config.cache_mb)
+      splits[name] = inputs.make_dataset(files, fn_args.data_accessor, tf_transform_output,
+                                         config.batch_size, num_epochs=epochs,
+                                         shuffle=train_split, seed=seed if train_split else None)
+      continue
+    budget -= arrays[0].nbytes + arrays[1].nbytes
+    in_memory.append(name)
+    logging.info('%s split: %d examples held in memory (%.1f MB)', name, len(arrays[1]),
+                 (arrays[0].nbytes + arrays[1].nbytes) / 2**20)
+    splits[name] = inputs.array_dataset(*arrays, config.batch_size, num_epochs=epochs,
+                                        shuffle=train_split, seed=seed if train_split else None)
+  return TrainingData(splits['train'], splits['eval'], tuple(in_memory))
+
+
 def train(config: hparams.ClassifierConfig, image_shape, num_classes: int,
-          train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, log_dir: str,
+          train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, log_dir: Optional[str],
           eval_steps=None) -> keras.Model:
-  """Builds, compiles and fits the classifier; returns the trained model."""
+  """Builds, compiles and fits the classifier; returns the trained model.
+
+  With `config.early_stopping_patience`, training stops once the eval loss has not improved for
+  that many epochs and the model keeps the weights of its best epoch, not its last.
+  """
   model = model_lib.build_classifier(image_shape, num_classes, config.hidden_units,
-                                     config.activation, config.dropout, config.input_noise)
+                                     config.activation, config.dropout, config.input_noise,
+                                     config.batch_norm)
   model_lib.compile_classifier(model, config.optimizer, config.learning_rate)
   model.summary(print_fn=logging.info)
   if config.train_steps is not None:
     fit_args = dict(epochs=1, steps_per_epoch=config.train_steps)
   else:
     fit_args = dict(epochs=config.epochs)
+  callbacks = [progress.EpochSummary(fit_args['epochs'])]
+  if log_dir:
+    callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir))
+  if config.lr_schedule == hparams.COSINE and fit_args['epochs'] > 1:
+    callbacks.append(keras.callbacks.LearningRateScheduler(
+        cosine_schedule(config.learning_rate, fit_args['epochs'])))
+  if config.early_stopping_patience:
+    callbacks.append(keras.callbacks.EarlyStopping(
+        'val_loss', patience=config.early_stopping_patience, restore_best_weights=True))
   model.fit(train_ds, validation_data=eval_ds, validation_steps=eval_steps, verbose=0,
-            callbacks=[keras.callbacks.TensorBoard(log_dir=log_dir),
-                       progress.EpochSummary(fit_args['epochs'])], **fit_args)
+            callbacks=callbacks, **fit_args)
   return model
+
+
+def cosine_schedule(learning_rate: float, epochs: int) -> Callable[[int], float]:
+  """Epoch -> learning rate, from `learning_rate` down a half cosine to near 0 at the last epoch.
+
+  By epoch rather than by step, so it needs no count of the examples, which a streamed split
+  does not give before it is read.
+  """
+  def rate(epoch: int, _=None) -> float:
+    return learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+  return rate
 
 
 def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput,

@@ -27,6 +27,19 @@ def test_shapes_and_parameter_counts(image_shape, hidden, classes, expected_para
   assert len(noises) == (1 if input_noise else 0)
 
 
+def test_batch_norm_sits_between_each_dense_and_its_activation():
+  model = model_lib.build_classifier((8, 8, 1), 10, (256, 128), 'relu', batch_norm=True)
+  # Dense layers without bias (BN's offset replaces it); BN keeps 4 values a unit, 2 trained.
+  assert model.count_params() == 64 * 256 + 256 * 128 + (128 * 10 + 10) + 4 * (256 + 128)
+  assert len(model.non_trainable_weights) == 4  # the moving means and variances
+  kinds = [type(layer).__name__ for layer in model.layers[2:]]
+  assert kinds == ['Dense', 'BatchNormalization', 'Activation'] * 2 + ['Dense']
+  assert not any(layer.use_bias for layer in model.layers if layer.name.endswith('_dense'))
+  # `features` is still the last hidden layer after its activation: the GAN metrics' space.
+  features = model.get_layer(model_lib.FEATURES_LAYER)
+  assert features.output_shape == (None, 128) and features.activation.__name__ == 'relu'
+
+
 @pytest.mark.parametrize('activation', ['relu', 'tanh'])
 def test_outputs_are_probabilities(activation):
   model = model_lib.build_classifier((8, 8, 1), 10, (16,), activation)
