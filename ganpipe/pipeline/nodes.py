@@ -13,11 +13,10 @@ INGESTION_NODE = 'image_example_gen'
 # (tests/pipeline/test_nodes.py checks that the two agree).
 NODE_IDS = (
     INGESTION_NODE, 'statistics_gen', 'schema_gen', 'example_validator', 'transform',
-    'example_validation_gate', 'classifier_trainer', 'gan_trainer',
-    'classifier_infra_validator', 'generator_infra_validator',
-    'latest_blessed_classifier_resolver', 'latest_blessed_generator_resolver',
-    'classifier_evaluator', 'generator_evaluator', 'classifier_pusher', 'generator_pusher',
-    'hub_publisher',
+    'example_validation_gate', 'classifier_trainer', 'classifier_infra_validator',
+    'latest_blessed_classifier_resolver', 'classifier_evaluator', 'classifier_pusher',
+    'gan_trainer', 'generator_infra_validator', 'latest_blessed_generator_resolver',
+    'generator_evaluator', 'generator_pusher', 'hub_publisher',
 )
 
 # What the run summary reports for each model: its evaluator (TFMA's or the generator's),
