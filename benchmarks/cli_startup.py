@@ -17,7 +17,6 @@ Writes cli_startup.json and cli_startup.md.
 """
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -30,6 +29,7 @@ from typing import Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from benchmarks import results_files  # noqa: E402  pylint: disable=wrong-import-position
 
 # The last revision whose every command imported TFX first.
 DEFAULT_BEFORE = 'd6157b5'
@@ -151,13 +151,7 @@ def main() -> int:
           f'{row["after"]["median_seconds"]} s', flush=True)
   closed.close()
   results['load_after'] = [round(v, 2) for v in os.getloadavg()]
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'cli_startup.json'), 'w') as f:
-    json.dump(results, f, indent=2)
-  report = markdown(results)
-  with open(os.path.join(args.out, 'cli_startup.md'), 'w') as f:
-    f.write(report)
-  print(report)
+  results_files.write(args.out, 'cli_startup', results, markdown(results))
   return 0
 
 

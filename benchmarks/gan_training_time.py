@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
+from benchmarks import results_files  # noqa: E402
 from ganpipe.models import hparams  # noqa: E402
 from ganpipe.models.gan import training  # noqa: E402
 from ganpipe.models.training import strategy as strategy_lib  # noqa: E402
@@ -101,12 +102,7 @@ def main() -> int:
     case['small_minutes'] = round(case['small_steps'] * small_per_step / 60, 2)
     results['cases'][name] = case
     print(name, json.dumps(case), flush=True)
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'gan_training_time.json'), 'w') as f:
-    json.dump(results, f, indent=2)
-  with open(os.path.join(args.out, 'gan_training_time.md'), 'w') as f:
-    f.write(markdown(results))
-  print(markdown(results))
+  results_files.write(args.out, 'gan_training_time', results, markdown(results))
   return 0
 
 

@@ -28,7 +28,6 @@ Writes serving_latency.json and serving_latency.md.
 """
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -44,6 +43,7 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from benchmarks import results_files  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import native_client  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_goals  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-position
@@ -345,13 +345,7 @@ def main() -> int:
       'native_client': {'available': bool(native), 'missing': native_missing},
   }
   results['goals'] = serving_goals.goals(results)
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'serving_latency.json'), 'w') as f:
-    json.dump(results, f, indent=2)
-  text = serving_report.markdown(results)
-  with open(os.path.join(args.out, 'serving_latency.md'), 'w') as f:
-    f.write(text)
-  print(text)
+  results_files.write(args.out, 'serving_latency', results, serving_report.markdown(results))
   # The server logs are kept only when something failed, to read why.
   shutil.rmtree(workdir, ignore_errors=True)
   return 0

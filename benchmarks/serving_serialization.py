@@ -22,7 +22,6 @@ Writes serving_serialization.json and serving_serialization.md.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,6 +32,7 @@ from typing import Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from benchmarks import results_files  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_latency  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -183,13 +183,7 @@ def main() -> int:
              'host': f'{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs',
              'load_before': load_before, 'summary': summary, 'latency_rounds': latency,
              'throughput_rounds': load}
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'serving_serialization.json'), 'w') as f:
-    json.dump(results, f, indent=2)
-  report = markdown(results)
-  with open(os.path.join(args.out, 'serving_serialization.md'), 'w') as f:
-    f.write(report)
-  print(report)
+  results_files.write(args.out, 'serving_serialization', results, markdown(results))
   return 0
 
 
