@@ -29,6 +29,7 @@ from typing import Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from benchmarks import revisions  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import results_files  # noqa: E402  pylint: disable=wrong-import-position
 
 # The last revision whose every command imported TFX first.
@@ -53,19 +54,6 @@ def commands(port: int, store: str, image: str) -> Dict[str, List[str]]:
       'generate, no server': ['generate', *target, '--out', 'grid.png'],
       'models, no server': ['models', *target],
   }
-
-
-def export_revision(revision: str, workdir: str) -> str:
-  """The `ganpipe` package of `revision`, unpacked under `workdir`; returns the folder above it."""
-  folder = os.path.join(workdir, f'ganpipe-{revision}')
-  os.makedirs(folder)
-  archive = subprocess.run(['git', 'archive', '--format=tar', revision, 'ganpipe'], cwd=REPO,
-                           capture_output=True, check=False)
-  if archive.returncode != 0:
-    sys.exit(f'cli_startup: error: git archive {revision}: '
-             f'{archive.stderr.decode(errors="replace").strip()}')
-  subprocess.run(['tar', '-x', '-C', folder], input=archive.stdout, check=True)
-  return folder
 
 
 def write_store(path: str) -> None:
@@ -117,7 +105,7 @@ def main() -> int:
   args = parser.parse_args()
 
   workdir = tempfile.mkdtemp(prefix='ganpipe-cli-startup-')
-  code = {'before': export_revision(args.before, workdir), 'after': REPO}
+  code = {'before': revisions.export_revision(args.before, workdir, 'cli_startup'), 'after': REPO}
   store = args.metadata_path or os.path.join(workdir, 'metadata.sqlite')
   if not args.metadata_path:
     write_store(store)

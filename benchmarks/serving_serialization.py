@@ -25,13 +25,13 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from typing import Dict, List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from benchmarks import revisions  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import results_files  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_latency  # noqa: E402  pylint: disable=wrong-import-position
 from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-position
@@ -40,19 +40,6 @@ from benchmarks import serving_load  # noqa: E402  pylint: disable=wrong-import-
 DEFAULT_BEFORE = '8c98eb9'
 CLIENTS = 32
 VARIANTS = ('before', 'after', 'after_tensor_content')
-
-
-def export_revision(revision: str, workdir: str) -> str:
-  """The `ganpipe` package of `revision`, unpacked under `workdir`; returns the folder above it."""
-  folder = os.path.join(workdir, f'ganpipe-{revision}')
-  os.makedirs(folder)
-  archive = subprocess.run(['git', 'archive', '--format=tar', revision, 'ganpipe'], cwd=REPO,
-                           capture_output=True, check=False)
-  if archive.returncode != 0:
-    sys.exit(f'serving_serialization: error: git archive {revision}: '
-             f'{archive.stderr.decode(errors="replace").strip()}')
-  subprocess.run(['tar', '-x', '-C', folder], input=archive.stdout, check=True)
-  return folder
 
 
 def start(variant: str, code: str, workdir: str, base_path: str,
@@ -139,7 +126,7 @@ def main() -> int:
   requests = serving_latency.predict_requests(pngs)
   expected = int(tf.saved_model.load(version_dir).signatures[serving_latency.SIGNATURE](
       images=tf.constant(pngs[:1]))['class_ids'].numpy()[0])
-  code = {'before': export_revision(args.before, workdir), 'after': REPO,
+  code = {'before': revisions.export_revision(args.before, workdir, 'serving_serialization'), 'after': REPO,
           'after_tensor_content': REPO}
 
   def log(message):
