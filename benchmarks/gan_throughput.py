@@ -46,7 +46,9 @@ def _dataset(shape):
 
 def _networks(architecture, shape):
   keras.utils.set_random_seed(0)
-  return (model_lib.build_generator(architecture, LATENT, shape),
+  # One device: the plain batch normalisation a hand-written single-device loop would use, as
+  # the Trainer's build_gan does with one replica.
+  return (model_lib.build_generator(architecture, LATENT, shape, synchronized=False),
           model_lib.build_discriminator(architecture, shape))
 
 
