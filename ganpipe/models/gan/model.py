@@ -2,9 +2,9 @@
 
 The generator maps noise z to an image G(z) in [-1, 1] (tanh); the discriminator maps an image
 to one logit, real vs fake. Both are trained with binary cross-entropy on logits, the generator
-with the non-saturating loss, in alternating updates with separate optimizers. Batch
-normalisation is synchronised across replicas, so a step over N devices updates the weights as
-one step over the same global batch on one device.
+with the non-saturating loss, in alternating updates with separate optimizers. Under a strategy
+with several replicas, batch normalisation is synchronised across them, so a step over N devices
+updates the weights as one step over the same global batch on one device.
 """
 
 from typing import Callable, Dict, Optional, Tuple
@@ -22,14 +22,37 @@ DCGAN = hparams.DCGAN
 resolve_architecture = hparams.resolve_architecture
 
 
-def build_generator(architecture: str, latent_dim: int,
-                    image_shape: Tuple[int, int, int]) -> keras.Model:
-  """noise [batch, latent_dim] -> images [batch, h, w, c] in [-1, 1]."""
+def build_generator(architecture: str, latent_dim: int, image_shape: Tuple[int, int, int],
+                    synchronized: Optional[bool] = None) -> keras.Model:
+  """noise [batch, latent_dim] -> images [batch, h, w, c] in [-1, 1].
+
+  Args:
+    architecture: DENSE or DCGAN.
+    latent_dim: the noise size.
+    image_shape: (height, width, channels).
+    synchronized: whether batch normalisation all-reduces its statistics across replicas; None
+      (the default) synchronises when the strategy in scope has more than one replica.
+  """
   builders = {DENSE: _dense_generator, DCGAN: _dcgan_generator}
   if architecture not in builders:
     raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
                      f'{", ".join(hparams.GAN_ARCHITECTURES)}')
-  return builders[architecture](latent_dim, image_shape)
+  if synchronized is None:
+    synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+  return builders[architecture](latent_dim, image_shape, synchronized)
+
+
+def _batch_norm(synchronized: bool) -> keras.layers.Layer:
+  """Synchronised batch normalisation only where there is something to synchronise with.
+
+  tf_keras never fuses a synchronised layer (`fused = False` when `synchronized`, in
+  tf_keras/src/layers/normalization/batch_normalization.py, BatchNormalizationBase.__init__),
+  and its `_sync_calculate_mean_and_var` all-reduces three tensors through the replica context
+  even with one replica. On one device the plain layer computes the same statistics, and the
+  convolutional ones run as one FusedBatchNormV3 (and its gradient) instead of a chain of ops:
+  2-9% less CPU per image for the 32x32x3 DCGAN on 2 CPUs (issue 27).
+  """
+  return keras.layers.BatchNormalization(synchronized=synchronized)
 
 
 def build_discriminator(architecture: str, image_shape: Tuple[int, int, int]) -> keras.Model:
@@ -41,13 +64,13 @@ def build_discriminator(architecture: str, image_shape: Tuple[int, int, int]) ->
   return builders[architecture](image_shape)
 
 
-def _dense_generator(latent_dim, image_shape):
+def _dense_generator(latent_dim, image_shape, synchronized):
   pixels = image_shape[0] * image_shape[1] * image_shape[2]
   noise = keras.Input((latent_dim,), name='noise')
   x = noise
   for units in (256, 512):
     x = keras.layers.Dense(units, use_bias=False)(x)
-    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    x = _batch_norm(synchronized)(x)
     x = keras.layers.LeakyReLU(0.2)(x)
   x = keras.layers.Dense(pixels, activation='tanh', dtype='float32')(x)
   images = keras.layers.Reshape(image_shape, name='images')(x)
@@ -74,17 +97,17 @@ def _check_dcgan_shape(image_shape):
                      f'{multiple} with --data.image_size')
 
 
-def _dcgan_generator(latent_dim, image_shape):
+def _dcgan_generator(latent_dim, image_shape, synchronized):
   _check_dcgan_shape(image_shape)
   height, width, channels = image_shape
   noise = keras.Input((latent_dim,), name='noise')
   x = keras.layers.Dense((height // 4) * (width // 4) * 128, use_bias=False)(noise)
-  x = keras.layers.BatchNormalization(synchronized=True)(x)
+  x = _batch_norm(synchronized)(x)
   x = keras.layers.LeakyReLU(0.2)(x)
   x = keras.layers.Reshape((height // 4, width // 4, 128))(x)
   for filters in (128, 64):
     x = keras.layers.Conv2DTranspose(filters, 4, strides=2, padding='same', use_bias=False)(x)
-    x = keras.layers.BatchNormalization(synchronized=True)(x)
+    x = _batch_norm(synchronized)(x)
     x = keras.layers.LeakyReLU(0.2)(x)
   images = keras.layers.Conv2D(channels, 5, padding='same', activation='tanh', dtype='float32',
                                name='images')(x)

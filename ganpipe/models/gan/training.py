@@ -72,8 +72,9 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
               setup: strategy_lib.TrainingSetup) -> model_lib.GAN:
   """The compiled GAN; call inside `setup.strategy.scope()`."""
   architecture = model_lib.resolve_architecture(config.architecture, image_shape)
-  gan = model_lib.GAN(model_lib.build_generator(architecture, config.latent_dim, image_shape),
-                      model_lib.build_discriminator(architecture, image_shape),
+  generator = model_lib.build_generator(architecture, config.latent_dim, image_shape,
+                                        synchronized=setup.replicas > 1)
+  gan = model_lib.GAN(generator, model_lib.build_discriminator(architecture, image_shape),
                       config.latent_dim, config.label_smoothing)
   total_steps = config.epochs * config.steps_per_epoch
 

@@ -18,6 +18,9 @@ tf.config.set_logical_device_configuration(
 import tf_keras as keras  # noqa: E402
 
 from ganpipe.models.gan import model as model_lib  # noqa: E402
+from ganpipe.models.gan import training  # noqa: E402
+from ganpipe.models.training import strategy as strategy_lib  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
 
 SHAPE, LATENT, BATCH = (8, 8, 1), 8, 16
 PIXELS = int(np.prod(SHAPE))
@@ -59,8 +62,14 @@ def main():
                                                             initial[0] + initial[1]))
   difference = max(float(np.max(np.abs(a - b))) for a, b in zip(single_weights,
                                                                  mirrored_weights))
+  setup = strategy_lib.TrainingSetup(strategy, False, ['/cpu:0', '/cpu:1'])
+  with strategy.scope():
+    trainer_gan = training.build_gan(config_lib.GanConfig(architecture='dcgan', latent_dim=LATENT),
+                                     (8, 8, 1), setup)
+  synchronized = [layer.synchronized for layer in trainer_gan.generator.layers
+                  if isinstance(layer, keras.layers.BatchNormalization)]
   json.dump({'replicas': strategy.num_replicas_in_sync, 'max_abs_difference': difference,
-             'max_abs_update': moved}, sys.stdout)
+             'max_abs_update': moved, 'build_gan_synchronized': synchronized}, sys.stdout)
 
 
 if __name__ == '__main__':

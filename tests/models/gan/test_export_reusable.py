@@ -95,10 +95,11 @@ def test_regularization_losses_follow_the_weights(tmp_path):
 @pytest.mark.parametrize('architecture, shape', [(model_lib.DENSE, SHAPE),
                                                  (model_lib.DCGAN, (8, 8, 1))])
 def test_loading_the_export_warns_of_nothing(tmp_path, caplog, architecture, shape):
-  # The synchronised batch normalisation training uses made `hub.load` warn 18 times that
-  # functions had "unsaved custom gradients" (tensorflow/python/saved_model/
-  # function_deserialization.py); the export normalises the plain way, with the same weights.
-  generator = model_lib.build_generator(architecture, LATENT, shape)
+  # The synchronised batch normalisation of training over several replicas made `hub.load`
+  # warn 18 times that functions had "unsaved custom gradients" (tensorflow/python/
+  # saved_model/function_deserialization.py); the export normalises the plain way, with the same
+  # weights.
+  generator = model_lib.build_generator(architecture, LATENT, shape, synchronized=True)
   assert any(getattr(layer, 'synchronized', False) for layer in generator.layers)
   training.export_generator(generator, LATENT, str(tmp_path))
   with caplog.at_level(logging.WARNING):

@@ -12,3 +12,5 @@ def test_mirrored_step_matches_single_device_step():
   assert figures['replicas'] == 2
   assert figures['max_abs_update'] > 1e-4  # the step did move the weights
   assert figures['max_abs_difference'] < 1e-5, figures
+  # The Trainer's GAN over two replicas keeps every batch norm synchronised.
+  assert figures['build_gan_synchronized'] == [True, True, True]

@@ -48,6 +48,18 @@ def test_dense_gan_shapes_and_parameter_counts(shape):
   assert discriminator.count_params() == _dense_discriminator_params(pixels)
 
 
+
+@pytest.mark.parametrize('architecture', ['dense', 'dcgan'])
+def test_batch_norm_synchronises_only_when_asked_or_over_several_replicas(architecture):
+  def synchronized(**kwargs):
+    generator = model_lib.build_generator(architecture, LATENT, (16, 16, 1), **kwargs)
+    return {layer.synchronized for layer in generator.layers
+            if isinstance(layer, keras.layers.BatchNormalization)}
+
+  assert synchronized() == {False}  # the default strategy: one replica
+  assert synchronized(synchronized=True) == {True}
+  assert synchronized(synchronized=False) == {False}
+
 @pytest.mark.parametrize('shape', SHAPES)
 def test_dcgan_shapes_and_parameter_counts(shape):
   generator = model_lib.build_generator('dcgan', LATENT, shape)

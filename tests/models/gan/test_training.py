@@ -128,3 +128,21 @@ def test_grid_layout():
   assert grid[1, 1, 0] == 255 and grid[0, 0, 0] == 0
   with pytest.raises(ValueError, match=r'expected \[n, h, w, c\]'):
     grid_lib.make_grid(np.ones((2, 3)))
+
+
+def _batch_norms(model):
+  return [layer for layer in model.layers
+          if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def test_one_replica_trains_with_plain_fused_batch_norm():
+  # Synchronised batch normalisation is never fused in tf_keras and all-reduces even over one
+  # replica, where there is nothing to synchronise with.
+  setup = strategy_lib.choose_training_setup()
+  assert setup.replicas == 1
+  gan = training.build_gan(_config(architecture='dcgan'), (16, 16, 3), setup)
+  norms = _batch_norms(gan.generator)
+  assert len(norms) == 3
+  assert [layer.synchronized for layer in norms] == [False, False, False]
+  # The Dense layer's (rank 2) is never fused; the two after the transposed convolutions are.
+  assert [layer.fused for layer in norms] == [False, True, True]
