@@ -1,5 +1,6 @@
 """End to end: the failures of a run that `ganpipe` reports in one line, without --verbose."""
 
+import os
 import subprocess
 import sys
 
@@ -14,9 +15,12 @@ def _ganpipe(root, *flags):
   paths = ['--paths.pipeline_root', str(root / 'pipeline'),
            '--paths.metadata_path', str(root / 'metadata.sqlite'),
            '--paths.serving_root', str(root / 'serving'), '--paths.hub_root', str(root / 'hub')]
+  # As a user runs it: conftest.py's TF_CPP_MIN_LOG_LEVEL would keep TensorFlow's C++ errors
+  # at start-up, which the CLI hides by default.
+  env = {key: value for key, value in os.environ.items() if key != 'TF_CPP_MIN_LOG_LEVEL'}
   return subprocess.run([sys.executable, '-m', 'ganpipe.app.cli', 'run', '--small', *paths,
                          *flags], capture_output=True, text=True, check=False, timeout=600,
-                        stdin=subprocess.DEVNULL)
+                        stdin=subprocess.DEVNULL, env=env)
 
 
 def test_ingestion_over_the_bad_fraction_limit_is_one_line(tmp_path):

@@ -96,7 +96,10 @@ class StratifiedSplit(beam.PTransform):
     super().__init__()
     self._buckets = list(buckets)
 
-  def expand(self, examples: beam.PCollection) -> List[beam.PCollection]:
+  # No return annotation: Beam takes one as an output type hint, and warns at every run that a
+  # list of PCollections is not one it can use (apache_beam/typehints/decorators.py).
+  def expand(self, examples: beam.PCollection):
+    """The split PCollections, a list in the order of `buckets`."""
     cuts_by_class = (examples
                      | 'LabelAndKey' >> beam.Map(_label_and_key)
                      | 'CutsPerClass' >> beam.CombinePerKey(_CutsFn(self._buckets)))
