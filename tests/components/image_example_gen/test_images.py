@@ -160,3 +160,40 @@ def test_example_layout():
 def test_encode_png_rejects_bad_shapes():
   with pytest.raises(ValueError, match='expected'):
     images.encode_png(np.zeros((8, 8, 2), dtype=np.uint8))
+
+
+@pytest.mark.parametrize('shape', [(5, 7, 1), (6, 4, 3), (1, 1, 1), (16, 16, 3)])
+def test_png_decodes_to_the_same_pixels_in_pil_and_tensorflow(shape):
+  pixels = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+  data = images.encode_png(pixels)
+  with Image.open(io.BytesIO(data)) as decoded:
+    assert decoded.format == 'PNG' and decoded.mode == ('L' if shape[2] == 1 else 'RGB')
+    assert np.array_equal(np.asarray(decoded).reshape(shape), pixels)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  assert np.array_equal(tf.io.decode_png(data, channels=shape[2]).numpy(), pixels)
+  # The CRC of every chunk is checked by PIL's verify() (PngImagePlugin.PngStream.crc).
+  with Image.open(io.BytesIO(data)) as verified:
+    verified.verify()
+
+
+def test_a_corrupted_png_chunk_fails_its_crc():
+  data = bytearray(images.encode_png(np.zeros((4, 4, 1), dtype=np.uint8)))
+  data[-13] ^= 0xFF  # IDAT's CRC: the 4 bytes before IEND's 12
+  with pytest.raises(SyntaxError, match='broken PNG file'):
+    Image.open(io.BytesIO(bytes(data))).verify()
+
+
+@pytest.mark.parametrize('shape, channels', [((8, 8), 1), ((8, 8, 1), 1), ((8, 8, 3), 3)])
+def test_arrays_already_in_the_policys_shape_pass_unchanged(shape, channels):
+  pixels = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+  out = images.normalize_pixels(pixels, _policy((8, 8, channels)))
+  assert out.shape == (8, 8, channels)
+  assert np.array_equal(out.reshape(shape), pixels)
+
+
+def test_a_greyscale_array_becomes_rgb_under_a_colour_policy():
+  pixels = np.full((8, 8), 77, dtype=np.uint8)
+  out = images.normalize_pixels(pixels, _policy((8, 8, 3)))
+  assert out.shape == (8, 8, 3) and (out == 77).all()
+  with pytest.raises(images.ImageError, match='is not an image'):
+    images.normalize_pixels(np.zeros((8,), dtype=np.uint8), _policy((8, 8, 3)))
