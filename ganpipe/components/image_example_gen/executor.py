@@ -1,10 +1,14 @@
 """ImageExampleGen's Beam executor: reads an image source into train/eval tf.Example splits."""
 
+import os
 from typing import Any, Dict, List
 
 import apache_beam as beam
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen import write_split
+from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
@@ -42,7 +46,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                                        exec_properties[standard_component_specs.INPUT_BASE_KEY],
                                        self._policy)
     self._report_uri = artifact_utils.get_single_uri(output_dict[INGESTION_REPORT_KEY])
-    super().Do(input_dict, output_dict, exec_properties)
+    self._write_examples(input_dict, output_dict, exec_properties)
 
     class_names = self._source.class_names or report.classes_from_data(self._report_uri)
     class_map.write(artifact_utils.get_single_uri(output_dict[CLASS_MAP_KEY]), class_names)
@@ -54,6 +58,41 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                                 float(exec_properties[MAX_BAD_FRACTION_KEY]),
                                 self._source.skipped_files())
     report.check(ingestion, self._report_uri)
+
+  def _write_examples(self, input_dict, output_dict, exec_properties) -> None:
+    """What `BaseExampleGenExecutor.Do` does, with a writer that Beam workers load cheaply.
+
+    TFX's `write_split.WriteSplit` serialises with a DoFn of `tfx.components.example_gen`, so
+    each Beam worker process imports `tfx.components`, and with it every TFX component, the
+    Kubernetes client and TFDV: 8.6 s of a 26 s ingestion of Fashion-MNIST on 2 cores, paid by
+    both workers. `records.WriteExamples` writes what WriteSplit writes (serialised examples,
+    shuffled, to gzipped `data_tfrecord-*.gz` in each split's folder), and the artifact gets the
+    same split names and properties as in `base_example_gen_executor.py`; the tests read the
+    output with TFX's own TFXIO.
+    """
+    self._log_startup(input_dict, output_dict, exec_properties)
+    input_config = example_gen_pb2.Input()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                              input_config)
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY],
+                              output_config)
+    examples = output_dict[standard_component_specs.EXAMPLES_KEY]
+    artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
+        example_gen_utils.generate_output_split_names(input_config, output_config))
+    with self._make_beam_pipeline() as pipeline:
+      for split, split_examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+        _ = split_examples | f'WriteSplit[{split}]' >> records.WriteExamples(
+            os.path.join(artifact_utils.get_split_uri(examples, split),
+                         write_split.DEFAULT_TF_RECORD_FILE_NAME),
+            write_split.METRICS_NAMESPACE)
+    for artifact in examples:
+      payload = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+      if payload:
+        examples_utils.set_payload_format(artifact, payload)
+      file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+      if file_format:
+        examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
 
   def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
     raise NotImplementedError('ImageExampleGen reads through GenerateExamplesByBeam')

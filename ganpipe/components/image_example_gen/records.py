@@ -77,3 +77,39 @@ class ToExamples(beam.DoFn):
                                                         error.detail))
       return
     yield images.make_example(pixels, record.label, record.label_name, record.source)
+
+
+class _Serialize(beam.DoFn):
+  """tf.Example -> its bytes, counted as TFX's `MaybeSerialize` counts them (`num_instances`)."""
+
+  def __init__(self, metrics_namespace: str):
+    super().__init__()
+    self._namespace = metrics_namespace
+    self._count = None
+
+  def setup(self):
+    self._count = beam.metrics.Metrics.counter(self._namespace, 'num_instances')
+
+  def process(self, example) -> Iterator[bytes]:
+    self._count.inc(1)
+    yield example.SerializeToString()
+
+
+class WriteExamples(beam.PTransform):
+  """Writes one split as `tfx/components/example_gen/write_split.py`'s WriteSplit does.
+
+  Serialised, shuffled, and written as gzipped TFRecord files `<prefix>-SSSSS-of-NNNNN.gz`.
+  This module imports no TFX module, so a Beam worker that loads this transform does not import
+  `tfx.components` (see executor.py).
+  """
+
+  def __init__(self, prefix: str, metrics_namespace: str):
+    super().__init__()
+    self._prefix = prefix
+    self._namespace = metrics_namespace
+
+  def expand(self, examples: beam.PCollection):
+    return (examples
+            | 'Serialize' >> beam.ParDo(_Serialize(self._namespace))
+            | 'Shuffle' >> beam.Reshuffle()
+            | 'Write' >> beam.io.WriteToTFRecord(self._prefix, file_name_suffix='.gz'))
