@@ -1,0 +1,201 @@
+"""Benchmark: the GAN's generated-over-real classifier score, by two judges, over seeds.
+
+Trains the GAN with the Trainer's own code (ganpipe/models/gan/training.py, the default GanConfig
+unless --set changes it) on the pipeline's train split, held in memory as the Trainer would
+stream it, once per seed. Each generator is then judged twice:
+
+  classifier: the pipeline's classifier at its default configuration (no input noise), trained
+      once per benchmark run with --judge-seed on the same train split. Its score of generated
+      images over its score of the eval split's real images is the figure the GeneratorEvaluator
+      reports. Its configuration is printed with the figures: a change to the classifier changes
+      this judge, and the score with it, whatever the generator does.
+  independent: a model the pipeline never uses, fixed here: on digits an RBF SVC (probability
+      estimates, Platt scaling) trained on half of the digits (a stratified 50/50 split, seed 0)
+      and judged against the held-out half; on Fashion-MNIST a multinomial logistic regression on
+      the raw pixels, trained on the 60,000 train images and judged against the 10,000 t10k.
+
+The score is exp(E_x KL(p(y|x) || p(y))) (generator_evaluator/metrics.py) over as many generated
+images as the judge's real reference has.
+
+  .venv/bin/python benchmarks/gan_quality.py --dataset digits --seeds 1,2,3
+      [--set gan.epochs=40] [--judge-seed 0] [--out benchmarks/results]
+
+Writes gan_quality_<dataset>.json and .md. Goal (issue 27): >= 0.85 by the classifier judge, for
+every seed.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ganpipe  # noqa: E402,F401  (selects Keras 2 before TensorFlow loads)
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+from sklearn import datasets, linear_model, model_selection, svm  # noqa: E402
+
+from benchmarks import classifier_training  # noqa: E402
+from ganpipe.components.generator_evaluator import metrics  # noqa: E402
+from ganpipe.models.classifier import training as classifier_lib  # noqa: E402
+from ganpipe.models.gan import training as gan_lib  # noqa: E402
+from ganpipe.models.training import inputs  # noqa: E402
+from ganpipe.models.training import strategy as strategy_lib  # noqa: E402
+from ganpipe.pipeline import config as config_lib  # noqa: E402
+from ganpipe.pipeline import overrides as config_overrides  # noqa: E402
+
+GOAL = 0.85
+
+
+def gan_config(assignments):
+  hints = dict(config_overrides.field_paths())
+  overrides = {}
+  for assignment in assignments:
+    name, _, text = assignment.partition('=')
+    if name not in hints or not name.startswith('gan.'):
+      raise SystemExit(f'--set {assignment}: not a gan field')
+    overrides[name] = config_overrides.parse_value(text, hints[name], name)
+  return config_overrides.with_overrides(config_lib.get_config(), overrides).gan
+
+
+class ClassifierJudge:
+  """The pipeline's default classifier, trained once on the train split."""
+
+  def __init__(self, x_train, y_train, x_eval, y_eval, seed):
+    self.config = config_lib.get_config().classifier
+    keras.utils.set_random_seed(seed)
+    train_ds = inputs.array_dataset(x_train, y_train, self.config.batch_size, seed=seed)
+    eval_ds = inputs.array_dataset(x_eval, y_eval, self.config.batch_size, shuffle=False)
+    self.model = classifier_lib.train(self.config, x_train.shape[1:], 10, train_ds, eval_ds,
+                                      log_dir=None)
+    self.accuracy = float(self.model.evaluate(x_eval, y_eval, batch_size=1024, verbose=0)[1])
+    self.reference = x_eval
+
+  def probabilities(self, pixels):
+    return self.model.predict(pixels, batch_size=1024, verbose=0)
+
+
+class IndependentJudge:
+  """An RBF SVC on half of the digits, or a logistic regression on Fashion-MNIST's pixels."""
+
+  def __init__(self, dataset, x_train, y_train, x_eval, y_eval):
+    if dataset == 'digits':
+      digits = datasets.load_digits()
+      # sklearn's 0..16 intensities, as the pipeline's 8-bit pixels / 255 give them back.
+      pixels = np.round(digits.images * (255.0 / 16.0)) / 255.0
+      fit_x, ref_x, fit_y, ref_y = model_selection.train_test_split(
+          pixels.reshape(len(pixels), -1), digits.target, test_size=0.5,
+          stratify=digits.target, random_state=0)
+      self.name = 'RBF SVC (gamma=scale, C=10), trained on half of the digits'
+      self.model = svm.SVC(C=10.0, gamma='scale', probability=True, random_state=0)
+    else:
+      fit_x, fit_y = x_train.reshape(len(x_train), -1), y_train
+      ref_x, ref_y = x_eval.reshape(len(x_eval), -1), y_eval
+      self.name = 'multinomial logistic regression on pixels, trained on the train split'
+      self.model = linear_model.LogisticRegression(max_iter=200, C=1.0)
+    self.model.fit(fit_x, fit_y)
+    self.accuracy = float(self.model.score(ref_x, ref_y))
+    self.reference = ref_x
+
+  def probabilities(self, pixels):
+    return self.model.predict_proba(pixels.reshape(len(pixels), -1))
+
+
+def train_generator(config, x_train, seed, run_dir):
+  keras.utils.set_random_seed(seed)
+  setup = strategy_lib.choose_training_setup()
+  dataset = (tf.data.Dataset.from_tensor_slices(x_train * 2.0 - 1.0)
+             .shuffle(len(x_train), seed=seed).repeat().batch(config.batch_size)
+             .prefetch(tf.data.AUTOTUNE))
+  gan = gan_lib.train(config, x_train.shape[1:], dataset, setup, run_dir=run_dir, verbose=0)
+  return gan.generator
+
+
+def generated(generator, latent_dim, count, seed):
+  noise = tf.random.stateless_normal([count, latent_dim], seed=[seed, 7])
+  return gan_lib.to_unit_range(generator.predict(noise, batch_size=1024, verbose=0))
+
+
+def score(judge, generator, latent_dim, seed):
+  fake = generated(generator, latent_dim, len(judge.reference), seed)
+  real = judge.reference.reshape((len(judge.reference),) + fake.shape[1:])
+  fake_score = metrics.classifier_score(judge.probabilities(fake))
+  real_score = metrics.classifier_score(judge.probabilities(real))
+  return {'generated_score': round(fake_score, 3), 'real_score': round(real_score, 3),
+          'ratio': round(fake_score / real_score, 4), 'images': len(real)}
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--dataset', choices=sorted(classifier_training.GOALS), default='digits')
+  parser.add_argument('--seeds', default='1,2,3')
+  parser.add_argument('--judge-seed', type=int, default=0)
+  parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
+                      help='a GanConfig field, e.g. gan.epochs=10')
+  parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
+  args = parser.parse_args()
+  config = gan_config(args.set)
+  seeds = [int(s) for s in args.seeds.split(',')]
+
+  (x_train, y_train), (x_eval, y_eval) = classifier_training.load_split(args.dataset)
+  started = time.monotonic()
+  judges = {'classifier': ClassifierJudge(x_train, y_train, x_eval, y_eval, args.judge_seed),
+            'independent': IndependentJudge(args.dataset, x_train, y_train, x_eval, y_eval)}
+  judge_seconds = time.monotonic() - started
+  runs = []
+  for seed in seeds:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix='ganpipe-gan-quality-') as run_dir:
+      generator = train_generator(config, x_train, seed, run_dir)
+    seconds = time.monotonic() - started
+    run = {'seed': seed, 'train_seconds': round(seconds, 1),
+           'load_average_1m': round(os.getloadavg()[0], 2)}
+    for name, judge in judges.items():
+      run[name] = score(judge, generator, config.latent_dim, seed)
+    runs.append(run)
+    print(json.dumps(run), flush=True)
+
+  summary = {name: {'min_ratio': min(r[name]['ratio'] for r in runs),
+                    'median_ratio': statistics.median(r[name]['ratio'] for r in runs)}
+             for name in judges}
+  result = {
+      'benchmark': 'gan_quality', 'dataset': args.dataset,
+      'gan_config': dataclasses.asdict(config),
+      'judges': {
+          'classifier': {'config': dataclasses.asdict(judges["classifier"].config),
+                         'seed': args.judge_seed,
+                         'eval_accuracy': round(judges['classifier'].accuracy, 4)},
+          'independent': {'model': judges['independent'].name,
+                          'reference_accuracy': round(judges['independent'].accuracy, 4)},
+          'train_seconds': round(judge_seconds, 1)},
+      'runs': runs, 'summary': summary, 'goal': GOAL,
+      'meets_goal': summary['classifier']['min_ratio'] >= GOAL,
+      'cpus': os.cpu_count(), 'python': platform.python_version(), 'tensorflow': tf.__version__,
+  }
+  os.makedirs(args.out, exist_ok=True)
+  stem = os.path.join(args.out, f'gan_quality_{args.dataset}')
+  with open(stem + '.json', 'w') as f:
+    json.dump(result, f, indent=2, default=str)
+  with open(stem + '.md', 'w') as f:
+    f.write(f'# GAN quality on {args.dataset}: generated / real classifier score\n\n'
+            f'Classifier judge: eval accuracy {result["judges"]["classifier"]["eval_accuracy"]}'
+            f'; independent judge: {judges["independent"].name}, accuracy '
+            f'{result["judges"]["independent"]["reference_accuracy"]}.\n\n'
+            '| seed | classifier judge | independent judge | GAN training (s) |\n'
+            '|---|---|---|---|\n')
+    for run in runs:
+      f.write(f'| {run["seed"]} | {run["classifier"]["ratio"]:.1%} | '
+              f'{run["independent"]["ratio"]:.1%} | {run["train_seconds"]} |\n')
+  print(json.dumps({'summary': summary, 'judges': result['judges']}, indent=2, default=str))
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
