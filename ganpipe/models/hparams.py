@@ -195,6 +195,9 @@ class GanConfig:
     lr_decay: both learning rates decay exponentially to this fraction of their start by the
       last step.
     label_smoothing: one-sided label smoothing of the real targets; 0 disables it.
+    ema_horizon: the exported generator is an exponential moving average of its weights, over
+      about this fraction of the training steps (the average's time constant); 0 exports the
+      last weights.
   """
   architecture: str = AUTO
   latent_dim: int = 64
@@ -216,6 +219,7 @@ class GanConfig:
   beta_1: float = 0.5
   lr_decay: float = 0.5
   label_smoothing: float = 0.1
+  ema_horizon: float = 0.0
 
   def __post_init__(self):
     check(self.architecture in (AUTO, *GAN_ARCHITECTURES), 'gan.architecture',
@@ -235,3 +239,10 @@ class GanConfig:
     check(isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 0.5,
           'gan.label_smoothing', f'must be within [0, 0.5), got {self.label_smoothing!r}',
           'pass --gan.label_smoothing 0.1, or 0 to disable it')
+    check(isinstance(self.ema_horizon, (int, float)) and 0.0 <= self.ema_horizon <= 1.0,
+          'gan.ema_horizon', f'must be within [0, 1], got {self.ema_horizon!r}',
+          'pass --gan.ema_horizon 0.1, or 0 to export the last weights')
+
+  def ema_momentum(self) -> float:
+    """The generator optimizer's EMA momentum: a time constant of ema_horizon x all steps."""
+    return 1.0 - 1.0 / max(1.0, self.ema_horizon * self.epochs * self.steps_per_epoch)

@@ -99,3 +99,16 @@ def test_classifier_training_options_are_checked(field, value, message):
   with pytest.raises(hparams.ConfigError, match=message.replace('.', r'\.')):
     hparams.ClassifierConfig(**{field: value})
 
+
+
+@pytest.mark.parametrize('value', [-0.1, 1.5, 'often'])
+def test_the_generator_average_horizon_is_a_fraction_of_training(value):
+  with pytest.raises(hparams.ConfigError, match=r'gan\.ema_horizon: must be within \[0, 1\]'):
+    hparams.GanConfig(ema_horizon=value)
+
+
+def test_the_average_horizon_is_counted_in_training_steps():
+  config = hparams.GanConfig(epochs=40, steps_per_epoch=200, ema_horizon=0.1)
+  assert config.ema_momentum() == pytest.approx(1 - 1 / 800)
+  # A budget too small for the horizon averages nothing rather than something meaningless.
+  assert hparams.GanConfig(epochs=1, steps_per_epoch=2, ema_horizon=0.1).ema_momentum() == 0.0

@@ -78,13 +78,17 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
                       config.latent_dim, config.label_smoothing)
   total_steps = config.epochs * config.steps_per_epoch
 
-  def optimizer(learning_rate):
+  def optimizer(learning_rate, **ema):
     schedule = keras.optimizers.schedules.ExponentialDecay(
         learning_rate, decay_steps=total_steps, decay_rate=config.lr_decay)
-    return setup.wrap_optimizer(keras.optimizers.Adam(schedule, beta_1=config.beta_1))
+    return setup.wrap_optimizer(keras.optimizers.Adam(schedule, beta_1=config.beta_1, **ema))
 
+  # Keras' optimizer keeps the average in its own variables, updated after every step and saved
+  # with its state (tf_keras/src/optimizers/optimizer.py, _update_model_variables_moving_average);
+  # `train` writes it into the generator when training ends.
+  ema = dict(use_ema=True, ema_momentum=config.ema_momentum()) if config.ema_horizon else {}
   gan.compile(d_optimizer=optimizer(config.discriminator_learning_rate),
-              g_optimizer=optimizer(config.generator_learning_rate),
+              g_optimizer=optimizer(config.generator_learning_rate, **ema),
               steps_per_execution=config.steps_per_execution)
   return gan
 
@@ -132,7 +136,33 @@ def train(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
                gan.discriminator.count_params())
   gan.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
           callbacks=callbacks, verbose=verbose)
+  if config.ema_horizon:
+    # fit() finalises only `model.optimizer`; the GAN has two of its own.
+    with setup.strategy.scope():
+      optimizer = getattr(gan.g_optimizer, 'inner_optimizer', gan.g_optimizer)
+      optimizer.finalize_variable_values(gan.generator.trainable_variables)
+      recalibrate_batch_norm(gan.generator, config.latent_dim)
   return gan
+
+
+def recalibrate_batch_norm(generator: keras.Model, latent_dim: int, count: int = 4096,
+                           seed: int = SAMPLE_SEED) -> None:
+  """Sets each batch normalisation's moving statistics to those of the generator's weights now.
+
+  The moving mean and variance were gathered while the weights were the trained ones, not their
+  average; as stochastic weight averaging does (torch.optim.swa_utils.update_bn), they are
+  computed again for the averaged weights, here exactly, layer by layer in order, over `count`
+  noise vectors, each layer's input computed with the statistics already set before it.
+  """
+  noise = tf.random.stateless_normal([count, latent_dim], seed=[seed, 1])
+  for layer in generator.layers:
+    if not isinstance(layer, keras.layers.BatchNormalization):
+      continue
+    inputs = keras.Model(generator.inputs, layer.input)(noise, training=False)
+    axes = [axis for axis in range(len(inputs.shape)) if axis not in layer.axis]
+    mean, variance = tf.nn.moments(tf.cast(inputs, tf.float32), axes)
+    layer.moving_mean.assign(tf.cast(mean, layer.moving_mean.dtype))
+    layer.moving_variance.assign(tf.cast(variance, layer.moving_variance.dtype))
 
 
 class GeneratorExport(tf.Module):

@@ -146,3 +146,59 @@ def test_one_replica_trains_with_plain_fused_batch_norm():
   assert [layer.synchronized for layer in norms] == [False, False, False]
   # The Dense layer's (rank 2) is never fused; the two after the transposed convolutions are.
   assert [layer.fused for layer in norms] == [False, True, True]
+
+
+class _GeneratorWeights(keras.callbacks.Callback):
+  """The generator's trainable weights before training and after every step."""
+
+  def __init__(self):
+    super().__init__()
+    self.steps = []
+
+  def _weights(self):
+    return [w.numpy().copy() for w in self.model.generator.trainable_weights]
+
+  def on_train_begin(self, logs=None):
+    self.initial = self._weights()
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps.append(self._weights())
+
+
+@pytest.mark.parametrize('horizon', [0.0, 0.5])
+def test_the_generator_ends_as_the_moving_average_of_its_weights(tmp_path, horizon):
+  config = _config(epochs=2, steps_per_epoch=3, steps_per_execution=1, ema_horizon=horizon)
+  recorder = _GeneratorWeights()
+  keras.utils.set_random_seed(0)
+  gan = training.train(config, SHAPE, _dataset(), strategy_lib.choose_training_setup(),
+                       str(tmp_path / 'run'), verbose=0, callbacks=[recorder])
+  assert len(recorder.steps) == 6
+  final = [w.numpy() for w in gan.generator.trainable_weights]
+  if not horizon:
+    expected = recorder.steps[-1]
+  else:
+    momentum = 1 - 1 / (0.5 * 6)  # a time constant of half the 6 steps
+    assert config.ema_momentum() == pytest.approx(momentum)
+    # Keras starts the average at the weights the optimizer first sees, and folds in each step's.
+    expected = recorder.initial
+    for weights in recorder.steps:
+      expected = [momentum * a + (1 - momentum) * w for a, w in zip(expected, weights)]
+    assert not all(np.allclose(f, w) for f, w in zip(final, recorder.steps[-1]))
+  for got, want in zip(final, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('architecture, shape', [('dense', (8, 8, 1)), ('dcgan', (8, 8, 3))])
+def test_recalibrated_batch_norm_infers_as_the_batch_trains(architecture, shape):
+  from ganpipe.models.gan import model as model_lib  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(0)
+  generator = model_lib.build_generator(architecture, 8, shape, synchronized=False)
+  noise = tf.random.stateless_normal([512, 8], seed=[training.SAMPLE_SEED, 1])
+  before = generator(noise, training=False).numpy()
+  training.recalibrate_batch_norm(generator, 8, count=512)
+  inferred = generator(noise, training=False).numpy()
+  # With training=True each layer normalises by the batch's own statistics: the moving ones now
+  # equal them, so inference on that batch gives the same images.
+  batch = generator(noise, training=True).numpy()
+  np.testing.assert_allclose(inferred, batch, atol=2e-3)
+  assert np.abs(before - batch).max() > 0.05  # the initial moving statistics (0, 1) did not
