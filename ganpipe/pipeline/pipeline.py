@@ -172,7 +172,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
       max_image_pixels=data.max_image_pixels,
       max_bad_fraction=data.max_bad_fraction,
       train_buckets=data.train_buckets,
-      eval_buckets=data.eval_buckets).with_id(INGESTION_NODE)
+      eval_buckets=data.eval_buckets,
+      span_pattern=data.span_pattern).with_id(INGESTION_NODE)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples']).with_id('statistics_gen')

@@ -69,6 +69,8 @@ def _check_data_dir(data: config_lib.DataConfig) -> None:
   if not os.path.isdir(folder):
     problem = 'is a file, not a folder' if os.path.exists(folder) else 'does not exist'
     raise config_lib.ConfigError('data.data_dir', f'folder {folder!r} {problem}', fix)
+  if data.span_pattern:
+    return  # each span is a folder of its own, which the ingestion driver resolves and checks
   if data.dataset != options.FOLDER:
     if not any(True for _ in _files_under(folder)):
       raise config_lib.ConfigError('data.data_dir', f'folder {folder!r} holds no files',

@@ -1,5 +1,6 @@
 """ImageExampleGen's Beam executor: reads an image source into train/eval tf.Example splits."""
 
+import os
 from typing import Any, Dict, List
 
 import apache_beam as beam
@@ -12,6 +13,7 @@ from tfx.utils import proto_utils
 
 from ganpipe.components import class_map
 from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen import report
 from ganpipe.components.image_example_gen import sources
@@ -22,6 +24,21 @@ IMAGE_POLICY_KEY = 'image_policy'
 MAX_BAD_FRACTION_KEY = 'max_bad_fraction'
 CLASS_MAP_KEY = 'class_map'
 INGESTION_REPORT_KEY = 'ingestion_report'
+
+
+def input_root(exec_properties: Dict[str, Any]) -> str:
+  """The folder or file the source reads: the input base, or the span under it that the driver
+  resolved into the input config's pattern (TFX's own driver resolves it the same way on
+  Kubeflow: tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py)."""
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                            input_config)
+  pattern = input_config.splits[0].pattern
+  if '{' in pattern:
+    raise ValueError(f'the input pattern {pattern!r} was not resolved to a span: '
+                     'ImageExampleGen runs only after its driver')
+  input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+  return input_base if pattern == options.WHOLE_INPUT else os.path.join(input_base, pattern)
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -39,8 +56,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
          exec_properties: Dict[str, Any]) -> None:
     self._policy = images.ImagePolicy.from_json(exec_properties[IMAGE_POLICY_KEY])
     self._source = sources.open_source(exec_properties[SOURCE_KEY],
-                                       exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                                       self._policy)
+                                       input_root(exec_properties), self._policy)
     self._report_uri = artifact_utils.get_single_uri(output_dict[INGESTION_REPORT_KEY])
     super().Do(input_dict, output_dict, exec_properties)
 
