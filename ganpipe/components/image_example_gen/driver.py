@@ -1,4 +1,4 @@
-"""ImageExampleGen's driver: resolves the span and fingerprints it, so that caching sees any change."""
+"""ImageExampleGen's driver: resolves the span and fingerprints it, so that caching sees changes."""
 
 import hashlib
 import json
