@@ -5,7 +5,10 @@ import os
 from typing import List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
+from tfx import types as tfx_types
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution import canned_resolver_functions
+from tfx.types import standard_artifacts
 
 from ganpipe import components
 from ganpipe import models
@@ -101,6 +104,29 @@ def _baseline_resolver(kubeflow: bool, trainer, trainer_id: str, evaluator_id: s
       candidate=trainer.outputs['model'], trainer_id=trainer_id, evaluator_id=evaluator_id)
 
 
+def training_window(train_spans: int, kubeflow: bool, example_gen) -> tfx_types.BaseChannel:
+  """The Examples that Transform, and through it the Trainers, read: the newest `train_spans`.
+
+  One span is this run's ingestion output. More are TFX's `rolling_range` resolver function
+  (tfx/dsl/input_resolution/canned_resolver_functions.py) over every Examples artifact the
+  ingestion node ever wrote: a plain Channel, like the baseline resolvers', is compiled without
+  the pipeline-run context (tfx/dsl/compiler/node_inputs_compiler.py), so earlier runs' spans
+  are seen. It picks the newest version of each of the newest spans; `min_spans=1` lets the
+  first runs, with fewer spans, train on what there is.
+
+  Raises:
+    ValueError: more than one span on Kubeflow, whose v2 backend does not run resolvers.
+  """
+  if train_spans == 1:
+    return example_gen.outputs['examples']
+  if kubeflow:
+    raise ValueError(f'--data.train_spans {train_spans} needs a resolver, which Kubeflow '
+                     "Pipelines' v2 backend does not run; pass --data.train_spans 1 there")
+  every_span = tfx_types.Channel(type=standard_artifacts.Examples,
+                                 producer_component_id=INGESTION_NODE, output_key='examples')
+  return canned_resolver_functions.rolling_range(every_span, num_spans=train_spans, min_spans=1)
+
+
 def _resources(cpu: float, memory_gb: float, accelerator_type: str = '',
                accelerator_count: int = 0):
   """A Kubernetes task's requests: vCPUs, memory and, optionally, accelerators."""
@@ -190,11 +216,12 @@ def create_pipeline(config: config_lib.PipelineConfig,
       anomalies=example_validator.outputs['anomalies']).with_id('example_validation_gate')
 
   transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
+      examples=training_window(data.train_spans, kubeflow, example_gen),
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={preprocessing.IMAGE_SHAPE: list(image_shape),
                      'code_version': code_version}).with_id('transform')
+  transform.add_upstream_node(example_gen)  # the window must hold this run's span
 
   classifier = config.classifier
   classifier_trainer = Trainer(
