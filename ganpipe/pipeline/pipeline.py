@@ -13,6 +13,8 @@ from tfx.types import standard_artifacts
 from ganpipe import components
 from ganpipe import models
 from ganpipe.components import baseline_resolver
+from ganpipe.components.drift_validator import baseline as drift_baseline
+from ganpipe.components.drift_validator.component import DriftValidator
 from ganpipe.components.example_validation_gate.component import ExampleValidationGate
 from ganpipe.components.generator_evaluator.component import GeneratorEvaluator
 from ganpipe.components.hub_publisher.component import HubPublisher
@@ -208,12 +210,24 @@ def create_pipeline(config: config_lib.PipelineConfig,
         schema_file=_local_or_uri(data.schema_path)).with_id('schema_gen')
   else:
     schema_gen = ImageSchemaGen(
-        statistics=statistics_gen.outputs['statistics']).with_id('schema_gen')
+        statistics=statistics_gen.outputs['statistics'], max_label_drift=data.max_label_drift,
+        max_feature_drift=data.max_feature_drift).with_id('schema_gen')
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_gen.outputs['schema']).with_id('example_validator')
+  # The baseline of drift: the statistics of the run that trained the latest blessed classifier.
+  # A resolver, so none on Kubeflow: there every span is compared with none.
+  drift_baseline_resolver = None if kubeflow else drift_baseline.training_run_statistics(
+      'classifier_trainer', 'classifier_evaluator', 'statistics_gen').with_id(
+          'drift_baseline_resolver')
+  drift_validator = DriftValidator(
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
+      baseline_statistics=(drift_baseline_resolver.outputs['statistics']
+                           if drift_baseline_resolver else None)).with_id('drift_validator')
   validation_gate = ExampleValidationGate(
-      anomalies=example_validator.outputs['anomalies']).with_id('example_validation_gate')
+      anomalies=example_validator.outputs['anomalies'],
+      drift_report=drift_validator.outputs['drift_report'],
+      allow_drift=data.allow_drift).with_id('example_validation_gate')
 
   transform = tfx.components.Transform(
       examples=training_window(data.train_spans, kubeflow, example_gen),
@@ -317,7 +331,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
   ).with_id('hub_publisher')
 
   components = [c for c in [
-      example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
+      example_gen, statistics_gen, schema_gen, example_validator, drift_baseline_resolver,
+      drift_validator, validation_gate,
       transform,
       classifier_trainer, classifier_baseline, classifier_evaluator,
       classifier_infra_validator, classifier_pusher,

@@ -65,12 +65,26 @@ class IngestionResult:
 
 
 @dataclasses.dataclass
+class DriftResult:
+  """The new span's drift from the span of the latest blessed model, and what came of it."""
+  span: int
+  baseline_span: Optional[int]  # None: no blessed model yet, so nothing to compare with
+  measurements: List[Dict]      # feature, kind, value, threshold
+  drifted: List[str]            # the features above their thresholds
+  allowed: bool = False         # --data.allow_drift: trained anyway
+  stopped: bool = False         # the validation gate stopped the run
+
+
+@dataclasses.dataclass
 class RunSummary:
   pipeline_name: str
   run_id: str
   components: List[ComponentRun]
   models: List[ModelResult] = dataclasses.field(default_factory=list)
   ingestion: Optional[IngestionResult] = None
+  drift: Optional[DriftResult] = None
+  # The spans of the Examples that Transform, and so the Trainers, read in this run.
+  train_spans: List[int] = dataclasses.field(default_factory=list)
 
   @property
   def failed(self) -> List[str]:
@@ -136,6 +150,17 @@ class Store:
     artifacts = self.store.get_artifacts_by_id(list(wanted)) if wanted else []
     return {wanted[a.id]: a for a in artifacts}
 
+  def inputs(self, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """Input key -> the artifacts of one execution (a window of spans is several)."""
+    wanted = {}
+    for event in self.store.get_events_by_execution_ids([execution_id]):
+      if event.type == metadata_store_pb2.Event.INPUT and event.path.steps:
+        wanted[event.artifact_id] = event.path.steps[0].key
+    found: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    for artifact in self.store.get_artifacts_by_id(list(wanted)) if wanted else []:
+      found.setdefault(wanted[artifact.id], []).append(artifact)
+    return found
+
 
 def custom(artifact: metadata_store_pb2.Artifact, name: str):
   value = artifact.custom_properties.get(name)
@@ -146,7 +171,8 @@ def custom(artifact: metadata_store_pb2.Artifact, name: str):
 
 def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
             evaluated_models: Dict[str, Dict[str, str]],
-            ingestion_node: str) -> Optional[RunSummary]:
+            ingestion_node: str, drift_node: str = '', gate_node: str = '',
+            transform_node: str = '') -> Optional[RunSummary]:
   """Summarises the latest run of `pipeline_name`.
 
   Args:
@@ -155,6 +181,9 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
     node_ids: every node of the pipeline, in order; nodes without an execution are "not run".
     evaluated_models: model name -> {'evaluator': id, 'pusher': id, 'metric': metric name}.
     ingestion_node: the id of the ImageExampleGen whose ingestion report to show.
+    drift_node: the id of the DriftValidator whose figures to show.
+    gate_node: the id of the validation gate, which stops a run on drift unless allowed.
+    transform_node: the id of the Transform whose input spans to show.
 
   Returns:
     The summary, or None when the store holds no run of this pipeline.
@@ -194,7 +223,29 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
                        ingestion=_ingestion_result(store, by_node.get(ingestion_node)))
   for model_name, ids in evaluated_models.items():
     summary.models.append(_model_result(store, by_node, model_name, ids))
+  summary.drift = _drift_result(store, by_node.get(drift_node), by_node.get(gate_node))
+  transform = by_node.get(transform_node)
+  if transform is not None:
+    # ImageExampleGen writes the span as a property and, as TFX's driver does, a custom one.
+    summary.train_spans = sorted(
+        a.properties['span'].int_value if 'span' in a.properties else custom(a, 'span') or 0
+        for a in store.inputs(transform.id).get('examples', []))
   return summary
+
+
+def _drift_result(store: Store, execution, gate) -> Optional[DriftResult]:
+  if execution is None:
+    return None
+  artifact = store.outputs(execution.id).get('drift_report')
+  figures = custom(artifact, 'drift') if artifact is not None else None
+  if not figures:
+    return None
+  found = json.loads(figures)
+  allowed = gate is not None and custom(gate, 'allow_drift') == 1
+  stopped = gate is not None and gate.last_known_state == metadata_store_pb2.Execution.FAILED
+  return DriftResult(found['span'], found['baseline_span'], found['measurements'],
+                     found['drifted'], allowed=allowed and bool(found['drifted']),
+                     stopped=stopped and bool(found['drifted']) and not allowed)
 
 
 def _ingestion_result(store: Store, execution) -> Optional[IngestionResult]:
@@ -272,9 +323,28 @@ def format_summary(summary: RunSummary) -> str:
                  'from the cache.')
   if summary.ingestion:
     lines.append(_format_ingestion(summary.ingestion))
+  if summary.drift:
+    lines.append(format_drift(summary.drift))
+  if summary.train_spans:
+    lines.append('trained on span' + 's' * (len(summary.train_spans) > 1) + ' ' +
+                 ', '.join(map(str, summary.train_spans)))
   for model in summary.models:
     lines.append(_format_model(model))
   return '\n'.join(lines)
+
+
+def format_drift(drift: DriftResult) -> str:
+  """One line of figures, and one of the verdict when a feature drifted."""
+  if drift.baseline_span is None:
+    return f'drift: span {drift.span}: no baseline (no blessed model yet)'
+  figures = ', '.join(f'{m["feature"]} {m["kind"]} {m["value"]:.3f} (max {m["threshold"]:g})'
+                      for m in drift.measurements) or 'no drift comparators in the schema'
+  line = f'drift: span {drift.span} vs span {drift.baseline_span}: {figures}'
+  if drift.drifted:
+    verdict = ('trained anyway (--data.allow_drift)' if drift.allowed else
+               'training stopped' if drift.stopped else 'not trained')
+    line += f'\n  DRIFTED: {", ".join(drift.drifted)}; {verdict}'
+  return line
 
 
 def _format_ingestion(ingestion: IngestionResult) -> str:
