@@ -11,6 +11,7 @@ from typing import Iterator, Optional, Tuple
 from ganpipe.components.image_example_gen import options
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import nodes
+from ganpipe.pipeline import store_lock
 
 if typing.TYPE_CHECKING:
   from ganpipe.pipeline import run_summary
@@ -133,8 +134,14 @@ def run(config: config_lib.PipelineConfig) -> Tuple[Optional['run_summary.RunSum
 
   Raises:
     ConfigError: a configured input does not exist.
+    StoreBusyError: another run is using the metadata store.
   """
   preflight(config)
+  with store_lock.hold(config.paths.metadata_path):
+    return _run_unlocked(config)
+
+
+def _run_unlocked(config: config_lib.PipelineConfig):
   # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx
   from tfx.orchestration.beam import beam_dag_runner
