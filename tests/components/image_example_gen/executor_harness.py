@@ -24,6 +24,7 @@ class Result:
   class_names: List[str]
   report: Dict
   report_uri: str
+  examples: Optional[standard_artifacts.Examples] = None
 
 
 def exec_properties_of(gen: component.ImageExampleGen) -> Dict:
@@ -54,7 +55,8 @@ def run(out_dir, beam_args: Optional[List[str]] = None, exec_properties: Optiona
                      tf.data.TFRecordDataset(files, compression_type='GZIP')]
   assert outputs['examples'].split_names == '["train", "eval"]'
   return Result(splits, class_map.read(outputs['class_map'].uri),
-                report.load(outputs['ingestion_report'].uri), outputs['ingestion_report'].uri)
+                report.load(outputs['ingestion_report'].uri), outputs['ingestion_report'].uri,
+                outputs['examples'])
 
 
 def value(example: tf.train.Example, key: str):

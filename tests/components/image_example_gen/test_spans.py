@@ -77,6 +77,17 @@ def test_the_executor_reads_only_the_resolved_span(tmp_path):
   assert sum(result.report['accepted_by_split'].values()) == 6
 
 
+def test_without_a_driver_the_executor_resolves_the_newest_span_itself(tmp_path):
+  # As on Kubeflow Pipelines' open-source backend, which never runs ExampleGen's driver.
+  data = tmp_path / 'data'
+  _span(data, 1, {'digit_1': 3})
+  _span(data, 2, {'digit_1': 2, 'digit_3': 4}, offset=50)
+  result = harness.run(tmp_path / 'out', source='folder', input_base=str(data),
+                       image_shape=(8, 8, 1), span_pattern='span-{SPAN}')
+  assert result.class_names == ['digit_1', 'digit_3']
+  assert result.examples.span == 2 and result.examples.get_int_custom_property('span') == 2
+
+
 def test_a_source_without_spans_is_span_0_over_the_whole_folder(tmp_path):
   image_data.write_class_folders(str(tmp_path), {'digit_1': 2})
   properties, examples = _resolve(str(tmp_path), span_pattern=None)
