@@ -22,6 +22,7 @@ NODE_IDS = (
 
 # The nodes whose figures the run summary reports for drift.
 DRIFT_NODE = 'drift_validator'
+DRIFT_BASELINE_NODE = 'drift_baseline_resolver'
 GATE_NODE = 'example_validation_gate'
 TRANSFORM_NODE = 'transform'
 

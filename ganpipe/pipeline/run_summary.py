@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from ganpipe.pipeline import drift_summary
 from ganpipe.pipeline import evaluation_results
 
 STATES = {
@@ -20,6 +21,7 @@ STATES = {
     metadata_store_pb2.Execution.NEW: 'new',
     metadata_store_pb2.Execution.CANCELED: 'canceled',
 }
+STATES_BY_NAME = {name: state for state, name in STATES.items()}
 
 
 @dataclasses.dataclass
@@ -65,24 +67,13 @@ class IngestionResult:
 
 
 @dataclasses.dataclass
-class DriftResult:
-  """The new span's drift from the span of the latest blessed model, and what came of it."""
-  span: int
-  baseline_span: Optional[int]  # None: no blessed model yet, so nothing to compare with
-  measurements: List[Dict]      # feature, kind, value, threshold
-  drifted: List[str]            # the features above their thresholds
-  allowed: bool = False         # --data.allow_drift: trained anyway
-  stopped: bool = False         # the validation gate stopped the run
-
-
-@dataclasses.dataclass
 class RunSummary:
   pipeline_name: str
   run_id: str
   components: List[ComponentRun]
   models: List[ModelResult] = dataclasses.field(default_factory=list)
   ingestion: Optional[IngestionResult] = None
-  drift: Optional[DriftResult] = None
+  drift: Optional[drift_summary.DriftResult] = None
   # The spans of the Examples that Transform, and so the Trainers, read in this run.
   train_spans: List[int] = dataclasses.field(default_factory=list)
 
@@ -172,7 +163,7 @@ def custom(artifact: metadata_store_pb2.Artifact, name: str):
 def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
             evaluated_models: Dict[str, Dict[str, str]],
             ingestion_node: str, drift_node: str = '', gate_node: str = '',
-            transform_node: str = '') -> Optional[RunSummary]:
+            transform_node: str = '', baseline_node: str = '') -> Optional[RunSummary]:
   """Summarises the latest run of `pipeline_name`.
 
   Args:
@@ -184,6 +175,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
     drift_node: the id of the DriftValidator whose figures to show.
     gate_node: the id of the validation gate, which stops a run on drift unless allowed.
     transform_node: the id of the Transform whose input spans to show.
+    baseline_node: the id of the drift baseline's resolver.
 
   Returns:
     The summary, or None when the store holds no run of this pipeline.
@@ -224,6 +216,9 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
   for model_name, ids in evaluated_models.items():
     summary.models.append(_model_result(store, by_node, model_name, ids))
   summary.drift = _drift_result(store, by_node.get(drift_node), by_node.get(gate_node))
+  baseline = by_node.get(baseline_node)
+  if summary.drift and baseline and baseline.last_known_state == STATES_BY_NAME['FAILED']:
+    summary.drift.baseline_failed = True
   transform = by_node.get(transform_node)
   if transform is not None:
     # ImageExampleGen writes the span as a property and, as TFX's driver does, a custom one.
@@ -233,7 +228,7 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
   return summary
 
 
-def _drift_result(store: Store, execution, gate) -> Optional[DriftResult]:
+def _drift_result(store: Store, execution, gate) -> Optional[drift_summary.DriftResult]:
   if execution is None:
     return None
   artifact = store.outputs(execution.id).get('drift_report')
@@ -243,7 +238,7 @@ def _drift_result(store: Store, execution, gate) -> Optional[DriftResult]:
   found = json.loads(figures)
   allowed = gate is not None and custom(gate, 'allow_drift') == 1
   stopped = gate is not None and gate.last_known_state == metadata_store_pb2.Execution.FAILED
-  return DriftResult(found['span'], found['baseline_span'], found['measurements'],
+  return drift_summary.DriftResult(found['span'], found['baseline_span'], found['measurements'],
                      found['drifted'], allowed=allowed and bool(found['drifted']),
                      stopped=stopped and bool(found['drifted']) and not allowed)
 
@@ -324,27 +319,13 @@ def format_summary(summary: RunSummary) -> str:
   if summary.ingestion:
     lines.append(_format_ingestion(summary.ingestion))
   if summary.drift:
-    lines.append(format_drift(summary.drift))
+    lines.append(drift_summary.format_drift(summary.drift))
   if summary.train_spans:
     lines.append('trained on span' + 's' * (len(summary.train_spans) > 1) + ' ' +
                  ', '.join(map(str, summary.train_spans)))
   for model in summary.models:
     lines.append(_format_model(model))
   return '\n'.join(lines)
-
-
-def format_drift(drift: DriftResult) -> str:
-  """One line of figures, and one of the verdict when a feature drifted."""
-  if drift.baseline_span is None:
-    return f'drift: span {drift.span}: no baseline (no blessed model yet)'
-  figures = ', '.join(f'{m["feature"]} {m["kind"]} {m["value"]:.3f} (max {m["threshold"]:g})'
-                      for m in drift.measurements) or 'no drift comparators in the schema'
-  line = f'drift: span {drift.span} vs span {drift.baseline_span}: {figures}'
-  if drift.drifted:
-    verdict = ('trained anyway (--data.allow_drift)' if drift.allowed else
-               'training stopped' if drift.stopped else 'not trained')
-    line += f'\n  DRIFTED: {", ".join(drift.drifted)}; {verdict}'
-  return line
 
 
 def _format_ingestion(ingestion: IngestionResult) -> str:

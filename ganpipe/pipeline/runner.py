@@ -170,4 +170,5 @@ def summarize(config: config_lib.PipelineConfig) -> Optional['run_summary.RunSum
   from ganpipe.pipeline import run_summary  # pylint: disable=import-outside-toplevel
   return run_summary.collect(os.path.abspath(config.paths.metadata_path), config.name,
                              list(nodes.NODE_IDS), nodes.EVALUATED_MODELS, nodes.INGESTION_NODE,
-                             nodes.DRIFT_NODE, nodes.GATE_NODE, nodes.TRANSFORM_NODE)
+                             nodes.DRIFT_NODE, nodes.GATE_NODE, nodes.TRANSFORM_NODE,
+                             nodes.DRIFT_BASELINE_NODE)

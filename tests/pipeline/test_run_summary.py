@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from ganpipe.pipeline import drift_summary
 from ganpipe.pipeline import run_summary
 from tests.pipeline import mlmd_writer
 
@@ -103,19 +104,19 @@ INTENSITY = {'feature': 'mean_intensity', 'kind': 'Jensen-Shannon divergence', '
 
 
 def test_drift_lines_say_no_baseline_give_the_figures_and_the_verdict():
-  first = run_summary.DriftResult(1, None, [], [])
+  first = drift_summary.DriftResult(1, None, [], [])
   assert 'drift: span 1: no baseline (no blessed model yet)' in run_summary.format_summary(
       _summary(drift=first))
-  alike = run_summary.DriftResult(2, 1, [dict(LABEL, value=0.02), INTENSITY], [])
+  alike = drift_summary.DriftResult(2, 1, [dict(LABEL, value=0.02), INTENSITY], [])
   text = run_summary.format_summary(_summary(drift=alike, train_spans=[1, 2]))
   assert ('drift: span 2 vs span 1: label_name L-infinity distance 0.020 (max 0.2), '
           'mean_intensity Jensen-Shannon divergence 0.050 (max 0.2)\n') in text + '\n'
   assert 'DRIFTED' not in text and 'trained on spans 1, 2' in text
-  stopped = run_summary.DriftResult(3, 2, [LABEL, INTENSITY], ['label_name'], stopped=True)
+  stopped = drift_summary.DriftResult(3, 2, [LABEL, INTENSITY], ['label_name'], stopped=True)
   assert ('label_name L-infinity distance 0.351 (max 0.2), mean_intensity Jensen-Shannon '
           'divergence 0.050 (max 0.2)\n  DRIFTED: label_name; training stopped') in (
               run_summary.format_summary(_summary(drift=stopped)))
-  allowed = run_summary.DriftResult(3, 2, [LABEL], ['label_name'], allowed=True)
+  allowed = drift_summary.DriftResult(3, 2, [LABEL], ['label_name'], allowed=True)
   assert 'DRIFTED: label_name; trained anyway (--data.allow_drift)' in (
       run_summary.format_summary(_summary(drift=allowed)))
 
@@ -140,6 +141,19 @@ def test_the_summary_reads_drift_the_gate_and_the_window_from_the_store(
                                 ['drift_validator', 'example_validation_gate', 'transform'], {},
                                 'image_example_gen', 'drift_validator',
                                 'example_validation_gate', 'transform')
-  assert summary.drift == run_summary.DriftResult(3, 2, [LABEL], ['label_name'], allowed=allowed,
+  assert summary.drift == drift_summary.DriftResult(3, 2, [LABEL], ['label_name'], allowed=allowed,
                                                   stopped=stopped)
   assert summary.train_spans == [1, 2]
+
+
+def test_a_failed_baseline_resolver_is_not_mistaken_for_no_blessed_model(tmp_path):
+  writer = mlmd_writer.MlmdWriter(str(tmp_path / 'metadata.sqlite'))
+  writer.execution('drift_baseline_resolver', 'run-1', {}, {}, state=mlmd_writer.FAILED)
+  _drift_run(writer, 'run-1', {'span': 3, 'baseline_span': None, 'measurements': [],
+                               'drifted': []}, 0, mlmd_writer.COMPLETE)
+  summary = run_summary.collect(str(tmp_path / 'metadata.sqlite'), 'ganpipe',
+                                ['drift_validator'], {}, 'image_example_gen', 'drift_validator',
+                                'example_validation_gate', 'transform', 'drift_baseline_resolver')
+  assert summary.drift.baseline_failed
+  assert 'drift: span 3: no baseline: its resolver FAILED, drift not measured' in (
+      run_summary.format_summary(summary))

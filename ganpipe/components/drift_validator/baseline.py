@@ -21,14 +21,17 @@ class TrainingRunStatisticsStrategy(resolver.ResolverStrategy):
   """Resolves `statistics` to the one written in the pipeline run whose Trainer produced the
   latest blessed `model`: the statistics of the span that model was trained on when it was new.
 
-  Inputs: `model`, `model_blessing` and `statistics`, every one the pipeline wrote. Output:
-  `statistics`, empty when no model is blessed yet.
+  Inputs: `model`, `model_blessing` and `statistics`, every one the pipeline wrote. Outputs the
+  same keys, as TFX's resolver node requires of a strategy (a missing key fails it:
+  `_resolve_input_graph_ref` in tfx/orchestration/portable/input_resolution/
+  node_inputs_resolver.py): `statistics`, empty when no model is blessed yet, and the blessed
+  model and its blessing.
   """
 
   def resolve_artifacts(
       self, store: mlmd.MetadataStore, input_dict: Dict[str, List[types.Artifact]]
   ) -> Optional[Dict[str, List[types.Artifact]]]:
-    result = {STATISTICS_KEY: []}
+    result = {MODEL_KEY: [], MODEL_BLESSING_KEY: [], STATISTICS_KEY: []}
     models, blessings = input_dict.get(MODEL_KEY, []), input_dict.get(MODEL_BLESSING_KEY, [])
     if not models or not blessings:
       return result
@@ -41,6 +44,7 @@ class TrainingRunStatisticsStrategy(resolver.ResolverStrategy):
     candidates = [s for s in input_dict.get(STATISTICS_KEY, [])
                   if runs & {c.id for c in store.get_contexts_by_artifact(s.id)}]
     if candidates:
+      result.update(latest)
       result[STATISTICS_KEY] = [max(candidates, key=lambda s: s.id)]
     return result
 

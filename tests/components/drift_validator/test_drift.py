@@ -162,6 +162,8 @@ def _baseline(writer, runs):
       'model': [_as_tfx(model, standard_artifacts.Model) for _, model, _ in runs],
       'model_blessing': [_blessing(model.id, blessed) for _, model, blessed in runs],
       'statistics': [_as_tfx(s, standard_artifacts.ExampleStatistics) for s, _, _ in runs]})
+  # TFX's resolver node fails unless a strategy returns every input key.
+  assert sorted(resolved) == ['model', 'model_blessing', 'statistics']
   return [s.id for s in resolved['statistics']]
 
 
