@@ -321,7 +321,7 @@ def format_summary(summary: RunSummary) -> str:
   if summary.drift:
     lines.append(drift_summary.format_drift(summary.drift))
   if summary.train_spans:
-    lines.append('trained on span' + 's' * (len(summary.train_spans) > 1) + ' ' +
+    lines.append('training window: span' + 's' * (len(summary.train_spans) > 1) + ' ' +
                  ', '.join(map(str, summary.train_spans)))
   for model in summary.models:
     lines.append(_format_model(model))

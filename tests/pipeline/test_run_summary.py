@@ -111,7 +111,7 @@ def test_drift_lines_say_no_baseline_give_the_figures_and_the_verdict():
   text = run_summary.format_summary(_summary(drift=alike, train_spans=[1, 2]))
   assert ('drift: span 2 vs span 1: label_name L-infinity distance 0.020 (max 0.2), '
           'mean_intensity Jensen-Shannon divergence 0.050 (max 0.2)\n') in text + '\n'
-  assert 'DRIFTED' not in text and 'trained on spans 1, 2' in text
+  assert 'DRIFTED' not in text and 'training window: spans 1, 2' in text
   stopped = drift_summary.DriftResult(3, 2, [LABEL, INTENSITY], ['label_name'], stopped=True)
   assert ('label_name L-infinity distance 0.351 (max 0.2), mean_intensity Jensen-Shannon '
           'divergence 0.050 (max 0.2)\n  DRIFTED: label_name; training stopped') in (
