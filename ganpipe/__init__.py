@@ -13,7 +13,8 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 # TFX's Kubeflow V2 entry point imports a custom artifact type by its TYPE_NAME, which the KFP
 # schema title limits to `<namespace>.<Class>`: `ganpipe.ClassMap` must resolve here. They load
 # on first use, so that `import ganpipe.serving` does not load TFX.
-_ARTIFACT_TYPES = ('ClassMap', 'GeneratorEvaluation', 'HubModule', 'IngestionReport')
+_ARTIFACT_TYPES = ('ClassMap', 'DriftReport', 'GeneratorEvaluation', 'HubModule',
+                   'IngestionReport')
 
 
 def __getattr__(name: str):

@@ -91,10 +91,21 @@ def write_transformed(root: str, splits: Sequence[Tuple[np.ndarray, np.ndarray]]
     FnArgs as TFX's Trainer builds them from the Examples and TransformGraph artifacts
     (tfx/components/trainer/fn_args_utils.py, get_common_fn_args).
   """
+  from tfx.components.trainer import fn_args_utils  # pylint: disable=g-import-not-at-top
+  examples, transform_graph = write_transformed_artifacts(root, splits)
+  fn_args = fn_args_utils.get_common_fn_args(
+      {'examples': [examples], 'transform_graph': [transform_graph]},
+      {'train_args': '{}', 'eval_args': '{}', 'custom_config': 'null'})
+  # As TFX's Trainer executor sets it (tfx/components/trainer/executor.py, _GetFnArgs).
+  fn_args.transform_output = fn_args.transform_graph_path
+  return fn_args
+
+
+def write_transformed_artifacts(root: str, splits: Sequence[Tuple[np.ndarray, np.ndarray]]):
+  """As `write_transformed`; returns the Examples and TransformGraph artifacts instead."""
   # Imported here: most tests that use this module need no TensorFlow.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-  from tfx.components.trainer import fn_args_utils
   from tfx.types import standard_artifacts
 
   from ganpipe.models import features
@@ -120,9 +131,4 @@ def write_transformed(root: str, splits: Sequence[Tuple[np.ndarray, np.ndarray]]
   examples.set_string_custom_property('payload_format', 'FORMAT_TF_EXAMPLE')
   transform_graph = standard_artifacts.TransformGraph()
   transform_graph.uri = os.path.join(root, 'transform')
-  fn_args = fn_args_utils.get_common_fn_args(
-      {'examples': [examples], 'transform_graph': [transform_graph]},
-      {'train_args': '{}', 'eval_args': '{}', 'custom_config': 'null'})
-  # As TFX's Trainer executor sets it (tfx/components/trainer/executor.py, _GetFnArgs).
-  fn_args.transform_output = fn_args.transform_graph_path
-  return fn_args
+  return examples, transform_graph

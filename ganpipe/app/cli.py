@@ -165,8 +165,14 @@ def _run(args: argparse.Namespace) -> int:
   print(f'Running pipeline {config.name!r} on {config.data.dataset} with the {config.runner} '
         f'runner; outputs under {config.paths.pipeline_root}', flush=True)
   started = time.monotonic()
-  with (contextlib.nullcontext() if args.verbose else console.without_worker_finalizer_errors()):
-    summary, error = runner.run(config)
+  from ganpipe.pipeline import store_lock  # pylint: disable=import-outside-toplevel
+  try:
+    with (contextlib.nullcontext() if args.verbose else
+          console.without_worker_finalizer_errors()):
+      summary, error = runner.run(config)
+  except store_lock.StoreBusyError as busy:
+    console.error(str(busy))
+    return EXIT_FAILED
   print()
   if summary is not None:
     from ganpipe.pipeline import run_summary  # pylint: disable=import-outside-toplevel

@@ -47,3 +47,13 @@ class HubModule(artifact.Artifact):
   `archive_path` (when an archive was made); when 0, `reason`.
   """
   TYPE_NAME = 'ganpipe.HubModule'
+
+
+class DriftReport(artifact.Artifact):
+  """How far a new span's statistics drifted from the span of the latest blessed model.
+
+  Layout: `{uri}/drift.json`, and the same figures in the custom property `drift` (JSON), read
+  by the run summary without loading TensorFlow: the span, the baseline span (none on the first
+  run), and per feature the distance, its kind and its threshold (`drift_validator/drift.py`).
+  """
+  TYPE_NAME = 'ganpipe.DriftReport'

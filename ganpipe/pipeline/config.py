@@ -2,17 +2,19 @@
 
 import dataclasses
 import re
-from typing import Optional, Tuple
+from typing import Tuple
 
 from ganpipe.components.hub_publisher import tfhub_metadata
-from ganpipe.components.image_example_gen import options as ingestion
 from ganpipe.models import hparams
+from ganpipe.pipeline import data_config
 
 # The models' sections, and the validation every section shares, come from the models.
 ConfigError = hparams.ConfigError
 check = hparams.check
 ClassifierConfig = hparams.ClassifierConfig
 GanConfig = hparams.GanConfig
+# The data section lives in its own module; it is named here with the others.
+DataConfig = data_config.DataConfig
 
 RUNNERS = ('beam', 'local')
 LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR')
@@ -42,77 +44,6 @@ class PathsConfig:
       value = getattr(self, field.name)
       check(isinstance(value, str) and bool(value.strip()), f'paths.{field.name}',
             'must be a non-empty path', f'pass --paths.{field.name} PATH')
-
-
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
-  """The dataset, how its images are normalised, the split and the bad-record limit.
-
-  Attributes:
-    dataset: the source: digits, fashion-mnist (built in), folder, idx, npz or tfrecord.
-    data_dir: the source folder: a class-per-folder tree, IDX pairs, .npz files or TFRecords
-      (for fashion-mnist, /usr/share/datasets/fashion-mnist unless given).
-    schema_path: a curated schema.pbtxt to validate against; none infers one from the train
-      split.
-    image_size: HEIGHT,WIDTH every image is converted to; none means the dataset's own size
-      (32,32 for folders, 28,28 for idx, npz and tfrecord).
-    channels: 1 (grayscale) or 3 (RGB); none means the dataset's own (3 for folders).
-    on_wrong_size: what happens to an image of another size: resize, or reject.
-    formats: the accepted encodings of image files.
-    max_image_pixels: larger input images are rejected (too_large) from their header, without
-      being decoded.
-    max_bad_fraction: ingestion fails when more than this fraction of the records is rejected.
-    train_buckets: hash buckets of train images, when the source has no splits of its own.
-    eval_buckets: hash buckets of eval images, likewise.
-  """
-  dataset: str = ingestion.DIGITS
-  data_dir: Optional[str] = None
-  schema_path: Optional[str] = None
-  image_size: Optional[Tuple[int, int]] = None
-  channels: Optional[int] = None
-  on_wrong_size: str = ingestion.RESIZE
-  formats: Tuple[str, ...] = ingestion.DEFAULT_FORMATS
-  max_image_pixels: int = ingestion.MAX_PIXELS
-  max_bad_fraction: float = 0.01
-  train_buckets: int = 4
-  eval_buckets: int = 1
-
-  def __post_init__(self):
-    check(self.dataset in ingestion.SOURCES, 'data.dataset', f'unknown dataset {self.dataset!r}',
-          f'pass --data.dataset with one of {", ".join(ingestion.SOURCES)}')
-    if self.dataset in ingestion.NEEDS_INPUT_BASE:
-      check(bool(self.data_dir), 'data.data_dir',
-            f'the {self.dataset} dataset needs a data folder',
-            f'pass --data.data_dir with the folder holding the {self.dataset} data')
-    if self.image_size is not None:
-      check(len(self.image_size) == 2 and all(
-          isinstance(v, int) and v > 0 for v in self.image_size), 'data.image_size',
-            f'must be two positive integers, got {self.image_size!r}',
-            'pass --data.image_size HEIGHT,WIDTH')
-    if self.channels is not None:
-      check(self.channels in (1, 3), 'data.channels', f'must be 1 or 3, got {self.channels!r}',
-            'pass --data.channels 1 (grayscale) or 3 (RGB)')
-    check(self.on_wrong_size in ingestion.WRONG_SIZE_POLICIES, 'data.on_wrong_size',
-          f'unknown policy {self.on_wrong_size!r}',
-          f'pass --data.on_wrong_size with one of {", ".join(ingestion.WRONG_SIZE_POLICIES)}')
-    check(len(self.formats) >= 1 and all(f in ingestion.FORMAT_NAMES for f in self.formats),
-          'data.formats', f'unknown image formats in {self.formats!r}',
-          f'pass --data.formats with some of {", ".join(ingestion.FORMAT_NAMES)}')
-    height, width, _ = self.image_shape
-    check(isinstance(self.max_image_pixels, int) and self.max_image_pixels >= height * width,
-          'data.max_image_pixels',
-          f'{self.max_image_pixels!r} is less than the {height}x{width} output images',
-          f'pass --data.max_image_pixels of at least {height * width}')
-    hparams.check_fraction(self.max_bad_fraction, 'data.max_bad_fraction')
-    hparams.check_positive(self.train_buckets, 'data.train_buckets')
-    hparams.check_positive(self.eval_buckets, 'data.eval_buckets')
-
-  @property
-  def image_shape(self) -> Tuple[int, int, int]:
-    """(height, width, channels) of every image after ingestion."""
-    native = ingestion.NATIVE_SHAPES[self.dataset] or ingestion.DEFAULT_SHAPES[self.dataset]
-    height, width = self.image_size or native[:2]
-    return (height, width, self.channels or native[2])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,12 +12,19 @@ INGESTION_NODE = 'image_example_gen'
 # Every node of the locally run pipeline, in the order of `create_pipeline(config).components`
 # (tests/pipeline/test_nodes.py checks that the two agree).
 NODE_IDS = (
-    INGESTION_NODE, 'statistics_gen', 'schema_gen', 'example_validator', 'transform',
-    'example_validation_gate', 'classifier_trainer', 'classifier_infra_validator',
+    'drift_baseline_resolver', INGESTION_NODE, 'statistics_gen', 'schema_gen', 'drift_validator',
+    'example_validator', 'transform', 'example_validation_gate', 'classifier_trainer',
+    'classifier_infra_validator',
     'latest_blessed_classifier_resolver', 'classifier_evaluator', 'classifier_pusher',
     'gan_trainer', 'generator_infra_validator', 'latest_blessed_generator_resolver',
     'generator_evaluator', 'generator_pusher', 'hub_publisher',
 )
+
+# The nodes whose figures the run summary reports for drift.
+DRIFT_NODE = 'drift_validator'
+DRIFT_BASELINE_NODE = 'drift_baseline_resolver'
+GATE_NODE = 'example_validation_gate'
+TRANSFORM_NODE = 'transform'
 
 # What the run summary reports for each model: its evaluator (TFMA's or the generator's),
 # pusher and headline metric.

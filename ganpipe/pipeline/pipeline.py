@@ -5,11 +5,16 @@ import os
 from typing import List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
+from tfx import types as tfx_types
 from tfx import v1 as tfx
+from tfx.dsl.input_resolution import canned_resolver_functions
+from tfx.types import standard_artifacts
 
 from ganpipe import components
 from ganpipe import models
 from ganpipe.components import baseline_resolver
+from ganpipe.components.drift_validator import baseline as drift_baseline
+from ganpipe.components.drift_validator.component import DriftValidator
 from ganpipe.components.example_validation_gate.component import ExampleValidationGate
 from ganpipe.components.generator_evaluator.component import GeneratorEvaluator
 from ganpipe.components.hub_publisher.component import HubPublisher
@@ -101,6 +106,29 @@ def _baseline_resolver(kubeflow: bool, trainer, trainer_id: str, evaluator_id: s
       candidate=trainer.outputs['model'], trainer_id=trainer_id, evaluator_id=evaluator_id)
 
 
+def training_window(train_spans: int, kubeflow: bool, example_gen) -> tfx_types.BaseChannel:
+  """The Examples that Transform, and through it the Trainers, read: the newest `train_spans`.
+
+  One span is this run's ingestion output. More are TFX's `rolling_range` resolver function
+  (tfx/dsl/input_resolution/canned_resolver_functions.py) over every Examples artifact the
+  ingestion node ever wrote: a plain Channel, like the baseline resolvers', is compiled without
+  the pipeline-run context (tfx/dsl/compiler/node_inputs_compiler.py), so earlier runs' spans
+  are seen. It picks the newest version of each of the newest spans; `min_spans=1` lets the
+  first runs, with fewer spans, train on what there is.
+
+  Raises:
+    ValueError: more than one span on Kubeflow, whose v2 backend does not run resolvers.
+  """
+  if train_spans == 1:
+    return example_gen.outputs['examples']
+  if kubeflow:
+    raise ValueError(f'--data.train_spans {train_spans} needs a resolver, which Kubeflow '
+                     "Pipelines' v2 backend does not run; pass --data.train_spans 1 there")
+  every_span = tfx_types.Channel(type=standard_artifacts.Examples,
+                                 producer_component_id=INGESTION_NODE, output_key='examples')
+  return canned_resolver_functions.rolling_range(every_span, num_spans=train_spans, min_spans=1)
+
+
 def _resources(cpu: float, memory_gb: float, accelerator_type: str = '',
                accelerator_count: int = 0):
   """A Kubernetes task's requests: vCPUs, memory and, optionally, accelerators."""
@@ -172,7 +200,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
       max_image_pixels=data.max_image_pixels,
       max_bad_fraction=data.max_bad_fraction,
       train_buckets=data.train_buckets,
-      eval_buckets=data.eval_buckets).with_id(INGESTION_NODE)
+      eval_buckets=data.eval_buckets,
+      span_pattern=data.span_pattern).with_id(INGESTION_NODE)
 
   statistics_gen = tfx.components.StatisticsGen(
       examples=example_gen.outputs['examples']).with_id('statistics_gen')
@@ -181,19 +210,32 @@ def create_pipeline(config: config_lib.PipelineConfig,
         schema_file=_local_or_uri(data.schema_path)).with_id('schema_gen')
   else:
     schema_gen = ImageSchemaGen(
-        statistics=statistics_gen.outputs['statistics']).with_id('schema_gen')
+        statistics=statistics_gen.outputs['statistics'], max_label_drift=data.max_label_drift,
+        max_feature_drift=data.max_feature_drift).with_id('schema_gen')
   example_validator = tfx.components.ExampleValidator(
       statistics=statistics_gen.outputs['statistics'],
       schema=schema_gen.outputs['schema']).with_id('example_validator')
+  # The baseline of drift: the statistics of the run that trained the latest blessed classifier.
+  # A resolver, so none on Kubeflow: there every span is compared with none.
+  drift_baseline_resolver = None if kubeflow else drift_baseline.training_run_statistics(
+      'classifier_trainer', 'classifier_evaluator', 'statistics_gen').with_id(
+          'drift_baseline_resolver')
+  drift_validator = DriftValidator(
+      statistics=statistics_gen.outputs['statistics'], schema=schema_gen.outputs['schema'],
+      baseline_statistics=(drift_baseline_resolver.outputs['statistics']
+                           if drift_baseline_resolver else None)).with_id('drift_validator')
   validation_gate = ExampleValidationGate(
-      anomalies=example_validator.outputs['anomalies']).with_id('example_validation_gate')
+      anomalies=example_validator.outputs['anomalies'],
+      drift_report=drift_validator.outputs['drift_report'],
+      allow_drift=data.allow_drift).with_id('example_validation_gate')
 
   transform = tfx.components.Transform(
-      examples=example_gen.outputs['examples'],
+      examples=training_window(data.train_spans, kubeflow, example_gen),
       schema=schema_gen.outputs['schema'],
       preprocessing_fn=PREPROCESSING_FN,
       custom_config={preprocessing.IMAGE_SHAPE: list(image_shape),
                      'code_version': code_version}).with_id('transform')
+  transform.add_upstream_node(example_gen)  # the window must hold this run's span
 
   classifier = config.classifier
   classifier_trainer = Trainer(
@@ -289,7 +331,8 @@ def create_pipeline(config: config_lib.PipelineConfig,
   ).with_id('hub_publisher')
 
   components = [c for c in [
-      example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
+      example_gen, statistics_gen, schema_gen, example_validator, drift_baseline_resolver,
+      drift_validator, validation_gate,
       transform,
       classifier_trainer, classifier_baseline, classifier_evaluator,
       classifier_infra_validator, classifier_pusher,

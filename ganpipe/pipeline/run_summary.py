@@ -10,6 +10,7 @@ from typing import Dict, List, Optional
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from ganpipe.pipeline import drift_summary
 from ganpipe.pipeline import evaluation_results
 
 STATES = {
@@ -20,6 +21,7 @@ STATES = {
     metadata_store_pb2.Execution.NEW: 'new',
     metadata_store_pb2.Execution.CANCELED: 'canceled',
 }
+STATES_BY_NAME = {name: state for state, name in STATES.items()}
 
 
 @dataclasses.dataclass
@@ -71,6 +73,9 @@ class RunSummary:
   components: List[ComponentRun]
   models: List[ModelResult] = dataclasses.field(default_factory=list)
   ingestion: Optional[IngestionResult] = None
+  drift: Optional[drift_summary.DriftResult] = None
+  # The spans of the Examples that Transform, and so the Trainers, read in this run.
+  train_spans: List[int] = dataclasses.field(default_factory=list)
 
   @property
   def failed(self) -> List[str]:
@@ -136,6 +141,17 @@ class Store:
     artifacts = self.store.get_artifacts_by_id(list(wanted)) if wanted else []
     return {wanted[a.id]: a for a in artifacts}
 
+  def inputs(self, execution_id: int) -> Dict[str, List[metadata_store_pb2.Artifact]]:
+    """Input key -> the artifacts of one execution (a window of spans is several)."""
+    wanted = {}
+    for event in self.store.get_events_by_execution_ids([execution_id]):
+      if event.type == metadata_store_pb2.Event.INPUT and event.path.steps:
+        wanted[event.artifact_id] = event.path.steps[0].key
+    found: Dict[str, List[metadata_store_pb2.Artifact]] = {}
+    for artifact in self.store.get_artifacts_by_id(list(wanted)) if wanted else []:
+      found.setdefault(wanted[artifact.id], []).append(artifact)
+    return found
+
 
 def custom(artifact: metadata_store_pb2.Artifact, name: str):
   value = artifact.custom_properties.get(name)
@@ -146,7 +162,8 @@ def custom(artifact: metadata_store_pb2.Artifact, name: str):
 
 def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
             evaluated_models: Dict[str, Dict[str, str]],
-            ingestion_node: str) -> Optional[RunSummary]:
+            ingestion_node: str, drift_node: str = '', gate_node: str = '',
+            transform_node: str = '', baseline_node: str = '') -> Optional[RunSummary]:
   """Summarises the latest run of `pipeline_name`.
 
   Args:
@@ -155,6 +172,10 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
     node_ids: every node of the pipeline, in order; nodes without an execution are "not run".
     evaluated_models: model name -> {'evaluator': id, 'pusher': id, 'metric': metric name}.
     ingestion_node: the id of the ImageExampleGen whose ingestion report to show.
+    drift_node: the id of the DriftValidator whose figures to show.
+    gate_node: the id of the validation gate, which stops a run on drift unless allowed.
+    transform_node: the id of the Transform whose input spans to show.
+    baseline_node: the id of the drift baseline's resolver.
 
   Returns:
     The summary, or None when the store holds no run of this pipeline.
@@ -194,7 +215,32 @@ def collect(metadata_path: str, pipeline_name: str, node_ids: List[str],
                        ingestion=_ingestion_result(store, by_node.get(ingestion_node)))
   for model_name, ids in evaluated_models.items():
     summary.models.append(_model_result(store, by_node, model_name, ids))
+  summary.drift = _drift_result(store, by_node.get(drift_node), by_node.get(gate_node))
+  baseline = by_node.get(baseline_node)
+  if summary.drift and baseline and baseline.last_known_state == STATES_BY_NAME['FAILED']:
+    summary.drift.baseline_failed = True
+  transform = by_node.get(transform_node)
+  if transform is not None:
+    # ImageExampleGen writes the span as a property and, as TFX's driver does, a custom one.
+    summary.train_spans = sorted(
+        a.properties['span'].int_value if 'span' in a.properties else custom(a, 'span') or 0
+        for a in store.inputs(transform.id).get('examples', []))
   return summary
+
+
+def _drift_result(store: Store, execution, gate) -> Optional[drift_summary.DriftResult]:
+  if execution is None:
+    return None
+  artifact = store.outputs(execution.id).get('drift_report')
+  figures = custom(artifact, 'drift') if artifact is not None else None
+  if not figures:
+    return None
+  found = json.loads(figures)
+  allowed = gate is not None and custom(gate, 'allow_drift') == 1
+  stopped = gate is not None and gate.last_known_state == metadata_store_pb2.Execution.FAILED
+  return drift_summary.DriftResult(found['span'], found['baseline_span'], found['measurements'],
+                     found['drifted'], allowed=allowed and bool(found['drifted']),
+                     stopped=stopped and bool(found['drifted']) and not allowed)
 
 
 def _ingestion_result(store: Store, execution) -> Optional[IngestionResult]:
@@ -272,6 +318,11 @@ def format_summary(summary: RunSummary) -> str:
                  'from the cache.')
   if summary.ingestion:
     lines.append(_format_ingestion(summary.ingestion))
+  if summary.drift:
+    lines.append(drift_summary.format_drift(summary.drift))
+  if summary.train_spans:
+    lines.append('training window: span' + 's' * (len(summary.train_spans) > 1) + ' ' +
+                 ', '.join(map(str, summary.train_spans)))
   for model in summary.models:
     lines.append(_format_model(model))
   return '\n'.join(lines)

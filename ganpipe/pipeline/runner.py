@@ -11,6 +11,7 @@ from typing import Iterator, Optional, Tuple
 from ganpipe.components.image_example_gen import options
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import nodes
+from ganpipe.pipeline import store_lock
 
 if typing.TYPE_CHECKING:
   from ganpipe.pipeline import run_summary
@@ -69,6 +70,8 @@ def _check_data_dir(data: config_lib.DataConfig) -> None:
   if not os.path.isdir(folder):
     problem = 'is a file, not a folder' if os.path.exists(folder) else 'does not exist'
     raise config_lib.ConfigError('data.data_dir', f'folder {folder!r} {problem}', fix)
+  if data.span_pattern:
+    return  # each span is a folder of its own, which the ingestion driver resolves and checks
   if data.dataset != options.FOLDER:
     if not any(True for _ in _files_under(folder)):
       raise config_lib.ConfigError('data.data_dir', f'folder {folder!r} holds no files',
@@ -131,8 +134,14 @@ def run(config: config_lib.PipelineConfig) -> Tuple[Optional['run_summary.RunSum
 
   Raises:
     ConfigError: a configured input does not exist.
+    StoreBusyError: another run is using the metadata store.
   """
   preflight(config)
+  with store_lock.hold(config.paths.metadata_path):
+    return _run_unlocked(config)
+
+
+def _run_unlocked(config: config_lib.PipelineConfig):
   # pylint: disable=import-outside-toplevel
   from tfx import v1 as tfx
   from tfx.orchestration.beam import beam_dag_runner
@@ -160,4 +169,6 @@ def summarize(config: config_lib.PipelineConfig) -> Optional['run_summary.RunSum
     return None
   from ganpipe.pipeline import run_summary  # pylint: disable=import-outside-toplevel
   return run_summary.collect(os.path.abspath(config.paths.metadata_path), config.name,
-                             list(nodes.NODE_IDS), nodes.EVALUATED_MODELS, nodes.INGESTION_NODE)
+                             list(nodes.NODE_IDS), nodes.EVALUATED_MODELS, nodes.INGESTION_NODE,
+                             nodes.DRIFT_NODE, nodes.GATE_NODE, nodes.TRANSFORM_NODE,
+                             nodes.DRIFT_BASELINE_NODE)

@@ -70,7 +70,7 @@ def test_every_other_task_requests_the_data_tasks_cpu_and_memory_and_no_gpu(comp
   spec, _ = compiled
   tasks = [task for task in spec['pipelineSpec']['root']['dag']['tasks']
            if task not in ('classifier_trainer', 'gan_trainer')]
-  assert len(tasks) == 13
+  assert len(tasks) == 14  # the data tasks, drift_validator among them
   for task in tasks:
     resources = _container(spec, task)['resources']
     assert resources == {'cpuLimit': 2.0, 'memoryLimit': 8.0}, task
@@ -86,7 +86,7 @@ def test_the_beam_workers_are_bounded_by_the_data_tasks_cpus():
 def test_every_container_runs_our_image_and_our_entry_point(compiled):
   spec, _ = compiled
   containers = [e['container'] for e in _executors(spec).values() if 'container' in e]
-  assert len(containers) == 15
+  assert len(containers) == 16
   assert {c['image'] for c in containers} == {IMAGE}
   assert all(c['command'] == ['python', '-m', 'ganpipe.kubeflow.entrypoint'] for c in containers)
   # Each passes its component's input definitions, whose declared artifact types the entry point
@@ -183,7 +183,7 @@ def test_serving_and_hub_roots_on_the_mounted_volume_claim_are_mounted_in_every_
       'deploymentSpec']['executors']
   containers = [label for label, executor in json_format.MessageToDict(
       package.pipeline_spec)['deploymentSpec']['executors'].items() if 'container' in executor]
-  assert len(containers) == 15 and sorted(executors) == sorted(containers)
+  assert len(containers) == 16 and sorted(executors) == sorted(containers)
   for mounts in executors.values():
     assert mounts == {'pvcMount': [{'constant': 'ganpipe-data', 'mountPath': '/mnt/ganpipe'}]}
 

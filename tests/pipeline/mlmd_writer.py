@@ -5,6 +5,7 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata as tfx_metadata
 
 COMPLETE = metadata_store_pb2.Execution.COMPLETE
+FAILED = metadata_store_pb2.Execution.FAILED
 INPUT, OUTPUT = metadata_store_pb2.Event.INPUT, metadata_store_pb2.Event.OUTPUT
 
 
@@ -39,19 +40,21 @@ class MlmdWriter:
     artifact.id = self.store.put_artifacts([artifact])[0]
     return artifact
 
-  def execution(self, node, run, inputs, outputs, **properties):
-    """`inputs` and `outputs`: {key: artifact}. Returns the execution id."""
+  def execution(self, node, run, inputs, outputs, state=COMPLETE, **properties):
+    """`inputs` and `outputs`: {key: artifact, or a list of them}. Returns the execution id."""
     execution = metadata_store_pb2.Execution(type_id=self._type('execution', node),
-                                             last_known_state=COMPLETE)
+                                             last_known_state=state)
     for name, value in properties.items():
       field = 'int_value' if isinstance(value, int) else 'string_value'
       setattr(execution.custom_properties[name], field, value)
     pairs = []
     for kind, artifacts in ((INPUT, inputs), (OUTPUT, outputs)):
-      for key, artifact in artifacts.items():
-        event = metadata_store_pb2.Event(type=kind)
-        event.path.steps.add().key = key
-        pairs.append((artifact, event))
+      for key, listed in artifacts.items():
+        for index, artifact in enumerate(listed if isinstance(listed, list) else [listed]):
+          event = metadata_store_pb2.Event(type=kind)
+          event.path.steps.add().key = key
+          event.path.steps.add().index = index
+          pairs.append((artifact, event))
     contexts = [self._context('pipeline', 'ganpipe'), self._context('pipeline_run', run),
                 self._context('node', f'ganpipe.{node}')]
     execution_id, _, _ = self.store.put_execution(execution, pairs, contexts,

@@ -55,6 +55,19 @@ def test_small_variant_trains_less():
     ('data', {'image_size': (0, 8)}, 'data.image_size', 'two positive integers'),
     ('data', {'train_buckets': 0}, 'data.train_buckets', 'positive integer'),
     ('data', {'max_image_pixels': 63}, 'data.max_image_pixels', 'less than the 8x8 output'),
+    ('data', {'dataset': 'folder', 'data_dir': '/d', 'span_pattern': 'span'},
+     'data.span_pattern', r"'span' needs exactly one \{SPAN\}"),
+    ('data', {'dataset': 'folder', 'data_dir': '/d', 'span_pattern': '{SPAN}/{SPAN}'},
+     'data.span_pattern', 'needs exactly one'),
+    ('data', {'dataset': 'folder', 'data_dir': '/d', 'span_pattern': '{SPAN}/{VERSION}/{VERSION}'},
+     'data.span_pattern', r'more than one \{VERSION\}'),
+    ('data', {'dataset': 'folder', 'data_dir': '/d', 'span_pattern': '/abs/{SPAN}'},
+     'data.span_pattern', 'relative to --data.data_dir'),
+    ('data', {'dataset': 'folder', 'data_dir': '/d', 'span_pattern': '../{SPAN}'},
+     'data.span_pattern', 'relative to --data.data_dir'),
+    ('data', {'train_spans': 0}, 'data.train_spans', 'positive integer'),
+    ('data', {'max_label_drift': 1.5}, 'data.max_label_drift', r'within \[0, 1\]'),
+    ('data', {'max_feature_drift': -1.0}, 'data.max_feature_drift', r'within \[0, 1\]'),
     ('beam', {'direct_num_workers': -1}, 'beam.direct_num_workers', 'must be 0 or more'),
     ('beam', {'direct_running_mode': 'threads'}, 'beam.direct_running_mode', 'unknown mode'),
     ('paths', {'serving_root': ' '}, 'paths.serving_root', 'non-empty path'),
@@ -172,3 +185,17 @@ def test_small_leaves_the_dense_gan_and_the_users_own_steps_alone():
   assert config_lib.small_for_image_size(digits) == digits
   chosen = _small(**{'data.image_size': (32, 32), 'gan.steps_per_epoch': 300})
   assert config_lib.small_for_image_size(chosen, keep={'gan.steps_per_epoch'}) == chosen
+
+
+def test_spans_need_a_source_with_files_and_a_window_needs_spans():
+  with pytest.raises(config_lib.ConfigError, match=r'^data.span_pattern: the digits dataset has '
+                     r'no spans\. Fix: omit --data.span_pattern'):
+    config_lib.DataConfig(span_pattern='span-{SPAN}')
+  with pytest.raises(config_lib.ConfigError, match=r'^data.train_spans: 3 spans need a data '
+                     r'folder in spans\. Fix: pass --data.span_pattern span-\{SPAN\}'):
+    config_lib.DataConfig(dataset='folder', data_dir='/d', train_spans=3)
+  data = config_lib.DataConfig(dataset='folder', data_dir='/d', span_pattern='day-{YYYY}{MM}{DD}',
+                               train_spans=3)
+  assert data.train_spans == 3
+  assert config_lib.DataConfig(dataset='folder', data_dir='/d',
+                               span_pattern='span-{SPAN:3}/v{VERSION}').span_pattern

@@ -188,3 +188,22 @@ def test_extra_beam_args_can_name_another_runner():
   args = config_lib.BeamConfig(extra_args=('--runner=DataflowRunner',)).pipeline_args()
   assert pipeline_options.PipelineOptions(args).view_as(
       pipeline_options.StandardOptions).runner == 'DataflowRunner'
+
+
+def test_drift_is_measured_against_the_blessed_classifiers_run_and_gates_training(built):
+  config, pipeline = built
+  drift_validator = _node(pipeline, 'drift_validator')
+  gate = _node(pipeline, 'example_validation_gate')
+  assert gate.inputs['drift_report'].producer_component_id == 'drift_validator'
+  assert gate.exec_properties['allow_drift'] == 0
+  resolver = _node(pipeline, 'drift_baseline_resolver')
+  assert drift_validator.inputs['baseline_statistics'].producer_component_id == resolver.id
+  assert resolver.exec_properties['resolver_class'].__name__ == 'TrainingRunStatisticsStrategy'
+  assert {key: channel.producer_component_id for key, channel in resolver.raw_inputs.items()} == {
+      'model': 'classifier_trainer', 'model_blessing': 'classifier_evaluator',
+      'statistics': 'statistics_gen'}
+  schema_gen = _node(pipeline, 'schema_gen')
+  assert schema_gen.exec_properties['max_label_drift'] == config.data.max_label_drift
+  allowed = pipeline_lib.create_pipeline(config_overrides.with_overrides(
+      config, {'data.allow_drift': True}))
+  assert _node(allowed, 'example_validation_gate').exec_properties['allow_drift'] == 1

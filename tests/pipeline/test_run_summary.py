@@ -1,6 +1,12 @@
-"""Formatting the run summary."""
+"""Formatting the run summary, and reading it from ML Metadata."""
 
+import json
+
+import pytest
+
+from ganpipe.pipeline import drift_summary
 from ganpipe.pipeline import run_summary
+from tests.pipeline import mlmd_writer
 
 
 def _summary(**kwargs):
@@ -89,3 +95,65 @@ def test_a_distance_that_means_nothing_is_not_printed_as_a_number():
   text = run_summary.format_summary(_summary(models=[small]))
   assert f'generator: frechet_classifier_distance {note}, blessed\n' in text
   assert '3.1234' not in text
+
+
+LABEL = {'feature': 'label_name', 'kind': 'L-infinity distance', 'value': 0.3512,
+         'threshold': 0.2}
+INTENSITY = {'feature': 'mean_intensity', 'kind': 'Jensen-Shannon divergence', 'value': 0.05,
+             'threshold': 0.2}
+
+
+def test_drift_lines_say_no_baseline_give_the_figures_and_the_verdict():
+  first = drift_summary.DriftResult(1, None, [], [])
+  assert 'drift: span 1: no baseline (no blessed model yet)' in run_summary.format_summary(
+      _summary(drift=first))
+  alike = drift_summary.DriftResult(2, 1, [dict(LABEL, value=0.02), INTENSITY], [])
+  text = run_summary.format_summary(_summary(drift=alike, train_spans=[1, 2]))
+  assert ('drift: span 2 vs span 1: label_name L-infinity distance 0.020 (max 0.2), '
+          'mean_intensity Jensen-Shannon divergence 0.050 (max 0.2)\n') in text + '\n'
+  assert 'DRIFTED' not in text and 'training window: spans 1, 2' in text
+  stopped = drift_summary.DriftResult(3, 2, [LABEL, INTENSITY], ['label_name'], stopped=True)
+  assert ('label_name L-infinity distance 0.351 (max 0.2), mean_intensity Jensen-Shannon '
+          'divergence 0.050 (max 0.2)\n  DRIFTED: label_name; training stopped') in (
+              run_summary.format_summary(_summary(drift=stopped)))
+  allowed = drift_summary.DriftResult(3, 2, [LABEL], ['label_name'], allowed=True)
+  assert 'DRIFTED: label_name; trained anyway (--data.allow_drift)' in (
+      run_summary.format_summary(_summary(drift=allowed)))
+
+
+def _drift_run(writer, run, figures, allow_drift, gate_state):
+  report = writer.artifact('ganpipe.DriftReport', f'/drift/{run}', drift=json.dumps(figures))
+  writer.execution('drift_validator', run, {}, {'drift_report': report})
+  writer.execution('example_validation_gate', run, {}, {}, state=gate_state,
+                   allow_drift=allow_drift)
+  spans = [writer.artifact('Examples', f'/examples/{span}', span=span) for span in (1, 2)]
+  writer.execution('transform', run, {'examples': spans}, {})
+
+
+@pytest.mark.parametrize('allow_drift, gate_state, allowed, stopped', [
+    (0, mlmd_writer.FAILED, False, True), (1, mlmd_writer.COMPLETE, True, False)])
+def test_the_summary_reads_drift_the_gate_and_the_window_from_the_store(
+    tmp_path, allow_drift, gate_state, allowed, stopped):
+  writer = mlmd_writer.MlmdWriter(str(tmp_path / 'metadata.sqlite'))
+  figures = {'span': 3, 'baseline_span': 2, 'measurements': [LABEL], 'drifted': ['label_name']}
+  _drift_run(writer, 'run-1', figures, allow_drift, gate_state)
+  summary = run_summary.collect(str(tmp_path / 'metadata.sqlite'), 'ganpipe',
+                                ['drift_validator', 'example_validation_gate', 'transform'], {},
+                                'image_example_gen', 'drift_validator',
+                                'example_validation_gate', 'transform')
+  assert summary.drift == drift_summary.DriftResult(3, 2, [LABEL], ['label_name'], allowed=allowed,
+                                                  stopped=stopped)
+  assert summary.train_spans == [1, 2]
+
+
+def test_a_failed_baseline_resolver_is_not_mistaken_for_no_blessed_model(tmp_path):
+  writer = mlmd_writer.MlmdWriter(str(tmp_path / 'metadata.sqlite'))
+  writer.execution('drift_baseline_resolver', 'run-1', {}, {}, state=mlmd_writer.FAILED)
+  _drift_run(writer, 'run-1', {'span': 3, 'baseline_span': None, 'measurements': [],
+                               'drifted': []}, 0, mlmd_writer.COMPLETE)
+  summary = run_summary.collect(str(tmp_path / 'metadata.sqlite'), 'ganpipe',
+                                ['drift_validator'], {}, 'image_example_gen', 'drift_validator',
+                                'example_validation_gate', 'transform', 'drift_baseline_resolver')
+  assert summary.drift.baseline_failed
+  assert 'drift: span 3: no baseline: its resolver FAILED, drift not measured' in (
+      run_summary.format_summary(summary))

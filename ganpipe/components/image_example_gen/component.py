@@ -52,7 +52,7 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
                input_base: Optional[str] = None, on_wrong_size: str = options.RESIZE,
                formats: Sequence[str] = options.DEFAULT_FORMATS, max_bad_fraction: float = 0.01,
                train_buckets: int = 4, eval_buckets: int = 1,
-               max_image_pixels: int = options.MAX_PIXELS):
+               max_image_pixels: int = options.MAX_PIXELS, span_pattern: Optional[str] = None):
     """Builds the component.
 
     Args:
@@ -66,6 +66,9 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
         its own: train_buckets / (train_buckets + eval_buckets).
       eval_buckets: the eval split's share of each class, likewise.
       max_image_pixels: larger input images are rejected (`too_large`) without being decoded.
+      span_pattern: the span's folder or file under `input_base`, with TFX's `{SPAN}` (and
+        optionally `{VERSION}`) spec: the driver ingests the newest span, as TFX's
+        FileBasedExampleGen does. None reads all of `input_base` as span 0.
     """
     if source not in sources.SOURCES:
       raise ValueError(f'unknown image source {source!r}; expected one of '
@@ -73,7 +76,8 @@ class ImageExampleGen(example_gen_component.FileBasedExampleGen):
     policy = images.ImagePolicy(tuple(image_shape), on_wrong_size, tuple(formats),
                                 int(max_image_pixels))
     input_config = example_gen_pb2.Input(
-        splits=[example_gen_pb2.Input.Split(name='single_split', pattern='*')])
+        splits=[example_gen_pb2.Input.Split(name='single_split',
+                                            pattern=span_pattern or options.WHOLE_INPUT)])
     output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
         splits=[
             example_gen_pb2.SplitConfig.Split(name='train', hash_buckets=train_buckets),

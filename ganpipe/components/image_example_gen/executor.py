@@ -1,12 +1,13 @@
 """ImageExampleGen's Beam executor: reads an image source into train/eval tf.Example splits."""
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 import apache_beam as beam
 from tfx import types
 from tfx.components.example_gen import base_example_gen_executor
-from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen import input_processor
+from tfx.components.example_gen import utils
 from tfx.components.example_gen import write_split
 from tfx.components.util import examples_utils
 from tfx.proto import example_gen_pb2
@@ -16,6 +17,7 @@ from tfx.utils import proto_utils
 
 from ganpipe.components import class_map
 from ganpipe.components.image_example_gen import images
+from ganpipe.components.image_example_gen import options
 from ganpipe.components.image_example_gen import records
 from ganpipe.components.image_example_gen import report
 from ganpipe.components.image_example_gen import sources
@@ -26,6 +28,30 @@ IMAGE_POLICY_KEY = 'image_policy'
 MAX_BAD_FRACTION_KEY = 'max_bad_fraction'
 CLASS_MAP_KEY = 'class_map'
 INGESTION_REPORT_KEY = 'ingestion_report'
+
+
+def input_root(exec_properties: Dict[str, Any]) -> Tuple[str, Optional[Tuple[int, Optional[int]]]]:
+  """The folder or file the source reads, and the (span, version) the executor resolved itself.
+
+  That is the input base, or the span under it that the driver resolved into the input config's
+  pattern (TFX's own driver resolves it the same way on Vertex AI:
+  tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py). Kubeflow Pipelines' open-source
+  backend runs no driver, so an unresolved pattern is resolved here, by TFX's same
+  FileBasedInputProcessor: the newest span.
+  """
+  input_config = example_gen_pb2.Input()
+  proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY],
+                            input_config)
+  input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+  pattern = input_config.splits[0].pattern
+  if pattern == options.WHOLE_INPUT:
+    return input_base, None
+  resolved = None
+  if exec_properties.get(utils.SPAN_PROPERTY_NAME) is None:
+    processor = input_processor.FileBasedInputProcessor(input_base, input_config.splits)
+    resolved = processor.resolve_span_and_version()
+    pattern = processor.get_pattern_for_span_version(pattern, *resolved)
+  return os.path.join(input_base, pattern), resolved
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -42,9 +68,16 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
          output_dict: Dict[str, List[types.Artifact]],
          exec_properties: Dict[str, Any]) -> None:
     self._policy = images.ImagePolicy.from_json(exec_properties[IMAGE_POLICY_KEY])
-    self._source = sources.open_source(exec_properties[SOURCE_KEY],
-                                       exec_properties[standard_component_specs.INPUT_BASE_KEY],
-                                       self._policy)
+    root, resolved = input_root(exec_properties)
+    self._source = sources.open_source(exec_properties[SOURCE_KEY], root, self._policy)
+    if resolved:
+      examples = artifact_utils.get_single_instance(
+          output_dict[standard_component_specs.EXAMPLES_KEY])
+      examples.span, version = resolved
+      examples.set_int_custom_property(utils.SPAN_PROPERTY_NAME, examples.span)
+      if version is not None:
+        examples.version = version
+        examples.set_int_custom_property(utils.VERSION_PROPERTY_NAME, version)
     self._report_uri = artifact_utils.get_single_uri(output_dict[INGESTION_REPORT_KEY])
     self._write_examples(input_dict, output_dict, exec_properties)
 
@@ -79,7 +112,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                               output_config)
     examples = output_dict[standard_component_specs.EXAMPLES_KEY]
     artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(
-        example_gen_utils.generate_output_split_names(input_config, output_config))
+        utils.generate_output_split_names(input_config, output_config))
     with self._make_beam_pipeline() as pipeline:
       for split, split_examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
         _ = split_examples | f'WriteSplit[{split}]' >> records.WriteExamples(

@@ -4,7 +4,7 @@ import dataclasses
 import io
 import json
 import struct
-from typing import Tuple
+from typing import Optional, Tuple
 import zlib
 
 import numpy as np
@@ -191,9 +191,20 @@ def encode_png(pixels: np.ndarray) -> bytes:
           + _png_chunk(b'IDAT', zlib.compress(rows.tobytes())) + _png_chunk(b'IEND', b''))
 
 
-def make_example(pixels: np.ndarray, label: int, label_name: str, source: str) -> tf.train.Example:
-  """Builds the tf.Example for one normalised image."""
+def original_size(data) -> Tuple[int, int]:
+  """(height, width) of an image as read: decoded pixels, or encoded bytes (from the header)."""
+  if isinstance(data, np.ndarray):
+    return int(data.shape[0]), int(data.shape[1])
+  with Image.open(io.BytesIO(data)) as image:
+    return image.size[1], image.size[0]
+
+
+def make_example(pixels: np.ndarray, label: int, label_name: str, source: str,
+                 size: Optional[Tuple[int, int]] = None) -> tf.train.Example:
+  """Builds the tf.Example for one normalised image; `size` is its original (height, width),
+  by default the normalised one."""
   height, width, channels = pixels.shape
+  size = size or (height, width)
 
   def int_feature(value):
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
@@ -209,4 +220,8 @@ def make_example(pixels: np.ndarray, label: int, label_name: str, source: str) -
       features.WIDTH_KEY: int_feature(width),
       features.CHANNELS_KEY: int_feature(channels),
       features.SOURCE_KEY: bytes_feature(source.encode('utf-8')),
+      features.ORIGINAL_HEIGHT_KEY: int_feature(size[0]),
+      features.ORIGINAL_WIDTH_KEY: int_feature(size[1]),
+      features.MEAN_INTENSITY_KEY: tf.train.Feature(float_list=tf.train.FloatList(
+          value=[float(pixels.mean()) / 255.0])),
   }))

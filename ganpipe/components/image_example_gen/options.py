@@ -48,3 +48,7 @@ IMAGE_EXTENSIONS = KERAS_IMAGE_EXTENSIONS + ('.tif', '.tiff', '.webp')
 # The most pixels an input image may have: 8192 x 8192, more than any camera's photo. A PNG of a
 # few kilobytes can declare a billion pixels; it is refused from its header, before decoding.
 MAX_PIXELS = 8192 * 8192
+
+# The input pattern of a source read whole, as span 0; any other pattern names, once the driver
+# has filled in its span, the folder or file under the input base that the source reads.
+WHOLE_INPUT = '*'

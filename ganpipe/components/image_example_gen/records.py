@@ -76,7 +76,9 @@ class ToExamples(beam.DoFn):
       yield beam.pvalue.TaggedOutput(REJECTED, Rejected(record.source, error.reason,
                                                         error.detail))
       return
-    yield images.make_example(pixels, record.label, record.label_name, record.source)
+    yield images.make_example(pixels, record.label, record.label_name, record.source,
+                              images.original_size(record.data))
+
 
 
 class _Serialize(beam.DoFn):

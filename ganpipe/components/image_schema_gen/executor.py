@@ -12,6 +12,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from ganpipe.components.image_schema_gen import schema_rules
 
 TRAIN_SPLIT = 'train'
+MAX_LABEL_DRIFT_KEY = 'max_label_drift'
+MAX_FEATURE_DRIFT_KEY = 'max_feature_drift'
 
 
 class Executor(schema_gen_executor.Executor):
@@ -25,5 +27,7 @@ class Executor(schema_gen_executor.Executor):
     stats_artifact = artifact_utils.get_single_instance(
         input_dict[standard_component_specs.STATISTICS_KEY])
     statistics = stats_artifact_utils.load_statistics(stats_artifact, TRAIN_SPLIT).proto()
-    io_utils.write_pbtxt_file(path, schema_rules.curate(schema,
-                                                        schema_rules.label_max(statistics)))
+    curated = schema_rules.curate(schema, schema_rules.label_max(statistics))
+    schema_rules.set_drift_comparators(curated, float(exec_properties[MAX_LABEL_DRIFT_KEY]),
+                                       float(exec_properties[MAX_FEATURE_DRIFT_KEY]))
+    io_utils.write_pbtxt_file(path, curated)

@@ -22,6 +22,24 @@ def label_max(statistics: statistics_pb2.DatasetFeatureStatisticsList) -> Option
   return None
 
 
+# Drift from the span that trained the latest blessed model is measured on these, with TFDV's
+# comparators: the L-infinity distance of the class distribution (by name: TFDV computes it on
+# categorical statistics only), and the Jensen-Shannon divergence of the numeric ones.
+LABEL_DRIFT_FEATURES = (features.LABEL_NAME_KEY,)
+NUMERIC_DRIFT_FEATURES = (features.ORIGINAL_HEIGHT_KEY, features.ORIGINAL_WIDTH_KEY,
+                          features.MEAN_INTENSITY_KEY)
+
+
+def set_drift_comparators(schema: schema_pb2.Schema, max_label_drift: float,
+                          max_feature_drift: float) -> None:
+  """Puts drift comparators with these thresholds on the drift features the schema has."""
+  for feature in schema.feature:
+    if feature.name in LABEL_DRIFT_FEATURES:
+      feature.drift_comparator.infinity_norm.threshold = max_label_drift
+    elif feature.name in NUMERIC_DRIFT_FEATURES:
+      feature.drift_comparator.jensen_shannon_divergence.threshold = max_feature_drift
+
+
 def curate(schema: schema_pb2.Schema, train_label_max: Optional[int]) -> schema_pb2.Schema:
   """Returns a copy of an inferred schema with the image layout's domain knowledge applied.
 

@@ -24,13 +24,20 @@ class Result:
   class_names: List[str]
   report: Dict
   report_uri: str
-  examples: standard_artifacts.Examples
+  examples: Optional[standard_artifacts.Examples] = None
 
 
-def run(out_dir, beam_args: Optional[List[str]] = None, **component_args) -> Result:
-  gen = component.ImageExampleGen(**component_args)
-  exec_properties = {key: proto_utils.proto_to_json(value) if hasattr(value, 'DESCRIPTOR')
-                     else value for key, value in gen.exec_properties.items()}
+def exec_properties_of(gen: component.ImageExampleGen) -> Dict:
+  """The component's execution properties as the launcher passes them: protos as JSON."""
+  return {key: proto_utils.proto_to_json(value) if hasattr(value, 'DESCRIPTOR')
+          else value for key, value in gen.exec_properties.items()}
+
+
+def run(out_dir, beam_args: Optional[List[str]] = None, exec_properties: Optional[Dict] = None,
+        **component_args) -> Result:
+  """Runs the executor on a component's properties, or on `exec_properties` (a driver's)."""
+  if exec_properties is None:
+    exec_properties = exec_properties_of(component.ImageExampleGen(**component_args))
   outputs = {
       'examples': standard_artifacts.Examples(),
       'class_map': artifacts.ClassMap(),

@@ -64,6 +64,9 @@ def test_folder_tree_with_nested_folders_and_resizing(tmp_path):
   labels = {value(e, 'source').decode().split('/')[0]: value(e, 'label') for e in everything}
   assert labels == {'digit_3': 0, 'digit_7': 1}
   assert tf.io.decode_png(value(everything[0], 'image')).shape == (10, 10, 3)
+  # Data validation sees the size each image had before it was resized.
+  assert {(value(e, 'original_height'), value(e, 'original_width')) for e in everything} == {
+      (12, 12), (8, 8)}
 
 
 def test_folder_given_splits_are_kept(tmp_path):

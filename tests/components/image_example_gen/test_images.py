@@ -155,6 +155,24 @@ def test_example_layout():
   assert (feature['height'].int64_list.value, feature['width'].int64_list.value,
           feature['channels'].int64_list.value) == ([4], [6], [3])
   assert feature['image'].bytes_list.value[0].startswith(b'\x89PNG')
+  # Without an original size, the normalised one; an all-black image has intensity 0.
+  assert (feature['original_height'].int64_list.value,
+          feature['original_width'].int64_list.value) == ([4], [6])
+  assert feature['mean_intensity'].float_list.value == [0.0]
+
+
+def test_the_example_carries_the_original_size_and_the_mean_intensity():
+  pixels = np.full((4, 4, 1), 51, dtype=np.uint8)
+  pixels[0, 0, 0] = 255
+  feature = images.make_example(pixels, 0, 'a', 'a/1.png', size=(30, 20)).features.feature
+  assert (feature['original_height'].int64_list.value[0],
+          feature['original_width'].int64_list.value[0]) == (30, 20)
+  assert feature['mean_intensity'].float_list.value[0] == pytest.approx((15 * 51 + 255) / 16 / 255)
+
+
+def test_original_size_reads_arrays_and_the_header_of_encoded_images():
+  assert images.original_size(np.zeros((5, 7), dtype=np.uint8)) == (5, 7)
+  assert images.original_size(_encode(Image.new('RGB', (9, 3)))) == (3, 9)
 
 
 def test_encode_png_rejects_bad_shapes():

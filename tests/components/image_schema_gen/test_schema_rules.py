@@ -1,5 +1,6 @@
 """The schema curation applied after TFDV's inference."""
 
+import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
@@ -48,3 +49,17 @@ def test_label_max_reads_numeric_statistics():
   feature.num_stats.max = 9
   assert schema_rules.label_max(stats) == 9
   assert schema_rules.label_max(statistics_pb2.DatasetFeatureStatisticsList()) is None
+
+
+def test_drift_comparators_go_on_the_class_distribution_and_the_image_figures():
+  schema = text_format.Parse(INFERRED + '''
+      feature { name: "mean_intensity" type: FLOAT }
+      feature { name: "original_height" type: INT }
+      feature { name: "original_width" type: INT }''', schema_pb2.Schema())
+  schema_rules.set_drift_comparators(schema, max_label_drift=0.15, max_feature_drift=0.3)
+  assert _feature(schema, 'label_name').drift_comparator.infinity_norm.threshold == 0.15
+  for name in ('mean_intensity', 'original_height', 'original_width'):
+    comparator = _feature(schema, name).drift_comparator
+    assert comparator.jensen_shannon_divergence.threshold == pytest.approx(0.3)
+  for name in ('label', 'source', 'channels', 'height'):
+    assert not _feature(schema, name).HasField('drift_comparator')

@@ -213,7 +213,7 @@ def test_custom_artifact_types_load_from_their_schema_titles_in_the_container():
   types = {channel.type for node in pipeline.components
            for channel in node.outputs.values()}
   custom = [t for t in types if t.TYPE_NAME.startswith('ganpipe.')]
-  assert len(custom) == 4
+  assert len(custom) == 5
   for artifact_type in custom:
     artifact = pipeline_spec_pb2.RuntimeArtifact(uri='/x', type={
         'instance_schema': compiler_utils.get_artifact_schema(artifact_type)})
