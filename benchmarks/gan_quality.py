@@ -15,7 +15,8 @@ stream it, once per seed. Each generator is then judged twice:
       the raw pixels, trained on the 60,000 train images and judged against the 10,000 t10k.
 
 The score is exp(E_x KL(p(y|x) || p(y))) (generator_evaluator/metrics.py) over as many generated
-images as the judge's real reference has.
+images as the judge's real reference has. With gan.ema_horizon above 0 (the default), the same run
+is also judged with the generator's last weights instead of their average ("unaveraged").
 
   .venv/bin/python benchmarks/gan_quality.py --dataset digits --seeds 1,2,3
       [--set gan.epochs=40] [--judge-seed 0] [--out benchmarks/results]
@@ -108,14 +109,28 @@ class IndependentJudge:
     return self.model.predict_proba(pixels.reshape(len(pixels), -1))
 
 
+class LastWeights(keras.callbacks.Callback):
+  """The generator's weights as the last step left them, before `train` writes the average."""
+
+  def on_train_end(self, logs=None):
+    self.weights = self.model.generator.get_weights()
+
+
 def train_generator(config, x_train, seed, run_dir):
+  """The exported generator, and, with an average, the same run's last weights."""
   keras.utils.set_random_seed(seed)
   setup = strategy_lib.choose_training_setup()
   dataset = (tf.data.Dataset.from_tensor_slices(x_train * 2.0 - 1.0)
              .shuffle(len(x_train), seed=seed).repeat().batch(config.batch_size)
              .prefetch(tf.data.AUTOTUNE))
-  gan = gan_lib.train(config, x_train.shape[1:], dataset, setup, run_dir=run_dir, verbose=0)
-  return gan.generator
+  last = LastWeights()
+  gan = gan_lib.train(config, x_train.shape[1:], dataset, setup, run_dir=run_dir, verbose=0,
+                      callbacks=[last])
+  if not config.ema_horizon:
+    return gan.generator, None
+  unaveraged = keras.models.clone_model(gan.generator)
+  unaveraged.set_weights(last.weights)
+  return gan.generator, unaveraged
 
 
 def generated(generator, latent_dim, count, seed):
@@ -153,12 +168,14 @@ def main() -> int:
   for seed in seeds:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='ganpipe-gan-quality-') as run_dir:
-      generator = train_generator(config, x_train, seed, run_dir)
+      generator, unaveraged = train_generator(config, x_train, seed, run_dir)
     seconds = time.monotonic() - started
     run = {'seed': seed, 'train_seconds': round(seconds, 1),
            'load_average_1m': round(os.getloadavg()[0], 2)}
     for name, judge in judges.items():
       run[name] = score(judge, generator, config.latent_dim, seed)
+      if unaveraged is not None:  # the same run without the average: a paired comparison
+        run[name]['last_weights'] = score(judge, unaveraged, config.latent_dim, seed)
     runs.append(run)
     print(json.dumps(run), flush=True)
 
@@ -190,9 +207,13 @@ def main() -> int:
             f'{result["judges"]["independent"]["reference_accuracy"]}.\n\n'
             '| seed | classifier judge | independent judge | GAN training (s) |\n'
             '|---|---|---|---|\n')
+
+    def cell(figures):
+      last = figures.get('last_weights')
+      return f'{figures["ratio"]:.1%}' + (f' ({last["ratio"]:.1%} unaveraged)' if last else '')
     for run in runs:
-      f.write(f'| {run["seed"]} | {run["classifier"]["ratio"]:.1%} | '
-              f'{run["independent"]["ratio"]:.1%} | {run["train_seconds"]} |\n')
+      f.write(f'| {run["seed"]} | {cell(run["classifier"])} | {cell(run["independent"])} | '
+              f'{run["train_seconds"]} |\n')
   print(json.dumps({'summary': summary, 'judges': result['judges']}, indent=2, default=str))
   return 0
 

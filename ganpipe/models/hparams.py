@@ -219,7 +219,11 @@ class GanConfig:
   beta_1: float = 0.5
   lr_decay: float = 0.5
   label_smoothing: float = 0.1
-  ema_horizon: float = 0.0
+  # Averaging the generator's weights (Yazici et al., "The Unusual Effectiveness of Averaging in
+  # GAN Training", ICLR 2019) raised the generated/real classifier score on digits from 78.3% to
+  # 80.3% by the classifier judge and from 78.5% to 80.3% by an independent SVC, means of 3
+  # seeds (benchmarks/gan_quality.py); a horizon of 0.1 gave 80.3% and 80.0%.
+  ema_horizon: float = 0.25
 
   def __post_init__(self):
     check(self.architecture in (AUTO, *GAN_ARCHITECTURES), 'gan.architecture',
