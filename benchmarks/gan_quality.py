@@ -7,8 +7,10 @@ stream it, once per seed. Each generator is then judged twice:
   classifier: the pipeline's classifier at its default configuration (no input noise), trained
       once per benchmark run with --judge-seed on the same train split. Its score of generated
       images over its score of the eval split's real images is the figure the GeneratorEvaluator
-      reports. Its configuration is printed with the figures: a change to the classifier changes
-      this judge, and the score with it, whatever the generator does.
+      reports; the Fréchet distance in its last hidden layer, over the real train-vs-eval one,
+      is the GeneratorEvaluator's other figure. Its configuration is printed with the figures:
+      a change to the classifier changes this judge, and the score with it, whatever the
+      generator does.
   independent: a model the pipeline never uses, fixed here: on digits an RBF SVC (probability
       estimates, Platt scaling) trained on half of the digits (a stratified 50/50 split, seed 0)
       and judged against the held-out half; on Fashion-MNIST a multinomial logistic regression on
@@ -45,6 +47,7 @@ from sklearn import datasets, linear_model, model_selection, svm  # noqa: E402
 
 from benchmarks import classifier_training  # noqa: E402
 from ganpipe.components.generator_evaluator import metrics  # noqa: E402
+from ganpipe.models.classifier import model as classifier_model  # noqa: E402
 from ganpipe.models.classifier import training as classifier_lib  # noqa: E402
 from ganpipe.models.gan import training as gan_lib  # noqa: E402
 from ganpipe.models.training import inputs  # noqa: E402
@@ -78,9 +81,20 @@ class ClassifierJudge:
                                       log_dir=None)
     self.accuracy = float(self.model.evaluate(x_eval, y_eval, batch_size=1024, verbose=0)[1])
     self.reference = x_eval
+    # The GeneratorEvaluator's other figure: the Fréchet distance in the last hidden layer, of
+    # generated images and of real train images, each against the real eval images.
+    self._features = keras.Model(self.model.input,
+                                 self.model.get_layer(classifier_model.FEATURES_LAYER).output)
+    self.real_features = self.features(x_eval)
+    self.real_distance = metrics.frechet_classifier_distance(
+        self.features(x_train[np.random.default_rng(seed).permutation(len(x_train))[
+            :len(x_eval)]]), self.real_features)
 
   def probabilities(self, pixels):
     return self.model.predict(pixels, batch_size=1024, verbose=0)
+
+  def features(self, pixels):
+    return self._features.predict(pixels, batch_size=1024, verbose=0)
 
 
 class IndependentJudge:
@@ -143,8 +157,13 @@ def score(judge, generator, latent_dim, seed):
   real = judge.reference.reshape((len(judge.reference),) + fake.shape[1:])
   fake_score = metrics.classifier_score(judge.probabilities(fake))
   real_score = metrics.classifier_score(judge.probabilities(real))
-  return {'generated_score': round(fake_score, 3), 'real_score': round(real_score, 3),
-          'ratio': round(fake_score / real_score, 4), 'images': len(real)}
+  figures = {'generated_score': round(fake_score, 3), 'real_score': round(real_score, 3),
+             'ratio': round(fake_score / real_score, 4), 'images': len(real)}
+  if isinstance(judge, ClassifierJudge):
+    distance = metrics.frechet_classifier_distance(judge.features(fake), judge.real_features)
+    figures.update(distance=round(distance, 3), real_distance=round(judge.real_distance, 3),
+                   distance_ratio=round(distance / judge.real_distance, 2))
+  return figures
 
 
 def main() -> int:
