@@ -20,7 +20,7 @@ DCGAN = 'dcgan'
 GAN_ARCHITECTURES = (DENSE, DCGAN)
 # The generator's Adam learning rate by architecture (GanConfig.generator_learning_rate). A faster
 # generator keeps pace with the discriminator: on digits (the dense GAN, generator weights
-# averaged), the generated/real classifier score was 80.3% at 5e-4, 86.3% at 1e-3 and 89.9% at
+# averaged), the generated/real classifier score was 80.3% at 5e-4, 86.2% at 1e-3 and 89.7% at
 # 2e-3, means of 3 seeds by benchmarks/gan_quality.py; before the average, 2e-4 gave 72% and 5e-4
 # 87% with the classifier of then. The DCGAN keeps 5e-4 (on Fashion-MNIST, 10-epoch trials at
 # 2e-4 did no better), untried above it.
