@@ -45,6 +45,9 @@ class Executor(base_executor.BaseExecutor):
     found = drift.report(int(statistics.span), baseline_span, measurements)
     output = artifact_utils.get_single_instance(output_dict[DRIFT_REPORT_KEY])
     output.set_string_custom_property(DRIFT_PROPERTY, drift.to_json(found))
+    # TFX's local launcher creates output folders; KFP's backend does not (the compiled
+    # package's tests run the executor as the backend's launcher does).
+    tf.io.gfile.makedirs(output.uri)
     with tf.io.gfile.GFile(os.path.join(output.uri, DRIFT_FILE), 'w') as f:
       f.write(drift.to_json(found))
     logging.info('Drift: %s', drift.describe(found))
