@@ -117,11 +117,14 @@ def test_cli_classify_a_request_rejected_for_every_image_alike_is_one_error(fake
 
 
 def test_cli_timeout_flag_sets_the_deadline(fake, tmp_path, capsys):
-  fake.sleep_seconds = 0.5
+  # A deadline long enough for the call to reach the server on a loaded machine (0.1 s was
+  # not, under CI), and a server slower than it.
+  fake.sleep_seconds = 3.0
   paths = _write_images(tmp_path, [3])
-  assert _run(['classify', '--target', fake.target, '--timeout', '0.1', *paths]) == 1
+  assert _run(['classify', '--target', fake.target, '--timeout', '1', *paths]) == 1
   assert 'DEADLINE_EXCEEDED: ' in capsys.readouterr().err
   assert len(fake.calls) == 1
+  assert 0 < fake.deadlines[0] <= 1.0  # the deadline the server was given
 
 
 def test_cli_generate_writes_the_grid_and_the_images(fake, tmp_path, capsys):

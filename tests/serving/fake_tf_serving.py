@@ -44,12 +44,14 @@ class FakeServer:
   drop_output: Optional[str] = None
   bad_images: Tuple[bytes, ...] = ()  # The classifier rejects any request holding one of these.
   calls: List[Tuple[str, Any]] = dataclasses.field(default_factory=list)
+  deadlines: List[Optional[float]] = dataclasses.field(default_factory=list)  # seconds left
   lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
   def start_call(self, method: str, request, context) -> int:
     """Records the call, fails as told, and returns the version the request resolves to."""
     with self.lock:
       self.calls.append((method, request))
+      self.deadlines.append(context.time_remaining())
       unavailable = self.unavailable_times > 0
       self.unavailable_times -= unavailable
     if unavailable:
