@@ -76,15 +76,16 @@ def load_split(dataset: str):
   return (images[~in_eval], labels[~in_eval]), (images[in_eval], labels[in_eval])
 
 
-def classifier_config(assignments):
+def config_section(assignments, section: str = 'classifier'):
+  """The default config's `section` (classifier, gan, ...) with `--set FIELD=VALUE` applied."""
   hints = dict(config_overrides.field_paths())
   overrides = {}
   for assignment in assignments:
     name, _, text = assignment.partition('=')
-    if name not in hints or not name.startswith('classifier.'):
-      raise SystemExit(f'--set {assignment}: not a classifier field')
+    if name not in hints or not name.startswith(f'{section}.'):
+      raise SystemExit(f'--set {assignment}: not a {section} field')
     overrides[name] = config_overrides.parse_value(text, hints[name], name)
-  return config_overrides.with_overrides(config_lib.get_config(), overrides).classifier
+  return getattr(config_overrides.with_overrides(config_lib.get_config(), overrides), section)
 
 
 def quality(args, config):
@@ -173,7 +174,7 @@ def main() -> int:
                       help='override a classifier field, e.g. --set classifier.epochs=30')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
-  config = classifier_config(args.set)
+  config = config_section(args.set)
   started = time.monotonic()
   result = (quality if args.mode == 'quality' else throughput)(args, config)
   result = {'benchmark': f'classifier_{args.mode}', 'dataset': args.dataset,

@@ -53,20 +53,8 @@ from ganpipe.models.gan import training as gan_lib  # noqa: E402
 from ganpipe.models.training import inputs  # noqa: E402
 from ganpipe.models.training import strategy as strategy_lib  # noqa: E402
 from ganpipe.pipeline import config as config_lib  # noqa: E402
-from ganpipe.pipeline import overrides as config_overrides  # noqa: E402
 
 GOAL = 0.85
-
-
-def gan_config(assignments):
-  hints = dict(config_overrides.field_paths())
-  overrides = {}
-  for assignment in assignments:
-    name, _, text = assignment.partition('=')
-    if name not in hints or not name.startswith('gan.'):
-      raise SystemExit(f'--set {assignment}: not a gan field')
-    overrides[name] = config_overrides.parse_value(text, hints[name], name)
-  return config_overrides.with_overrides(config_lib.get_config(), overrides).gan
 
 
 class ClassifierJudge:
@@ -175,7 +163,7 @@ def main() -> int:
                       help='a GanConfig field, e.g. gan.epochs=10')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
-  config = gan_config(args.set)
+  config = classifier_training.config_section(args.set, 'gan')
   seeds = [int(s) for s in args.seeds.split(',')]
 
   (x_train, y_train), (x_eval, y_eval) = classifier_training.load_split(args.dataset)
