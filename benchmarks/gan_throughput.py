@@ -2,10 +2,14 @@
 
 Both train the same generator and discriminator (same architecture, initial weights and batch)
 on the same in-memory batches, in the same process:
-  - ours: the GAN the Trainer builds and compiles (`components.gan.training.build_gan`, default
-    GanConfig: Adam with its learning-rate schedules, steps_per_execution), then `fit()`;
+  - ours: the GAN the Trainer builds and compiles (`models.gan.training.build_gan`, default
+    GanConfig: Adam with its learning-rate schedules, steps_per_execution), then `fit()` on the
+    dataset as the Trainer prepares it (`models.training.inputs.for_fit`), timed to fit()'s
+    return, as the Trainer waits for it;
   - baseline: a plain `tf.function` step with two GradientTapes and Adam, called in a Python loop.
-Each is warmed up (tracing) before it is timed; the order alternates over repeats.
+Each is warmed up (tracing) before it is timed; the order alternates over repeats. For ours, the
+JSON also gives the seconds from the last step's end to fit()'s return: tf.data's autotuning
+thread once held that return up to a minute (see for_fit).
 
   .venv/bin/python benchmarks/gan_throughput.py [--steps 300] [--repeats 3] [--cases dense-8x8x1]
       [--steps-per-execution N]  (default: the Trainer's GanConfig value)
@@ -30,6 +34,7 @@ import tf_keras as keras  # noqa: E402
 
 from ganpipe.models.gan import model as model_lib  # noqa: E402
 from ganpipe.models.gan import training  # noqa: E402
+from ganpipe.models.training import inputs  # noqa: E402
 from ganpipe.models.training import strategy as strategy_lib  # noqa: E402
 from ganpipe.pipeline import config as config_lib  # noqa: E402
 
@@ -52,16 +57,27 @@ def _networks(architecture, shape):
           model_lib.build_discriminator(architecture, shape))
 
 
+class _TrainEnd(keras.callbacks.Callback):
+  def on_train_end(self, logs=None):
+    self.time = time.perf_counter()
+
+
 def ours(architecture, shape, steps, steps_per_execution):
+  """(images/s, seconds fit() took to return after its last step).
+
+  The time is fit()'s whole call, as the Trainer pays it, including dropping its input iterator.
+  """
   config = config_lib.GanConfig(architecture=architecture, latent_dim=LATENT, batch_size=BATCH,
                                 steps_per_execution=steps_per_execution)
   keras.utils.set_random_seed(0)  # the same initial weights as the baseline's
   gan = training.build_gan(config, shape, strategy_lib.choose_training_setup())
-  dataset = _dataset(shape)
+  dataset = inputs.for_fit(_dataset(shape))  # as training.train hands it to fit()
   gan.fit(dataset, epochs=1, steps_per_epoch=20, verbose=0)  # warm-up: tracing
+  train_end = _TrainEnd()
   started = time.perf_counter()
-  gan.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0)
-  return steps * BATCH / (time.perf_counter() - started)
+  gan.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[train_end])
+  returned = time.perf_counter()
+  return steps * BATCH / (returned - started), returned - train_end.time
 
 
 def hand_written(architecture, shape, steps, steps_per_execution):
@@ -120,15 +136,20 @@ def main() -> int:
     parser.error(f'unknown case(s) {", ".join(unknown)}; choose from {", ".join(CASES)}')
   for name in args.cases.split(','):
     architecture, shape = CASES[name]
-    ours_runs, baseline_runs = [], []
+    ours_runs, baseline_runs, returns = [], [], []
     for repeat in range(args.repeats):
-      order = [(ours, ours_runs), (hand_written, baseline_runs)]
-      for measure, runs in (order if repeat % 2 == 0 else order[::-1]):
-        runs.append(measure(architecture, shape, args.steps, args.steps_per_execution))
+      for measure in (ours, hand_written) if repeat % 2 == 0 else (hand_written, ours):
+        result = measure(architecture, shape, args.steps, args.steps_per_execution)
+        if measure is ours:
+          ours_runs.append(result[0])
+          returns.append(result[1])
+        else:
+          baseline_runs.append(result)
     case = {'ours_images_per_second': round(statistics.median(ours_runs), 1),
             'hand_written_images_per_second': round(statistics.median(baseline_runs), 1),
             'ours_runs': [round(r, 1) for r in ours_runs],
-            'hand_written_runs': [round(r, 1) for r in baseline_runs]}
+            'hand_written_runs': [round(r, 1) for r in baseline_runs],
+            'ours_seconds_from_last_step_to_return': [round(r, 2) for r in returns]}
     case['ratio'] = round(case['ours_images_per_second'] /
                           case['hand_written_images_per_second'], 3)
     results['cases'][name] = case

@@ -16,7 +16,7 @@ def benchmark(monkeypatch, tmp_path):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   speeds = {}
-  monkeypatch.setattr(module, 'ours', lambda a, shape, *_: speeds[shape][0])
+  monkeypatch.setattr(module, 'ours', lambda a, shape, *_: (speeds[shape][0], 0.0))
   monkeypatch.setattr(module, 'hand_written', lambda a, shape, *_: speeds[shape][1])
 
   def run(figures, *args):

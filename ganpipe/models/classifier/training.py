@@ -102,7 +102,8 @@ def train(config: hparams.ClassifierConfig, image_shape, num_classes: int,
   if config.early_stopping_patience:
     callbacks.append(keras.callbacks.EarlyStopping(
         'val_loss', patience=config.early_stopping_patience, restore_best_weights=True))
-  model.fit(train_ds, validation_data=eval_ds, validation_steps=eval_steps, verbose=0,
+  model.fit(inputs.for_fit(train_ds), validation_data=inputs.for_fit(eval_ds),
+            validation_steps=eval_steps, verbose=0,
             callbacks=callbacks, **fit_args)
   return model
 

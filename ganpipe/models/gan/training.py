@@ -134,7 +134,7 @@ def train(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
   logging.info('GAN: %s generator, %d parameters; discriminator %d parameters',
                gan.generator.name, gan.generator.count_params(),
                gan.discriminator.count_params())
-  gan.fit(dataset, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+  gan.fit(inputs.for_fit(dataset), epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
           callbacks=callbacks, verbose=verbose)
   if config.ema_horizon:
     # fit() finalises only `model.optimizer`; the GAN has two of its own.

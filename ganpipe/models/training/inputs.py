@@ -97,3 +97,22 @@ def array_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int,
 
   return (tf.data.Dataset.zip((indices, data)).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
+
+
+def for_fit(dataset: tf.data.Dataset) -> tf.data.Dataset:
+  """`dataset` as our trainers hand it to `fit()`: without tf.data's autotuning thread.
+
+  An iterator's destructor joins that thread (tensorflow/core/data/root_dataset.cc,
+  RootDataset::Iterator: the `tf_data_model` thread running Model::OptimizeLoop), and the thread
+  may first sleep out its whole optimisation period, which starts at 10 ms and doubles up to 60 s
+  (tensorflow/core/framework/model.cc). `fit()` drops its iterator as it returns, so training
+  could end up to a minute after its last step. In benchmarks/gan_throughput.py, 100 GAN steps
+  that took 24 s returned after 40.95 s, which is 10 ms x (2^12 - 1), in 8 of 10 processes.
+
+  With autotuning off, an AUTOTUNE map runs as many calls in parallel as there are cores and an
+  AUTOTUNE prefetch sizes its buffer by its own tuner, which is what these pipelines need: they
+  map or parse one batch at a time ahead of a model that is far slower than they are.
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.with_options(options)

@@ -54,6 +54,30 @@ def test_held_splits_never_read_their_files_again(tmp_path):
     assert len(_labels(data.train)) == len(train[1])
 
 
+@pytest.mark.parametrize('cache_mb', [2, 0])
+def test_both_splits_reach_fit_without_the_autotune_thread(tmp_path, monkeypatch, cache_mb):
+  # The streamed splits come from TFX's DataAccessor, whose options for_fit's must survive.
+  data, _ = _datasets(tmp_path, cache_mb)
+  seen = _spy_on_fit(monkeypatch)
+  training.train(hparams.ClassifierConfig(hidden_units=(8,), epochs=1), SHAPE, 10, data.train,
+                 data.eval, log_dir=None)
+  (train_ds,), kwargs = seen
+  assert train_ds.options().autotune.enabled is False
+  assert kwargs['validation_data'].options().autotune.enabled is False
+
+
+def _spy_on_fit(monkeypatch):
+  """Records the arguments of every keras.Model.fit call, into the list it returns."""
+  seen, fit = [], keras.Model.fit
+
+  def spy(model, *args, **kwargs):
+    seen.extend((args, kwargs))
+    return fit(model, *args, **kwargs)
+
+  monkeypatch.setattr(keras.Model, 'fit', spy)
+  return seen
+
+
 def test_train_steps_repeat_a_held_split(tmp_path):
   data, _ = _datasets(tmp_path, cache_mb=2, train_steps=3)
   assert len(list(data.train.take(20))) == 20  # 20 batches of 500 from 4,000 examples

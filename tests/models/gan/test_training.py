@@ -122,6 +122,20 @@ def test_exported_generator_signatures(tmp_path):
       generate(num_images=tf.constant(count), seed=tf.constant(7, tf.int64))
 
 
+def test_fit_gets_the_dataset_without_the_autotune_thread(tmp_path, monkeypatch):
+  # inputs.for_fit: otherwise fit() can return up to a minute after its last step.
+  seen, fit = [], keras.Model.fit
+
+  def spy(model, dataset, *args, **kwargs):
+    seen.append(dataset.options().autotune.enabled)
+    return fit(model, dataset, *args, **kwargs)
+
+  monkeypatch.setattr(keras.Model, 'fit', spy)
+  training.train(_config(epochs=1, steps_per_epoch=1), SHAPE, _dataset(),
+                 strategy_lib.choose_training_setup(), str(tmp_path), verbose=0)
+  assert seen == [False]
+
+
 def test_grid_layout():
   grid = grid_lib.make_grid(np.ones((5, 2, 3, 1)), columns=3, padding=1)
   assert grid.shape == (2 * 3 + 1, 3 * 4 + 1, 1)

@@ -69,3 +69,14 @@ def test_unshuffled_keeps_the_order_and_repeats_for_ever_without_epochs():
 def test_images_and_labels_must_pair_up():
   with pytest.raises(ValueError, match='5 images but 4 labels'):
     inputs.array_dataset(np.zeros((5, 1, 1, 1)), np.zeros(4), 2)
+
+
+def test_for_fit_turns_off_the_autotune_thread_and_keeps_every_batch():
+  # array_dataset maps and prefetches with AUTOTUNE, so autotuning would start its thread.
+  images, labels = np.zeros((10, 2, 2, 1), np.float32), np.arange(10)
+  dataset = inputs.array_dataset(images, labels, 4, shuffle=False)
+  assert dataset.options().autotune.enabled is None  # None: on (tf.data.Options' default)
+  prepared = inputs.for_fit(dataset)
+  assert prepared.options().autotune.enabled is False
+  np.testing.assert_array_equal(
+      np.concatenate([batch for _, batch in prepared.as_numpy_iterator()]), labels)
