@@ -185,6 +185,12 @@ def _run(args: argparse.Namespace) -> int:
     console.error(f'{where} failed: {console.one_line(error)}' +
                   ('' if args.verbose else ' (run with --verbose for the traceback)'))
     return EXIT_FAILED
+  if summary is not None and summary.failed:
+    # TFX's local runner goes on past a node that fails without raising (a resolver, say), so
+    # the run can end without an error although a node failed: a cron job must still see it.
+    console.error(f'{", ".join(summary.failed)} failed; the run went on without '
+                  f'{"them" if len(summary.failed) > 1 else "it"} (see the summary above)')
+    return EXIT_FAILED
   return 0
 
 

@@ -92,3 +92,19 @@ def test_missing_fashion_mnist_says_how_to_install(capsys, monkeypatch, tmp_path
   err = capsys.readouterr().err.strip()
   assert err.startswith('ganpipe: error: data.dataset: Fashion-MNIST is not installed at ')
   assert 'sudo apt-get install dataset-fashion-mnist' in err and '--data.data_dir' in err
+
+
+@pytest.mark.parametrize('statuses, code', [
+    ({'image_example_gen': 'complete', 'drift_baseline_resolver': 'FAILED'}, cli.EXIT_FAILED),
+    ({'image_example_gen': 'complete', 'drift_baseline_resolver': 'complete'}, 0),
+])
+def test_a_node_that_failed_without_an_error_fails_the_run(capsys, monkeypatch, statuses, code):
+  from ganpipe.pipeline import run_summary, runner  # pylint: disable=import-outside-toplevel
+  summary = run_summary.RunSummary('p', 'run-1', [run_summary.ComponentRun(node, status)
+                                                  for node, status in statuses.items()])
+  monkeypatch.setattr(runner, 'preflight', lambda config: None)
+  monkeypatch.setattr(runner, 'run', lambda config: (summary, None))
+  assert cli.main(['run']) == code
+  err = capsys.readouterr().err
+  assert ('ganpipe: error: drift_baseline_resolver failed; the run went on without it'
+          in err) == (code != 0)
