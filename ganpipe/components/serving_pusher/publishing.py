@@ -97,10 +97,11 @@ def write_models_config(serving_root: str, base_path_prefix: Optional[str] = Non
   Returns:
     The path of the config file.
   """
-  config = models_config(serving_root, base_path_prefix)
-  if edit is not None:
-    edit(config)
-  return rollout.write_config(serving_root, config)
+  with rollout.config_lock(serving_root):
+    config = models_config(serving_root, base_path_prefix)
+    if edit is not None:
+      edit(config)
+    return rollout.write_config(serving_root, config)
 
 
 def models_config(serving_root: str, base_path_prefix: Optional[str] = None

@@ -23,10 +23,12 @@ need not reach the serving cluster, nor the server be up. It writes the label-fr
 `ganpipe rollout label`, which asks the server (GetModelStatus), writes the labels.
 """
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import uuid
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional
 
 import tensorflow as tf
 from google.protobuf import text_format
@@ -76,6 +78,27 @@ def read_config(serving_root: str) -> model_server_config_pb2.ModelServerConfig:
   except text_format.ParseError as e:
     raise RolloutError(f'{path} is not a ModelServerConfig text proto: {e}') from None
   return config
+
+
+@contextlib.contextmanager
+def config_lock(serving_root: str) -> Iterator[None]:
+  """Holds `<serving_root>/.models.config.lock` while the body reads, edits and writes the file.
+
+  Every writer reads models.config, changes it and renames a new one over it. Two at once (the
+  two pushers of a run, or a push and `ganpipe rollout`) would each write what it read, and the
+  later rename would undo the other's change. This waits for the other writer instead. Object
+  stores (`gs://`) have no flock, so there the writes are not serialised; nor are they when
+  the folder does not exist yet, and the body's own error then says so.
+  """
+  if '://' in serving_root or not os.path.isdir(serving_root):
+    yield
+    return
+  with open(os.path.join(serving_root, '.' + MODELS_CONFIG + '.lock'), 'a', encoding='utf-8') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def write_config(serving_root: str, config: model_server_config_pb2.ModelServerConfig) -> str:

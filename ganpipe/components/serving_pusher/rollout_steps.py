@@ -72,15 +72,16 @@ def rollback(serving_root: str, name: str) -> StepResult:
 
 
 def _edit(serving_root: str, name: str, change) -> StepResult:
-  config = rollout.read_existing_config(serving_root)
-  entry = rollout.model_entry(config, name)
-  on_disk = versioning.versions(_base_path(serving_root, name))
-  before = rollout.state(entry, on_disk)
-  unchanged = config.SerializeToString(deterministic=True)
-  labelled = change(entry, on_disk) or {}
-  path = None
-  if config.SerializeToString(deterministic=True) != unchanged:
-    path = rollout.write_config(serving_root, config)
+  with rollout.config_lock(serving_root):
+    config = rollout.read_existing_config(serving_root)
+    entry = rollout.model_entry(config, name)
+    on_disk = versioning.versions(_base_path(serving_root, name))
+    before = rollout.state(entry, on_disk)
+    unchanged = config.SerializeToString(deterministic=True)
+    labelled = change(entry, on_disk) or {}
+    path = None
+    if config.SerializeToString(deterministic=True) != unchanged:
+      path = rollout.write_config(serving_root, config)
   return StepResult(before, rollout.state(entry, on_disk), labelled, [], path)
 
 

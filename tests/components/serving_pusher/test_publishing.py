@@ -142,3 +142,33 @@ def test_models_config_serves_every_pushed_model(tmp_path):
   assert [m.base_path for m in mounted.model_config_list.config] == ['/models/classifier',
                                                                     '/models/generator']
   assert not [n for n in os.listdir(root) if n.endswith('.tmp')]
+
+
+def test_two_writers_at_once_both_keep_their_change(tmp_path):
+  # Each edit labels its own model. Without rollout.config_lock, the second writer reads the
+  # file while the first is still editing, and the first's rename then drops the second's label.
+  root = tmp_path / 'serving'
+  model = _fake_model(tmp_path / 'model')
+  for name in ('classifier', 'generator'):
+    publishing.push_version(model, str(root / name), version=1)
+  publishing.write_models_config(str(root))
+  first_is_editing = threading.Event()
+
+  def label(name, pause):
+    def edit(config):
+      first_is_editing.set()
+      time.sleep(pause)
+      entry = next(m for m in config.model_config_list.config if m.name == name)
+      entry.version_labels['stable'] = 1
+    return edit
+
+  first = threading.Thread(target=publishing.write_models_config,
+                           args=(str(root), None, label('classifier', 0.5)))
+  first.start()
+  first_is_editing.wait(5)
+  publishing.write_models_config(str(root), None, label('generator', 0))
+  first.join()
+  config = serving_config.read_model_server_config(os.path.join(root, 'models.config'))
+  assert {m.name: dict(m.version_labels) for m in config.model_config_list.config} == {
+      'classifier': {'stable': 1}, 'generator': {'stable': 1}}
+  assert publishing.models_with_versions(str(root)) == {'classifier': [1], 'generator': [1]}
