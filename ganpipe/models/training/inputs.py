@@ -109,9 +109,10 @@ def for_fit(dataset: tf.data.Dataset) -> tf.data.Dataset:
   could end up to a minute after its last step. In benchmarks/gan_throughput.py, 100 GAN steps
   that took 24 s returned after 40.95 s, which is 10 ms x (2^12 - 1), in 8 of 10 processes.
 
-  With autotuning off, an AUTOTUNE map runs as many calls in parallel as there are cores and an
-  AUTOTUNE prefetch sizes its buffer by its own tuner, which is what these pipelines need: they
-  map or parse one batch at a time ahead of a model that is far slower than they are.
+  With autotuning off, an AUTOTUNE map runs min(16, cores) calls at once (tf.data's
+  GetAutotuneDefaultParallelism, core/data/dataset_utils.cc) and an AUTOTUNE prefetch grows its
+  buffer with its own PrefetchAutotuner: enough for these pipelines, which gather or parse
+  batches far faster than the models train on them.
   """
   options = tf.data.Options()
   options.autotune.enabled = False
