@@ -16,6 +16,9 @@ Two things stand between TFX 1.16's `kubeflow_v2_run_executor` and the open-sour
   (kubeflow/pipelines#13476; DownloadBlob in backend/src/v2/objectstore/object_store.go). After
   the executor, the markers of non-empty folders under this task's gs:// outputs are deleted;
   the folders stay, as the objects under them.
+
+Beam executors here also skip the copy of TFX that TFX packages for remote Beam workers: the
+pod's Beam runs on the local FnApiRunner, which never reads it (components/beam_staging.py).
 """
 
 import json
@@ -24,6 +27,8 @@ from typing import Any, Dict, Iterable, List, Sequence, Tuple
 from absl import app
 from absl import logging
 from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+
+from ganpipe.components import beam_staging
 
 GCS = 'gs://'
 
@@ -133,7 +138,10 @@ def main(parsed_argv) -> None:
     if filled:
       logging.info('Input artifacts %s came untyped; given their declared types', filled)
       args.json_serialized_invocation_args = json.dumps(executor_input)
-  kubeflow_v2_run_executor.main((args, beam_args))
+  # A pod's Beam runs on the local FnApiRunner (unless --beam.extra_args names another runner),
+  # which never reads the package TFX would build.
+  with beam_staging.no_tfx_package_for_local_runners():
+    kubeflow_v2_run_executor.main((args, beam_args))
   deleted = remove_directory_markers(_output_uris(executor_input))
   if deleted:
     logging.info('Deleted %d GCS folder markers under the outputs: %s', len(deleted), deleted)

@@ -8,6 +8,7 @@ import os
 import typing
 from typing import Iterator, Optional, Tuple
 
+from ganpipe.components import beam_staging
 from ganpipe.components.image_example_gen import options
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import nodes
@@ -157,7 +158,8 @@ def _run_unlocked(config: config_lib.PipelineConfig):
     runner = tfx.orchestration.LocalDagRunner()
   error = None
   try:
-    runner.run(pipeline)
+    with beam_staging.no_tfx_package_for_local_runners():
+      runner.run(pipeline)
   except Exception as e:  # pylint: disable=broad-except
     error = e  # reported with the summary, which records which component failed
   return summarize(config), error

@@ -60,7 +60,10 @@ def launched(tmp_path_factory):
   config = small_kubeflow_config()
   package = kubeflow_compile.kfp_package_path(
       kubeflow_compile.compile_pipeline(config, str(root / 'ganpipe.json')))
-  return root, _launcher(package, root, config).run()
+  (root / 'tmp').mkdir()
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setenv('TMPDIR', str(root / 'tmp'))  # The tasks' temporary files, as a pod's /tmp.
+    return root, _launcher(package, root, config).run()
 
 
 def _failures(result):
@@ -100,6 +103,17 @@ def test_the_run_ends_with_pushed_models_and_a_published_module(launched):
   published = _metadata(result.output('hub_publisher', 'published_module')[0])
   assert published['published'] == 1
   assert published['published_path'].startswith(f'{REMOTE}/hub/ganpipe/generator/')
+
+
+def test_tasks_leave_no_copy_of_tfx_in_the_temporary_folder(launched):
+  """TFX's Beam executors package TFX for remote workers (build_ephemeral_package in
+  tfx/utils/dependency_utils.py), 52 MB a time in a pod's /tmp; the pod's local runner never
+  reads it (components/beam_staging.py)."""
+  root, result = launched
+  assert result.succeeded, _failures(result)
+  left = [os.path.join(folder, name) for folder, _, names in os.walk(root / 'tmp')
+          for name in names if 'tfx_ephemeral' in name or name == 'setup.py']
+  assert not left, left[:5]
 
 
 def test_outputs_are_where_the_backend_puts_them(launched):

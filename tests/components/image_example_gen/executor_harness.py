@@ -11,6 +11,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import proto_utils
 
 from ganpipe.components import artifacts
+from ganpipe.components import beam_staging
 from ganpipe.components import class_map
 from ganpipe.components.image_example_gen import component
 from ganpipe.components.image_example_gen import executor
@@ -47,7 +48,8 @@ def run(out_dir, beam_args: Optional[List[str]] = None, exec_properties: Optiona
     artifact.uri = os.path.join(str(out_dir), key)
   context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=[
       f'--runner={config_lib.BEAM_LOCAL_RUNNER}'] + (beam_args or []))
-  executor.Executor(context).Do({}, {k: [v] for k, v in outputs.items()}, exec_properties)
+  with beam_staging.no_tfx_package_for_local_runners():  # As `ganpipe run` and the pods do.
+    executor.Executor(context).Do({}, {k: [v] for k, v in outputs.items()}, exec_properties)
   splits = {}
   for split in ('train', 'eval'):
     files = glob.glob(os.path.join(outputs['examples'].uri, f'Split-{split}', '*.gz'))
