@@ -171,7 +171,10 @@ def test_the_old_package_fails_where_the_backend_fails_it(tmp_path):
   assert all(t.status == 'not_run' for t in result.tasks[1:])
 
 
-def test_a_2_1_0_package_on_tfxs_own_entry_point_fails_on_the_first_upstream_artifact(tmp_path):
+def test_a_2_1_0_package_on_tfxs_own_entry_point_fails_on_the_first_upstream_artifact(
+    tmp_path, monkeypatch):
+  # TFX's own entry point packages TFX into the tasks' temporary folder (beam_staging.py).
+  monkeypatch.setenv('TMPDIR', str(tmp_path))
   config = small_kubeflow_config()
   package = _old_package(config, tmp_path, spec_2_1=True)
   result = _launcher(package, tmp_path, config).run()
@@ -181,3 +184,5 @@ def test_a_2_1_0_package_on_tfxs_own_entry_point_fails_on_the_first_upstream_art
   assert failed and failed[0].task in ('statistics_gen', 'transform'), statuses
   # The driver's empty instanceSchema: yaml.safe_load('') is None (kubeflow_v2_entrypoint_utils).
   assert "AttributeError: 'NoneType' object has no attribute 'get'" in failed[0].error
+  # The control of test_tasks_leave_no_copy_of_tfx_in_the_temporary_folder: tasks use TMPDIR.
+  assert glob.glob(str(tmp_path / 'tmp*' / 'build' / 'tfx' / 'dist' / 'tfx_ephemeral-*'))
