@@ -135,3 +135,26 @@ def test_the_generators_learning_rate_follows_the_resolved_architecture(architec
 def test_a_generator_learning_rate_must_be_positive():
   with pytest.raises(hparams.ConfigError, match='gan.generator_learning_rate: must be positive'):
     hparams.GanConfig(generator_learning_rate=0.0)
+
+
+def _has_minibatch_stddev(gan):
+  from ganpipe.models.gan import model  # pylint: disable=import-outside-toplevel
+  return any(isinstance(layer, model.MinibatchStddev) for layer in gan.discriminator.layers)
+
+
+@pytest.mark.parametrize('shape', [(8, 8, 1), (16, 16, 3)])
+def test_the_minibatch_stddev_follows_the_resolved_architecture_unless_set(shape):
+  from ganpipe.models.gan import training  # pylint: disable=import-outside-toplevel
+  from ganpipe.models.training import strategy  # pylint: disable=import-outside-toplevel
+  setup = strategy.choose_training_setup()
+  architecture = hparams.resolve_architecture(hparams.AUTO, shape)
+  default = training.build_gan(hparams.GanConfig(), shape, setup)
+  assert _has_minibatch_stddev(default) == hparams.MINIBATCH_STDDEV[architecture]
+  for chosen in (True, False):
+    gan = training.build_gan(hparams.GanConfig(minibatch_stddev=chosen), shape, setup)
+    assert _has_minibatch_stddev(gan) == chosen
+
+
+def test_the_minibatch_stddev_switch_is_a_boolean():
+  with pytest.raises(hparams.ConfigError, match='gan.minibatch_stddev: must be true or false'):
+    hparams.GanConfig(minibatch_stddev='yes')

@@ -55,13 +55,64 @@ def _batch_norm(synchronized: bool) -> keras.layers.Layer:
   return keras.layers.BatchNormalization(synchronized=synchronized)
 
 
-def build_discriminator(architecture: str, image_shape: Tuple[int, int, int]) -> keras.Model:
-  """images [batch, h, w, c] in [-1, 1] -> one real-vs-fake logit [batch, 1]."""
+class MinibatchStddev(keras.layers.Layer):
+  """Appends one channel: the batch's standard deviation, averaged over every feature.
+
+  The minibatch standard deviation of Karras et al., "Progressive Growing of GANs" (ICLR 2018),
+  with one group: the discriminator sees how varied the batch is, so a generator that collapses
+  to a few images is told apart from the data. The statistic is of the whole batch, so with
+  `synchronized` it is of the global batch: the sums behind it are all-reduced across the
+  replicas, as synchronised batch normalisation does, and a step over N devices stays one step
+  over the global batch.
+  """
+
+  def __init__(self, synchronized: bool = False, epsilon: float = 1e-8, **kwargs):
+    super().__init__(**kwargs)
+    self.synchronized = synchronized
+    self.epsilon = epsilon
+
+  def _global_sum(self, value: tf.Tensor) -> tf.Tensor:
+    context = tf.distribute.get_replica_context()
+    if self.synchronized and context is not None and context.num_replicas_in_sync > 1:
+      return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return value
+
+  def call(self, inputs: tf.Tensor) -> tf.Tensor:
+    x = tf.cast(inputs, tf.float32)
+    count = self._global_sum(tf.cast(tf.shape(x)[0], tf.float32))
+    mean = self._global_sum(tf.reduce_sum(x, axis=0)) / count
+    variance = self._global_sum(tf.reduce_sum(tf.square(x - mean), axis=0)) / count
+    stddev = tf.reduce_mean(tf.sqrt(variance + self.epsilon))
+    feature = tf.cast(tf.ones_like(x[..., :1]) * stddev, inputs.dtype)
+    return tf.concat([inputs, feature], axis=-1)
+
+  def compute_output_shape(self, input_shape):
+    return tf.TensorShape(input_shape)[:-1].concatenate([tf.TensorShape(input_shape)[-1] + 1])
+
+  def get_config(self):
+    return {**super().get_config(), 'synchronized': self.synchronized, 'epsilon': self.epsilon}
+
+
+def build_discriminator(architecture: str, image_shape: Tuple[int, int, int],
+                        minibatch_stddev: bool = False,
+                        synchronized: Optional[bool] = None) -> keras.Model:
+  """images [batch, h, w, c] in [-1, 1] -> one real-vs-fake logit [batch, 1].
+
+  Args:
+    architecture: DENSE or DCGAN.
+    image_shape: (height, width, channels).
+    minibatch_stddev: whether the last hidden features get a MinibatchStddev channel.
+    synchronized: whether that statistic is of the global batch across replicas; None (the
+      default) synchronises when the strategy in scope has more than one replica.
+  """
   builders = {DENSE: _dense_discriminator, DCGAN: _dcgan_discriminator}
   if architecture not in builders:
     raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
                      f'{", ".join(hparams.GAN_ARCHITECTURES)}')
-  return builders[architecture](image_shape)
+  if synchronized is None:
+    synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
+  stddev = MinibatchStddev(synchronized) if minibatch_stddev else None
+  return builders[architecture](image_shape, stddev)
 
 
 def _dense_generator(latent_dim, image_shape, synchronized):
@@ -77,12 +128,14 @@ def _dense_generator(latent_dim, image_shape, synchronized):
   return keras.Model(noise, images, name='dense_generator')
 
 
-def _dense_discriminator(image_shape):
+def _dense_discriminator(image_shape, stddev):
   images = keras.Input(image_shape, name='images')
   x = keras.layers.Flatten()(images)
   for units in (512, 256):
     x = keras.layers.Dense(units)(x)
     x = keras.layers.LeakyReLU(0.2)(x)
+  if stddev is not None:
+    x = stddev(x)
   logits = keras.layers.Dense(1, dtype='float32', name='logits')(x)
   return keras.Model(images, logits, name='dense_discriminator')
 
@@ -114,13 +167,15 @@ def _dcgan_generator(latent_dim, image_shape, synchronized):
   return keras.Model(noise, images, name='dcgan_generator')
 
 
-def _dcgan_discriminator(image_shape):
+def _dcgan_discriminator(image_shape, stddev):
   _check_dcgan_shape(image_shape)
   images = keras.Input(image_shape, name='images')
   x = images
   for filters in (64, 128):
     x = keras.layers.Conv2D(filters, 4, strides=2, padding='same')(x)
     x = keras.layers.LeakyReLU(0.2)(x)
+  if stddev is not None:
+    x = stddev(x)
   x = keras.layers.Flatten()(x)
   x = keras.layers.Dropout(0.3)(x)
   logits = keras.layers.Dense(1, dtype='float32', name='logits')(x)

@@ -74,8 +74,10 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
   architecture = model_lib.resolve_architecture(config.architecture, image_shape)
   generator = model_lib.build_generator(architecture, config.latent_dim, image_shape,
                                         synchronized=setup.replicas > 1)
-  gan = model_lib.GAN(generator, model_lib.build_discriminator(architecture, image_shape),
-                      config.latent_dim, config.label_smoothing)
+  discriminator = model_lib.build_discriminator(
+      architecture, image_shape, minibatch_stddev=config.minibatch_stddev_for(architecture),
+      synchronized=setup.replicas > 1)
+  gan = model_lib.GAN(generator, discriminator, config.latent_dim, config.label_smoothing)
   total_steps = config.epochs * config.steps_per_epoch
 
   def optimizer(learning_rate, **ema):

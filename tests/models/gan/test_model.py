@@ -70,6 +70,38 @@ def test_dcgan_shapes_and_parameter_counts(shape):
   assert discriminator.count_params() == _dcgan_discriminator_params(*shape)
 
 
+@pytest.mark.parametrize('architecture, extra', [
+    # One more input to the logit: the dense features gain one, the DCGAN's a channel.
+    ('dense', lambda h, w, c: 1), ('dcgan', lambda h, w, c: (h // 4) * (w // 4))])
+def test_the_minibatch_stddev_adds_one_feature_and_no_weights(architecture, extra):
+  shape = (16, 16, 3)
+  plain = model_lib.build_discriminator(architecture, shape)
+  with_stddev = model_lib.build_discriminator(architecture, shape, minibatch_stddev=True)
+  assert with_stddev.count_params() == plain.count_params() + extra(*shape)
+  assert with_stddev.output_shape == (None, 1)
+
+
+@pytest.mark.parametrize('shape', [(6, 5), (6, 3, 4, 2)])
+def test_the_minibatch_stddev_is_the_batch_std_averaged_over_features(shape):
+  x = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+  out = model_lib.MinibatchStddev()(x).numpy()
+  assert out.shape == (*shape[:-1], shape[-1] + 1)
+  np.testing.assert_array_equal(out[..., :-1], x)  # the features pass through
+  expected = np.mean(np.sqrt(np.var(x, axis=0) + 1e-8))  # population variance, all features
+  np.testing.assert_allclose(out[..., -1], np.full(shape[:-1], expected), rtol=1e-5)
+
+
+def test_the_minibatch_stddev_of_identical_examples_is_finite_with_finite_gradients():
+  x = tf.ones([4, 3, 3, 2])
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    out = model_lib.MinibatchStddev()(x)
+    feature = out[..., -1]
+  gradient = tape.gradient(feature, x).numpy()
+  assert np.all(np.isfinite(gradient))
+  np.testing.assert_allclose(feature.numpy(), 1e-4, rtol=1e-3)  # sqrt(epsilon)
+
+
 def test_generator_output_is_in_tanh_range():
   generator = model_lib.build_generator('dcgan', LATENT, (8, 8, 1))
   images = generator(tf.random.normal([4, LATENT]) * 10.0).numpy()
