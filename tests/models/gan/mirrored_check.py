@@ -86,8 +86,9 @@ def main():
     trainer_gan = training.build_gan(
         config_lib.GanConfig(architecture='dcgan', latent_dim=LATENT, minibatch_stddev=True),
         (8, 8, 1), setup)
+  layers = trainer_gan.generator.layers + trainer_gan.discriminator.layers
   figures['build_gan_synchronized'] = [
-      layer.synchronized for layer in trainer_gan.generator.layers + trainer_gan.discriminator.layers
+      layer.synchronized for layer in layers
       if isinstance(layer, (keras.layers.BatchNormalization, model_lib.MinibatchStddev))]
   json.dump(figures, sys.stdout)
 
