@@ -140,13 +140,32 @@ def generated(generator, latent_dim, count, seed):
   return gan_lib.to_unit_range(generator.predict(noise, batch_size=1024, verbose=0))
 
 
+def breakdown(probabilities):
+  """The score's two parts: log score = class entropy - prediction entropy (in nats).
+
+  The class entropy is that of the mean prediction, highest when the images spread evenly over
+  the classes; the prediction entropy is the mean entropy of each image's prediction, lowest when
+  the judge is sure of each. Also the shares of images predicted as the rarest and the commonest
+  class.
+  """
+  p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+  marginal = p.mean(axis=0)
+  shares = np.bincount(p.argmax(axis=1), minlength=p.shape[1]) / len(p)
+  return {'class_entropy': round(float(-np.sum(marginal * np.log(marginal))), 4),
+          'prediction_entropy': round(float(-np.mean(np.sum(p * np.log(p), axis=1))), 4),
+          'rarest_class_share': round(float(shares.min()), 4),
+          'commonest_class_share': round(float(shares.max()), 4)}
+
+
 def score(judge, generator, latent_dim, seed):
   fake = generated(generator, latent_dim, len(judge.reference), seed)
   real = judge.reference.reshape((len(judge.reference),) + fake.shape[1:])
-  fake_score = metrics.classifier_score(judge.probabilities(fake))
-  real_score = metrics.classifier_score(judge.probabilities(real))
+  fake_probabilities, real_probabilities = judge.probabilities(fake), judge.probabilities(real)
+  fake_score = metrics.classifier_score(fake_probabilities)
+  real_score = metrics.classifier_score(real_probabilities)
   figures = {'generated_score': round(fake_score, 3), 'real_score': round(real_score, 3),
-             'ratio': round(fake_score / real_score, 4), 'images': len(real)}
+             'ratio': round(fake_score / real_score, 4), 'images': len(real),
+             'generated': breakdown(fake_probabilities), 'real': breakdown(real_probabilities)}
   if isinstance(judge, ClassifierJudge):
     distance = metrics.frechet_classifier_distance(judge.features(fake), judge.real_features)
     figures.update(distance=round(distance, 3), real_distance=round(judge.real_distance, 3),

@@ -1,0 +1,27 @@
+"""benchmarks/gan_quality.py: the breakdown of the classifier score it reports."""
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import gan_quality
+from ganpipe.components.generator_evaluator import metrics
+
+
+def test_the_breakdown_adds_up_to_the_score_the_evaluator_computes():
+  probabilities = np.random.default_rng(0).dirichlet(np.full(10, 0.3), size=500)
+  parts = gan_quality.breakdown(probabilities)
+  assert parts['class_entropy'] - parts['prediction_entropy'] == pytest.approx(
+      math.log(metrics.classifier_score(probabilities)), abs=1e-3)
+
+
+def test_the_breakdown_tells_a_collapsed_generator_from_an_unsure_judge():
+  sure_of_one_class = np.tile(np.eye(10)[3] * 0.99 + 0.001, (100, 1))
+  parts = gan_quality.breakdown(sure_of_one_class)
+  assert parts['class_entropy'] < 0.1 and parts['prediction_entropy'] < 0.1
+  assert (parts['rarest_class_share'], parts['commonest_class_share']) == (0.0, 1.0)
+  unsure_of_all = np.full((100, 10), 0.1)
+  parts = gan_quality.breakdown(unsure_of_all)
+  assert parts['class_entropy'] == parts['prediction_entropy'] == pytest.approx(math.log(10),
+                                                                                abs=1e-4)
