@@ -27,6 +27,8 @@ IN_PROCESS_RUNNERS = frozenset({
 
 _lock = threading.Lock()
 _depth = 0
+# TFX's function, kept after the last exit: a thread that looked up the replacement just before
+# then still calls through it.
 _original = None
 
 
@@ -59,7 +61,8 @@ def no_tfx_package_for_local_runners() -> Iterator[None]:
   from tfx.utils import dependency_utils  # pylint: disable=import-outside-toplevel
   with _lock:
     if _depth == 0:
-      _original = dependency_utils.make_beam_dependency_flags
+      if dependency_utils.make_beam_dependency_flags is not _dependency_flags:
+        _original = dependency_utils.make_beam_dependency_flags
       dependency_utils.make_beam_dependency_flags = _dependency_flags
     _depth += 1
   try:
@@ -69,7 +72,6 @@ def no_tfx_package_for_local_runners() -> Iterator[None]:
       _depth -= 1
       if _depth == 0:
         dependency_utils.make_beam_dependency_flags = _original
-        _original = None
 
 
 def installed() -> bool:

@@ -82,3 +82,12 @@ def test_tfx_s_function_is_back_after_the_last_of_nested_and_threaded_uses():
   assert inside == [True] * 4
   assert not beam_staging.installed()
   assert dependency_utils.make_beam_dependency_flags is original
+
+
+def test_a_call_through_the_replacement_after_the_last_exit_still_reaches_tfx(temp_dir):
+  """A thread that looked the function up inside the block may call it after the block ends."""
+  with beam_staging.no_tfx_package_for_local_runners():
+    looked_up = dependency_utils.make_beam_dependency_flags
+  assert looked_up(['--runner=DirectRunner']) == ['--runner=DirectRunner']
+  flags = looked_up(['--runner=DataflowRunner'])
+  assert any(flag.startswith('--extra_package=') for flag in flags), flags
