@@ -47,6 +47,7 @@ from sklearn import datasets, linear_model, model_selection, svm  # noqa: E402
 
 from benchmarks import classifier_training  # noqa: E402
 from ganpipe.components.generator_evaluator import metrics  # noqa: E402
+from ganpipe.models import hparams  # noqa: E402
 from ganpipe.models.classifier import model as classifier_model  # noqa: E402
 from ganpipe.models.classifier import training as classifier_lib  # noqa: E402
 from ganpipe.models.gan import training as gan_lib  # noqa: E402
@@ -173,6 +174,15 @@ def score(judge, generator, latent_dim, seed):
   return figures
 
 
+def resolved(config, image_shape):
+  """The settings that default by architecture, as the Trainer resolves them."""
+  architecture = hparams.resolve_architecture(config.architecture, image_shape)
+  return {'architecture': architecture,
+          'generator_learning_rate': config.generator_learning_rate_for(architecture),
+          'discriminator_learning_rate': config.discriminator_learning_rate_for(architecture),
+          'minibatch_stddev': config.minibatch_stddev_for(architecture)}
+
+
 def main() -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--dataset', choices=sorted(classifier_training.GOALS), default='digits')
@@ -211,6 +221,7 @@ def main() -> int:
   result = {
       'benchmark': 'gan_quality', 'dataset': args.dataset,
       'gan_config': dataclasses.asdict(config),
+      'gan_config_resolved': resolved(config, x_train.shape[1:]),
       'judges': {
           'classifier': {'config': dataclasses.asdict(judges["classifier"].config),
                          'seed': args.judge_seed,

@@ -25,3 +25,15 @@ def test_the_breakdown_tells_a_collapsed_generator_from_an_unsure_judge():
   parts = gan_quality.breakdown(unsure_of_all)
   assert parts['class_entropy'] == parts['prediction_entropy'] == pytest.approx(math.log(10),
                                                                                 abs=1e-4)
+
+
+def test_the_report_names_the_settings_the_trainer_resolves_by_architecture():
+  from ganpipe.models import hparams  # pylint: disable=import-outside-toplevel
+  settings = gan_quality.resolved(hparams.GanConfig(), (28, 28, 1))
+  assert settings == {
+      'architecture': hparams.DCGAN,
+      'generator_learning_rate': hparams.GENERATOR_LEARNING_RATES[hparams.DCGAN],
+      'discriminator_learning_rate': hparams.DISCRIMINATOR_LEARNING_RATES[hparams.DCGAN],
+      'minibatch_stddev': hparams.MINIBATCH_STDDEV[hparams.DCGAN]}
+  assert gan_quality.resolved(hparams.GanConfig(discriminator_learning_rate=1e-3),
+                              (8, 8, 1))['discriminator_learning_rate'] == 1e-3

@@ -114,27 +114,29 @@ def test_the_average_horizon_is_counted_in_training_steps():
   assert hparams.GanConfig(epochs=1, steps_per_epoch=2, ema_horizon=0.1).ema_momentum() == 0.0
 
 
-@pytest.mark.parametrize('architecture, shape, expected', [
-    ('auto', (8, 8, 1), hparams.GENERATOR_LEARNING_RATES[hparams.DENSE]),
-    ('auto', (16, 16, 3), hparams.GENERATOR_LEARNING_RATES[hparams.DCGAN]),
-])
-def test_the_generators_learning_rate_follows_the_resolved_architecture(architecture, shape,
-                                                                          expected):
+@pytest.mark.parametrize('shape, architecture', [((8, 8, 1), hparams.DENSE),
+                                                 ((16, 16, 3), hparams.DCGAN)])
+def test_both_learning_rates_follow_the_resolved_architecture(shape, architecture):
   from ganpipe.models.gan import training  # pylint: disable=import-outside-toplevel
   from ganpipe.models.training import strategy  # pylint: disable=import-outside-toplevel
-  config = hparams.GanConfig(architecture=architecture)
+  config = hparams.GanConfig(architecture='auto')
   gan = training.build_gan(config, shape, strategy.choose_training_setup())
-  assert float(gan.g_optimizer.learning_rate) == pytest.approx(expected)
-  assert float(gan.d_optimizer.learning_rate) == pytest.approx(2e-4)
+  assert float(gan.g_optimizer.learning_rate) == pytest.approx(
+      hparams.GENERATOR_LEARNING_RATES[architecture])
+  assert float(gan.d_optimizer.learning_rate) == pytest.approx(
+      hparams.DISCRIMINATOR_LEARNING_RATES[architecture])
   # At step 0 the decayed rate is the initial one. One set by hand wins over the architecture's.
-  chosen = training.build_gan(hparams.GanConfig(generator_learning_rate=3e-4), shape,
-                              strategy.choose_training_setup())
+  chosen = training.build_gan(
+      hparams.GanConfig(generator_learning_rate=3e-4, discriminator_learning_rate=7e-4), shape,
+      strategy.choose_training_setup())
   assert float(chosen.g_optimizer.learning_rate) == pytest.approx(3e-4)
+  assert float(chosen.d_optimizer.learning_rate) == pytest.approx(7e-4)
 
 
-def test_a_generator_learning_rate_must_be_positive():
-  with pytest.raises(hparams.ConfigError, match='gan.generator_learning_rate: must be positive'):
-    hparams.GanConfig(generator_learning_rate=0.0)
+@pytest.mark.parametrize('name', ['generator_learning_rate', 'discriminator_learning_rate'])
+def test_a_learning_rate_must_be_positive(name):
+  with pytest.raises(hparams.ConfigError, match=f'gan.{name}: must be positive'):
+    hparams.GanConfig(**{name: 0.0})
 
 
 def _has_minibatch_stddev(gan):

@@ -89,7 +89,7 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
   # with its state (tf_keras/src/optimizers/optimizer.py, _update_model_variables_moving_average);
   # `train` writes it into the generator when training ends.
   ema = dict(use_ema=True, ema_momentum=config.ema_momentum()) if config.ema_horizon else {}
-  gan.compile(d_optimizer=optimizer(config.discriminator_learning_rate),
+  gan.compile(d_optimizer=optimizer(config.discriminator_learning_rate_for(architecture)),
               g_optimizer=optimizer(config.generator_learning_rate_for(architecture), **ema),
               steps_per_execution=config.steps_per_execution)
   return gan
