@@ -232,9 +232,10 @@ class GanConfig:
   architecture: str = AUTO
   latent_dim: int = 64
   batch_size: int = 64
-  # Measured with the default classifier (benchmarks/model_quality.py): 40 epochs reach 87% of
-  # the real classifier score on digits (the dense GAN, about a minute on 2 CPUs) and 83.6% on
-  # Fashion-MNIST (the DCGAN, about 24 minutes; see above). In 10-epoch trials on Fashion-MNIST, a
+  # Measured with the default classifier: 40 epochs reach 87% of the real classifier score on
+  # digits (benchmarks/model_quality.py; the dense GAN, about a minute on 2 CPUs) and 83.6% on
+  # Fashion-MNIST (gan_quality.py, 3 seeds; the DCGAN, about 24 minutes; 80 epochs: see
+  # GENERATOR_LEARNING_RATES). In 10-epoch trials on Fashion-MNIST, a
   # generator learning rate of 2e-4, a decay to 10%, or no label smoothing did no better.
   epochs: int = 40
   steps_per_epoch: int = 200
