@@ -177,7 +177,7 @@ def score(judge, generator, latent_dim, seed):
 def resolved(config, image_shape):
   """The settings that default by architecture, as the Trainer resolves them."""
   architecture = hparams.resolve_architecture(config.architecture, image_shape)
-  return {'architecture': architecture,
+  return {'architecture': architecture, 'epochs': config.epochs_for(architecture),
           'generator_learning_rate': config.generator_learning_rate_for(architecture),
           'discriminator_learning_rate': config.discriminator_learning_rate_for(architecture),
           'minibatch_stddev': config.minibatch_stddev_for(architecture)}

@@ -95,8 +95,8 @@ def main() -> int:
                       else seconds_per_step(small.gan, shape, args.steps))
     case = {'architecture': hparams.resolve_architecture(full.gan.architecture, shape),
             'seconds_per_step': round(per_step, 5),
-            'default_steps': full.gan.epochs * full.gan.steps_per_epoch,
-            'small_steps': small.gan.epochs * small.gan.steps_per_epoch,
+            'default_steps': full.gan_epochs() * full.gan.steps_per_epoch,
+            'small_steps': small.gan_epochs() * small.gan.steps_per_epoch,
             'small_seconds_per_step': round(small_per_step, 5)}
     case['default_minutes'] = round(case['default_steps'] * per_step / 60, 2)
     case['small_minutes'] = round(case['small_steps'] * small_per_step / 60, 2)

@@ -96,7 +96,7 @@ def main() -> int:
       'benchmark': 'model_quality',
       'dataset': args.dataset,
       'classifier_config': config_overrides.to_dict(config.classifier),
-      'gan_config': config_overrides.to_dict(config.gan),
+      'gan_config': {**config_overrides.to_dict(config.gan), 'epochs': config.gan_epochs()},
       'overrides': list(args.set),
       # Kept, for benchmarks/generator_thresholds.py to judge other generators against the run.
       'pipeline_root': config.paths.pipeline_root,

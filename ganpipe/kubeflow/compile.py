@@ -213,6 +213,6 @@ def volume_platform_spec(spec: dict, kubeflow: config_lib.KubeflowConfig) -> dic
 
 
 def runtime_defaults(config: config_lib.PipelineConfig):
-  return {'classifier-epochs': config.classifier.epochs, 'gan-epochs': config.gan.epochs,
+  return {'classifier-epochs': config.classifier.epochs, 'gan-epochs': config.gan_epochs(),
           'generator-max-distance-ratio': config.generator_evaluation.max_distance_ratio,
           'generator-min-score-ratio': config.generator_evaluation.min_score_ratio}

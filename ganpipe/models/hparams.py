@@ -37,11 +37,19 @@ GAN_ARCHITECTURES = (DENSE, DCGAN)
 # 2.298 against 2.303 nats) and far less sure of each (0.32-0.34 against 0.15), so what is
 # missing is sharper images, not more varied ones. Tried for that at seed 1, none adopted: a
 # wider generator (256 filters at a quarter size, 19% slower a step) 83.7%; tf_keras's
-# SpectralNormalization on the discriminator's convolutions 80.1%; a decay to 10% 81.1%; twice
-# the steps (GanConfig.epochs 80, 55 minutes on 2 CPUs) 85.6%, the independent judge 87.3%.
+# SpectralNormalization on the discriminator's convolutions 80.1%; a decay to 10% 81.1%. Twice
+# the steps did better: see EPOCHS.
 GENERATOR_LEARNING_RATES = {DENSE: 2e-3, DCGAN: 1e-3}
 DISCRIMINATOR_LEARNING_RATES = {DENSE: 2e-4, DCGAN: 4e-4}
 MINIBATCH_STDDEV = {DENSE: False, DCGAN: True}
+# The training budget by architecture, in epochs of GanConfig.steps_per_epoch steps
+# (GanConfig.epochs). 40 x 200 steps take the dense GAN to 89.7% of the real classifier score on
+# digits (gan_quality.py, 3 seeds; about a minute on 2 CPUs). The DCGAN scored 84.6%, 82.6% and
+# 83.8% on Fashion-MNIST at 40 (seeds 1-3, mean 83.6%) and 85.6%, 84.4% and 85.4% at 80 (mean
+# 85.1%; the independent judge 87.3%, 85.6%, 87.0%): 16,000 steps, about 17 passes, 55 minutes
+# on 2 idle CPUs. Its images are sharper by the judge's certainty (prediction entropy 0.30-0.32
+# against 0.32-0.34) and closer by the Frechet distance ratio (13.0-14.0 against 15.3-16.7).
+EPOCHS = {DENSE: 40, DCGAN: 80}
 AUTO = 'auto'
 # `auto` picks the DCGAN from this many pixels a side. The DCGAN's generator starts at a quarter
 # of the image's height and width and upsamples twice by 2, so both must be multiples of 4.
@@ -209,7 +217,8 @@ class GanConfig:
     latent_dim: the length of the generator's noise vector.
     batch_size: the global batch, split over the replicas of a distribution strategy.
     epochs: training is epochs x steps_per_epoch steps; a sample grid is written after each
-      epoch.
+      epoch. None (the default) takes the architecture's: 40 for the dense GAN, 80 for the
+      DCGAN (EPOCHS).
     steps_per_epoch: training steps per epoch.
     steps_per_execution: training steps per call of the compiled train function; progress and
       batch-level callbacks see every n-th step.
@@ -232,12 +241,9 @@ class GanConfig:
   architecture: str = AUTO
   latent_dim: int = 64
   batch_size: int = 64
-  # Measured with the default classifier: 40 epochs reach 87% of the real classifier score on
-  # digits (benchmarks/model_quality.py; the dense GAN, about a minute on 2 CPUs) and 83.6% on
-  # Fashion-MNIST (gan_quality.py, 3 seeds; the DCGAN, about 24 minutes; 80 epochs: see
-  # GENERATOR_LEARNING_RATES). In 10-epoch trials on Fashion-MNIST, a
+  # None takes the architecture's budget, EPOCHS. In 10-epoch trials on Fashion-MNIST, a
   # generator learning rate of 2e-4, a decay to 10%, or no label smoothing did no better.
-  epochs: int = 40
+  epochs: Optional[int] = None
   steps_per_epoch: int = 200
   # Keras pays a per-call cost in Python (callbacks, logs) that a small GAN's step does not hide:
   # on 2 CPUs the dense GAN ran at 0.74-0.92 of a hand-written loop's speed with 1, 1.15-1.33
@@ -259,8 +265,9 @@ class GanConfig:
     check(self.architecture in (AUTO, *GAN_ARCHITECTURES), 'gan.architecture',
           f'unknown architecture {self.architecture!r}',
           f'pass --gan.architecture with one of {", ".join((AUTO, *GAN_ARCHITECTURES))}')
-    for name in ('latent_dim', 'batch_size', 'epochs', 'steps_per_epoch', 'steps_per_execution'):
+    for name in ('latent_dim', 'batch_size', 'steps_per_epoch', 'steps_per_execution'):
       check_positive(getattr(self, name), f'gan.{name}')
+    check_positive(self.epochs, 'gan.epochs', allow_none=True)
     for name in ('generator_learning_rate', 'discriminator_learning_rate'):
       if getattr(self, name) is None:
         continue
@@ -300,6 +307,13 @@ class GanConfig:
       return self.minibatch_stddev
     return MINIBATCH_STDDEV[architecture]
 
-  def ema_momentum(self) -> float:
+  def epochs_for(self, architecture: str) -> int:
+    """The number of epochs: the one set, or the resolved architecture's default."""
+    if self.epochs is not None:
+      return self.epochs
+    return EPOCHS[architecture]
+
+  def ema_momentum(self, architecture: str) -> float:
     """The generator optimizer's EMA momentum: a time constant of ema_horizon x all steps."""
-    return 1.0 - 1.0 / max(1.0, self.ema_horizon * self.epochs * self.steps_per_epoch)
+    steps = self.epochs_for(architecture) * self.steps_per_epoch
+    return 1.0 - 1.0 / max(1.0, self.ema_horizon * steps)

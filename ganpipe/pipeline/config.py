@@ -289,6 +289,11 @@ class PipelineConfig:
           f'pass --runner with one of {", ".join(RUNNERS)}')
     hparams.check_gan_image_shape(self.gan.architecture, self.data.image_shape)
 
+  def gan_epochs(self) -> int:
+    """The GAN's epochs: gan.epochs, or the default of the architecture the images pick."""
+    return self.gan.epochs_for(
+        hparams.resolve_architecture(self.gan.architecture, self.data.image_shape))
+
 
 def get_config(small: bool = False) -> PipelineConfig:
   """The default configuration, or with `small=True` a quick variant for tests."""
@@ -326,6 +331,6 @@ def small_for_image_size(config: PipelineConfig, keep=()) -> PipelineConfig:
   if (hparams.resolve_architecture(gan.architecture, config.data.image_shape) != hparams.DCGAN
       or 'gan.steps_per_epoch' in keep):
     return config
-  steps = max(1, round(SMALL_DCGAN_PIXEL_STEPS / (gan.epochs * height * width)))
+  steps = max(1, round(SMALL_DCGAN_PIXEL_STEPS / (config.gan_epochs() * height * width)))
   return dataclasses.replace(config, gan=dataclasses.replace(
       gan, steps_per_epoch=min(steps, gan.steps_per_epoch)))

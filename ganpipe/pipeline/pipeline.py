@@ -1,5 +1,6 @@
 """The pipeline: `create_pipeline(config)` is its only definition; every runner uses it."""
 
+import dataclasses
 import hashlib
 import os
 from typing import List, Optional, Sequence
@@ -278,9 +279,11 @@ def create_pipeline(config: config_lib.PipelineConfig,
       transform_graph=transform.outputs['transform_graph'],
       schema=schema_gen.outputs['schema'],
       model_section='gan',
-      epochs=_runtime('gan-epochs', config.gan.epochs, int) if kubeflow else None,
+      epochs=_runtime('gan-epochs', config.gan_epochs(), int) if kubeflow else None,
       custom_config={
-          'gan': config_overrides.to_dict(config.gan),
+          # The budget resolved here, so that MLMD records the steps the run was given.
+          'gan': config_overrides.to_dict(dataclasses.replace(config.gan,
+                                                              epochs=config.gan_epochs())),
           preprocessing.IMAGE_SHAPE: list(image_shape),
           'seed': config.seed,
           'code_version': code_version,

@@ -31,7 +31,7 @@ def test_the_report_names_the_settings_the_trainer_resolves_by_architecture():
   from ganpipe.models import hparams  # pylint: disable=import-outside-toplevel
   settings = gan_quality.resolved(hparams.GanConfig(), (28, 28, 1))
   assert settings == {
-      'architecture': hparams.DCGAN,
+      'architecture': hparams.DCGAN, 'epochs': hparams.EPOCHS[hparams.DCGAN],
       'generator_learning_rate': hparams.GENERATOR_LEARNING_RATES[hparams.DCGAN],
       'discriminator_learning_rate': hparams.DISCRIMINATOR_LEARNING_RATES[hparams.DCGAN],
       'minibatch_stddev': hparams.MINIBATCH_STDDEV[hparams.DCGAN]}

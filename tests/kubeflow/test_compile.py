@@ -9,6 +9,7 @@ from kfp.client import client as kfp_client
 import pytest
 
 from ganpipe.kubeflow import compile as kubeflow_compile
+from ganpipe.models import hparams
 from ganpipe.pipeline import config as config_lib
 from ganpipe.pipeline import overrides as config_overrides
 
@@ -131,7 +132,8 @@ def test_runtime_parameters_are_declared_with_defaults(compiled):
               'generator-min-score-ratio': 'NUMBER_DOUBLE'}
   defaults = spec['runtimeConfig']['parameterValues']
   config = config_lib.get_config()
-  assert defaults['gan-epochs'] == config.gan.epochs
+  # The images (digits, 8x8) pick the dense GAN, whose budget is its own.
+  assert defaults['gan-epochs'] == config.gan_epochs() == hparams.EPOCHS[hparams.DENSE]
   assert defaults['classifier-epochs'] == config.classifier.epochs
   assert defaults['generator-max-distance-ratio'] == (
       config.generator_evaluation.max_distance_ratio)

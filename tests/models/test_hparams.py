@@ -109,9 +109,14 @@ def test_the_generator_average_horizon_is_a_fraction_of_training(value):
 
 def test_the_average_horizon_is_counted_in_training_steps():
   config = hparams.GanConfig(epochs=40, steps_per_epoch=200, ema_horizon=0.1)
-  assert config.ema_momentum() == pytest.approx(1 - 1 / 800)
+  assert config.ema_momentum(hparams.DCGAN) == pytest.approx(1 - 1 / 800)
   # A budget too small for the horizon averages nothing rather than something meaningless.
-  assert hparams.GanConfig(epochs=1, steps_per_epoch=2, ema_horizon=0.1).ema_momentum() == 0.0
+  assert hparams.GanConfig(epochs=1, steps_per_epoch=2,
+                           ema_horizon=0.1).ema_momentum(hparams.DENSE) == 0.0
+  # Without epochs, the horizon is a fraction of the architecture's budget.
+  default = hparams.GanConfig(ema_horizon=0.1)
+  assert default.ema_momentum(hparams.DCGAN) == pytest.approx(
+      1 - 1 / (0.1 * hparams.EPOCHS[hparams.DCGAN] * default.steps_per_epoch))
 
 
 @pytest.mark.parametrize('shape, architecture', [((8, 8, 1), hparams.DENSE),

@@ -138,6 +138,18 @@ def test_overrides_replace_fields_and_validate_again():
     config_overrides.with_overrides(config, {'classifier.activation': 'elu'})
 
 
+def test_the_gan_budget_is_the_architectures_unless_set():
+  # hparams.EPOCHS: the DCGAN gets twice the dense GAN's steps (gan_quality.py, Fashion-MNIST).
+  digits = config_lib.get_config()
+  fashion = config_overrides.with_overrides(digits, {'data.dataset': 'fashion-mnist'})
+  assert digits.gan.epochs is None and fashion.gan.epochs is None
+  assert digits.gan_epochs() == 40 and fashion.gan_epochs() == 80
+  assert config_overrides.with_overrides(fashion, {'gan.epochs': 12}).gan_epochs() == 12
+  assert config_overrides.with_overrides(fashion, {'gan.architecture': 'dense'}).gan_epochs() == 40
+  with pytest.raises(config_lib.ConfigError, match='gan.epochs: must be a positive integer'):
+    config_overrides.with_overrides(fashion, {'gan.epochs': 0})
+
+
 def test_image_shape_follows_dataset_and_overrides():
   assert config_lib.DataConfig(dataset='folder', data_dir='/x').image_shape == (32, 32, 3)
   data = config_lib.DataConfig(dataset='folder', data_dir='/x', image_size=(16, 20), channels=1)

@@ -79,6 +79,16 @@ def test_both_models_side_by_side(built):
   assert custom['gan']['epochs'] == 5 and custom['image_shape'] == [8, 8, 1]
 
 
+def test_the_gan_trainer_gets_the_budget_the_images_resolve_to():
+  # MLMD then records the steps a run was given, not None.
+  config = config_overrides.with_overrides(config_lib.get_config(), {
+      'data.dataset': 'fashion-mnist', 'paths.pipeline_root': '/tmp/ganpipe-test/root'})
+  pipeline = pipeline_lib.create_pipeline(config)
+  custom = json.loads(_node(pipeline, 'gan_trainer').exec_properties['custom_config'])
+  assert config.gan.epochs is None
+  assert custom['gan']['epochs'] == config.gan_epochs() == 80
+
+
 def test_trainer_gets_the_classifier_config(built):
   config, pipeline = built
   custom = json.loads(_node(pipeline, 'classifier_trainer').exec_properties['custom_config'])

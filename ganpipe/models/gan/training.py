@@ -78,7 +78,7 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
       architecture, image_shape, minibatch_stddev=config.minibatch_stddev_for(architecture),
       synchronized=setup.replicas > 1)
   gan = model_lib.GAN(generator, discriminator, config.latent_dim, config.label_smoothing)
-  total_steps = config.epochs * config.steps_per_epoch
+  total_steps = config.epochs_for(architecture) * config.steps_per_epoch
 
   def optimizer(learning_rate, **ema):
     schedule = keras.optimizers.schedules.ExponentialDecay(
@@ -88,7 +88,8 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
   # Keras' optimizer keeps the average in its own variables, updated after every step and saved
   # with its state (tf_keras/src/optimizers/optimizer.py, _update_model_variables_moving_average);
   # `train` writes it into the generator when training ends.
-  ema = dict(use_ema=True, ema_momentum=config.ema_momentum()) if config.ema_horizon else {}
+  ema = ({'use_ema': True, 'ema_momentum': config.ema_momentum(architecture)}
+         if config.ema_horizon else {})
   gan.compile(d_optimizer=optimizer(config.discriminator_learning_rate_for(architecture)),
               g_optimizer=optimizer(config.generator_learning_rate_for(architecture), **ema),
               steps_per_execution=config.steps_per_execution)
@@ -119,7 +120,7 @@ def train(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
           dataset: tf.data.Dataset, setup: strategy_lib.TrainingSetup, run_dir: str,
           backup_dir: Optional[str] = None, verbose: Optional[int] = None,
           callbacks: Sequence[keras.callbacks.Callback] = ()) -> model_lib.GAN:
-  """Builds and fits the GAN: `config.epochs` epochs of `config.steps_per_epoch` steps.
+  """Builds and fits the GAN: `config.epochs_for` epochs of `config.steps_per_epoch` steps.
 
   With `backup_dir`, the state is saved every epoch and a re-run resumes from it; the backup is
   removed when training completes. `callbacks` are added to the standard ones. `verbose` is
@@ -136,7 +137,8 @@ def train(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
   logging.info('GAN: %s generator, %d parameters; discriminator %d parameters',
                gan.generator.name, gan.generator.count_params(),
                gan.discriminator.count_params())
-  gan.fit(inputs.for_fit(dataset), epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+  epochs = config.epochs_for(model_lib.resolve_architecture(config.architecture, image_shape))
+  gan.fit(inputs.for_fit(dataset), epochs=epochs, steps_per_epoch=config.steps_per_epoch,
           callbacks=callbacks, verbose=verbose)
   if config.ema_horizon:
     # fit() finalises only `model.optimizer`; the GAN has two of its own.

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from ganpipe.models import hparams
 from ganpipe.models import signatures
 from ganpipe.models.gan import grid as grid_lib
 from ganpipe.models.gan import training
@@ -192,7 +193,7 @@ def test_the_generator_ends_as_the_moving_average_of_its_weights(tmp_path, horiz
     expected = recorder.steps[-1]
   else:
     momentum = 1 - 1 / (0.5 * 6)  # a time constant of half the 6 steps
-    assert config.ema_momentum() == pytest.approx(momentum)
+    assert config.ema_momentum(hparams.DENSE) == pytest.approx(momentum)
     # Keras starts the average at the weights the optimizer first sees, and folds in each step's.
     expected = recorder.initial
     for weights in recorder.steps:
