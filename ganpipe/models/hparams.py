@@ -27,18 +27,17 @@ GAN_ARCHITECTURES = (DENSE, DCGAN)
 # 89.7% at 2e-3, means of 3 seeds by benchmarks/gan_quality.py; before the average, 2e-4 gave 72%
 # and 5e-4 87% with the classifier of then.
 #
-# On Fashion-MNIST (the DCGAN; gan_quality.py, 40 epochs, seed 1 unless said) the score was
-# 82.5% at the former defaults, 5e-4 and 2e-4; 83.3% at 1e-3 / 2e-4, 83.2% at 2e-3 / 2e-4, 83.6%
-# at 1e-3 / 4e-4 and 82.1% at 2e-3 / 8e-4 (generator / discriminator). With the minibatch standard deviation it
-# was 84.2% at 1e-3 / 2e-4 (82.2% for seed 2), and at 1e-3 / 4e-4, the defaults now, 84.6%,
-# 82.6% and 83.8% for seeds 1-3 (mean 83.6%; the independent judge 87.2%, 83.0%, 84.9%), with
-# Frechet distance ratios of 15.3-16.7 against the 20 blessing allows. Short of issue 27's 85%:
-# the judge is as spread over the classes on generated images as on real ones (class entropy
-# 2.298 against 2.303 nats) and far less sure of each (0.32-0.34 against 0.15), so what is
-# missing is sharper images, not more varied ones. Tried for that at seed 1, none adopted: a
-# wider generator (256 filters at a quarter size, 19% slower a step) 83.7%; tf_keras's
-# SpectralNormalization on the discriminator's convolutions 80.1%; a decay to 10% 81.1%. Twice
-# the steps did better: see EPOCHS.
+# On Fashion-MNIST (the DCGAN; gan_quality.py, 40 epochs, seed 1 unless said) the score was 82.5% at
+# the former defaults, 5e-4 and 2e-4; 83.3% at 1e-3 / 2e-4, 83.2% at 2e-3 / 2e-4, 83.6% at 1e-3 /
+# 4e-4 and 82.1% at 2e-3 / 8e-4 (generator / discriminator). With the minibatch standard deviation
+# it was 84.2% at 1e-3 / 2e-4 (82.2% for seed 2), and at 1e-3 / 4e-4, the defaults now, 84.6%, 82.6%
+# and 83.8% for seeds 1-3 (mean 83.6%; the independent judge 87.2%, 83.0%, 84.9%), with Frechet
+# distance ratios of 15.3-16.7 against the 20 blessing allows. Short of issue 27's 85%: the judge is
+# as spread over the classes on generated images as on real ones (class entropy 2.298 against 2.303
+# nats) and far less sure of each (0.32-0.34 against 0.15), so what is missing is sharper images,
+# not more varied ones. Tried for that at seed 1, none adopted: a wider generator (256 filters at a
+# quarter size, 19% slower a step) 83.7%; tf_keras's SpectralNormalization on the discriminator's
+# convolutions 80.1%; a decay to 10% 81.1%. Twice the steps did better: see EPOCHS.
 GENERATOR_LEARNING_RATES = {DENSE: 2e-3, DCGAN: 1e-3}
 DISCRIMINATOR_LEARNING_RATES = {DENSE: 2e-4, DCGAN: 4e-4}
 MINIBATCH_STDDEV = {DENSE: False, DCGAN: True}
