@@ -165,3 +165,27 @@ def test_the_minibatch_stddev_follows_the_resolved_architecture_unless_set(shape
 def test_the_minibatch_stddev_switch_is_a_boolean():
   with pytest.raises(hparams.ConfigError, match='gan.minibatch_stddev: must be true or false'):
     hparams.GanConfig(minibatch_stddev='yes')
+
+
+@pytest.mark.parametrize('name, value, message', [
+    ('r1_gamma', -1.0, 'gan.r1_gamma: must be >= 0'),
+    ('r1_gamma', True, 'gan.r1_gamma: must be >= 0'),
+    ('discriminator_dropout', 1.0, r'gan.discriminator_dropout: must be within \[0, 1\)'),
+    ('discriminator_dropout', -0.1, r'gan.discriminator_dropout: must be within \[0, 1\)')])
+def test_the_discriminator_regularisers_are_checked(name, value, message):
+  with pytest.raises(hparams.ConfigError, match=message):
+    hparams.GanConfig(**{name: value})
+
+
+def test_the_trainer_passes_the_discriminator_regularisers_on():
+  from ganpipe.models.gan import training  # pylint: disable=import-outside-toplevel
+  from ganpipe.models.training import strategy  # pylint: disable=import-outside-toplevel
+  import tf_keras as keras  # pylint: disable=import-outside-toplevel
+  setup = strategy.choose_training_setup()
+  default = training.build_gan(hparams.GanConfig(), (16, 16, 1), setup)
+  assert default.r1_gamma == 0.0
+  assert any(isinstance(layer, keras.layers.Dropout) for layer in default.discriminator.layers)
+  chosen = training.build_gan(hparams.GanConfig(r1_gamma=10.0, discriminator_dropout=0.0),
+                              (16, 16, 1), setup)
+  assert chosen.r1_gamma == 10.0
+  assert not any(isinstance(layer, keras.layers.Dropout) for layer in chosen.discriminator.layers)

@@ -95,7 +95,8 @@ class MinibatchStddev(keras.layers.Layer):
 
 def build_discriminator(architecture: str, image_shape: Tuple[int, int, int],
                         minibatch_stddev: bool = False,
-                        synchronized: Optional[bool] = None) -> keras.Model:
+                        synchronized: Optional[bool] = None,
+                        dropout: float = 0.3) -> keras.Model:
   """images [batch, h, w, c] in [-1, 1] -> one real-vs-fake logit [batch, 1].
 
   Args:
@@ -104,6 +105,8 @@ def build_discriminator(architecture: str, image_shape: Tuple[int, int, int],
     minibatch_stddev: whether the last hidden features get a MinibatchStddev channel.
     synchronized: whether that statistic is of the global batch across replicas; None (the
       default) synchronises when the strategy in scope has more than one replica.
+    dropout: the DCGAN's dropout rate before its logit; 0 leaves the layer out. The dense
+      discriminator has none.
   """
   builders = {DENSE: _dense_discriminator, DCGAN: _dcgan_discriminator}
   if architecture not in builders:
@@ -112,6 +115,8 @@ def build_discriminator(architecture: str, image_shape: Tuple[int, int, int],
   if synchronized is None:
     synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
   stddev = MinibatchStddev(synchronized) if minibatch_stddev else None
+  if architecture == DCGAN:
+    return _dcgan_discriminator(image_shape, stddev, dropout)
   return builders[architecture](image_shape, stddev)
 
 
@@ -167,7 +172,7 @@ def _dcgan_generator(latent_dim, image_shape, synchronized):
   return keras.Model(noise, images, name='dcgan_generator')
 
 
-def _dcgan_discriminator(image_shape, stddev):
+def _dcgan_discriminator(image_shape, stddev, dropout=0.3):
   _check_dcgan_shape(image_shape)
   images = keras.Input(image_shape, name='images')
   x = images
@@ -177,7 +182,8 @@ def _dcgan_discriminator(image_shape, stddev):
   if stddev is not None:
     x = stddev(x)
   x = keras.layers.Flatten()(x)
-  x = keras.layers.Dropout(0.3)(x)
+  if dropout:
+    x = keras.layers.Dropout(dropout)(x)
   logits = keras.layers.Dense(1, dtype='float32', name='logits')(x)
   return keras.Model(images, logits, name='dcgan_discriminator')
 
@@ -194,6 +200,23 @@ def discriminator_losses(real_logits: tf.Tensor, fake_logits: tf.Tensor,
   fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits),
                                                  logits=fake_logits)
   return tf.reduce_mean(real, axis=-1) + tf.reduce_mean(fake, axis=-1)
+
+
+def r1_penalties(discriminator: keras.Model, real: tf.Tensor, gamma: float):
+  """The real logits, and gamma / 2 x |grad_x D(x)|^2 for each real image x (R1).
+
+  Mescheder et al., "Which Training Methods for GANs do actually Converge?" (ICML 2018): the
+  penalty on the discriminator's gradient at the data keeps it from growing steep where the
+  generator has not yet reached, without the fixed targets of label smoothing or noise.
+  Returns (logits [batch, 1], penalties [batch]).
+  """
+  with tf.GradientTape() as tape:
+    tape.watch(real)
+    logits = discriminator(real, training=True)
+    total = tf.reduce_sum(tf.cast(logits, tf.float32))
+  gradients = tf.cast(tape.gradient(total, real), tf.float32)
+  norms = tf.reduce_sum(tf.square(gradients), axis=tf.range(1, tf.rank(gradients)))
+  return logits, 0.5 * gamma * norms
 
 
 def generator_losses(fake_logits: tf.Tensor) -> tf.Tensor:
@@ -213,7 +236,7 @@ class GAN(keras.Model):
   """
 
   def __init__(self, generator: keras.Model, discriminator: keras.Model, latent_dim: int,
-               label_smoothing: float = 0.0,
+               label_smoothing: float = 0.0, r1_gamma: float = 0.0,
                noise_fn: Optional[Callable[[tf.Tensor, int], tf.Tensor]] = None, **kwargs):
     """Wires the two networks together.
 
@@ -222,6 +245,7 @@ class GAN(keras.Model):
       discriminator: images -> one logit.
       latent_dim: the noise size.
       label_smoothing: one-sided smoothing of the real targets.
+      r1_gamma: the weight of the R1 penalty on the real images (r1_penalties); 0 disables it.
       noise_fn: (real batch, 0 for the discriminator step or 1 for the generator step) ->
         noise; standard normal noise when None. Tests pass a deterministic one.
     """
@@ -230,6 +254,7 @@ class GAN(keras.Model):
     self.discriminator = discriminator
     self.latent_dim = latent_dim
     self.label_smoothing = label_smoothing
+    self.r1_gamma = r1_gamma
     self.noise_fn = noise_fn
     self.d_loss_tracker = keras.metrics.Mean(name='d_loss')
     self.g_loss_tracker = keras.metrics.Mean(name='g_loss')
@@ -271,11 +296,14 @@ class GAN(keras.Model):
     noise = self._noise(real, 0)
     with tf.GradientTape() as tape:
       fake = self.generator(noise, training=True)
-      real_logits = self.discriminator(real, training=True)
+      if self.r1_gamma:
+        real_logits, penalties = r1_penalties(self.discriminator, real, self.r1_gamma)
+      else:
+        real_logits, penalties = self.discriminator(real, training=True), 0.0
       fake_logits = self.discriminator(fake, training=True)
       d_per_example = discriminator_losses(tf.cast(real_logits, tf.float32),
                                            tf.cast(fake_logits, tf.float32),
-                                           self.label_smoothing)
+                                           self.label_smoothing) + penalties
       d_loss = self._global_mean(d_per_example)
     self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
 

@@ -76,8 +76,9 @@ def build_gan(config: hparams.GanConfig, image_shape: Tuple[int, int, int],
                                         synchronized=setup.replicas > 1)
   discriminator = model_lib.build_discriminator(
       architecture, image_shape, minibatch_stddev=config.minibatch_stddev_for(architecture),
-      synchronized=setup.replicas > 1)
-  gan = model_lib.GAN(generator, discriminator, config.latent_dim, config.label_smoothing)
+      synchronized=setup.replicas > 1, dropout=config.discriminator_dropout)
+  gan = model_lib.GAN(generator, discriminator, config.latent_dim, config.label_smoothing,
+                      r1_gamma=config.r1_gamma)
   total_steps = config.epochs_for(architecture) * config.steps_per_epoch
 
   def optimizer(learning_rate, **ema):

@@ -175,3 +175,47 @@ def test_one_train_step_updates_both_networks(architecture):
                                                            gan.generator.trainable_weights))
   assert all(not np.allclose(a, b.numpy()) for a, b in zip(d_before,
                                                            gan.discriminator.trainable_weights))
+
+
+def _linear_discriminator(shape, weight):
+  images = keras.Input(shape)
+  logits = keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(weight),
+                              bias_initializer='zeros')(keras.layers.Flatten()(images))
+  return keras.Model(images, logits)
+
+
+def test_r1_penalty_is_half_gamma_times_the_squared_gradient_at_the_real_images():
+  # D(x) = w . x has the gradient w at every x, so each image's penalty is gamma / 2 x |w|^2.
+  shape = (4, 4, 1)
+  discriminator = _linear_discriminator(shape, 0.5)
+  real = tf.random.uniform([3, *shape], -1.0, 1.0)
+  logits, penalties = model_lib.r1_penalties(discriminator, real, gamma=2.0)
+  np.testing.assert_allclose(logits.numpy(), discriminator(real).numpy(), rtol=1e-6)
+  np.testing.assert_allclose(penalties.numpy(), [0.5 * 2.0 * 16 * 0.25] * 3, rtol=1e-6)
+
+
+def test_r1_penalty_enters_the_discriminator_loss_and_shrinks_its_gradient():
+  shape = (4, 4, 1)
+  real = tf.random.uniform([8, *shape], -1.0, 1.0)
+  fixed_noise = tf.random.normal([8, LATENT])
+  losses, weights = {}, {}
+  for gamma in (0.0, 4.0):
+    keras.utils.set_random_seed(5)
+    generator = model_lib.build_generator('dense', LATENT, shape)
+    gan = model_lib.GAN(generator, _linear_discriminator(shape, 0.5), LATENT, r1_gamma=gamma,
+                        noise_fn=lambda batch, step: fixed_noise)
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.01), g_optimizer=keras.optimizers.SGD(0.0))
+    losses[gamma] = gan.train_on_batch(real, return_dict=True)['d_loss']
+    weights[gamma] = gan.discriminator.trainable_weights[0].numpy()
+  # The same networks and noise: the loss differs by the mean penalty, 4 / 2 x 16 x 0.25 = 8.
+  assert losses[4.0] - losses[0.0] == pytest.approx(8.0, rel=1e-4)
+  # The penalty's gradient, gamma x w, pulls every weight towards 0: 0.01 x 4 x 0.5 = 0.02 more.
+  np.testing.assert_allclose(weights[0.0] - weights[4.0], 0.02, rtol=1e-3)
+
+
+@pytest.mark.parametrize('dropout, layers', [(0.3, 1), (0.0, 0)])
+def test_the_dcgan_discriminator_dropout_can_be_left_out(dropout, layers):
+  discriminator = model_lib.build_discriminator('dcgan', (8, 8, 1), dropout=dropout)
+  found = [layer for layer in discriminator.layers if isinstance(layer, keras.layers.Dropout)]
+  assert len(found) == layers
+  assert all(layer.rate == dropout for layer in found)
