@@ -39,7 +39,7 @@ GAN_ARCHITECTURES = (DENSE, DCGAN)
 # quarter size, 19% slower a step) 83.7%; tf_keras's SpectralNormalization on the discriminator's
 # convolutions 80.1%; a decay to 10% 81.1%. Twice the steps did better: see EPOCHS. At seed 2 and
 # 40 epochs, an R1 penalty of 10 (GanConfig.r1_gamma) in place of the discriminator's dropout and
-# label smoothing gave 81.4% (independent judge 83.9%, distance ratio 18.7, prediction entropy 0.35)
+# label smoothing gave 81.3% (independent judge 83.9%, distance ratio 18.7, prediction entropy 0.35)
 # against 82.6% (83.0%) without, so R1 stays off.
 GENERATOR_LEARNING_RATES = {DENSE: 2e-3, DCGAN: 1e-3}
 DISCRIMINATOR_LEARNING_RATES = {DENSE: 2e-4, DCGAN: 4e-4}
