@@ -72,21 +72,27 @@ def _async_rpc(method=None, api: Optional[str] = None):
 
   @functools.wraps(method)
   async def wrapper(self, request, context):
-    started, code = time.perf_counter(), grpc.StatusCode.OK
+    started = time.perf_counter()
     metrics_lib.track_version()
-    try:
-      return await method(self, request, context)
-    except errors.ServingError as e:
-      code = e.code
-      await context.abort(e.code, status_message(e.message))
-    except Exception as e:  # pylint: disable=broad-except
-      code = grpc.StatusCode.INTERNAL
-      log.exception('%s failed', method.__name__)
-      await context.abort(grpc.StatusCode.INTERNAL, status_message(f'{type(e).__name__}: {e}'))
-    finally:
+
+    def record(code):
       if api:
         self._service.metrics.record(request.model_spec.name, api, 'GRPC', code,
                                      time.perf_counter() - started)
+    # grpc.aio's abort sends the status to the client before it raises
+    # (grpc/_cython/_cygrpc/aio/server.pyx.pxi, _ServicerContext.abort), so a failed request is
+    # counted first: a client that has seen the error and then scrapes the metrics finds it.
+    try:
+      response = await method(self, request, context)
+    except errors.ServingError as e:
+      record(e.code)
+      await context.abort(e.code, status_message(e.message))
+    except Exception as e:  # pylint: disable=broad-except
+      record(grpc.StatusCode.INTERNAL)
+      log.exception('%s failed', method.__name__)
+      await context.abort(grpc.StatusCode.INTERNAL, status_message(f'{type(e).__name__}: {e}'))
+    record(grpc.StatusCode.OK)
+    return response
   return wrapper
 
 
