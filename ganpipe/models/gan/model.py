@@ -7,6 +7,7 @@ with several replicas, batch normalisation is synchronised across them, so a ste
 updates the weights as one step over the same global batch on one device.
 """
 
+import functools
 from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow as tf
@@ -108,15 +109,14 @@ def build_discriminator(architecture: str, image_shape: Tuple[int, int, int],
     dropout: the DCGAN's dropout rate before its logit; 0 leaves the layer out. The dense
       discriminator has none.
   """
-  builders = {DENSE: _dense_discriminator, DCGAN: _dcgan_discriminator}
+  builders = {DENSE: _dense_discriminator,
+              DCGAN: functools.partial(_dcgan_discriminator, dropout=dropout)}
   if architecture not in builders:
     raise ValueError(f'unknown GAN architecture {architecture!r}; expected one of '
                      f'{", ".join(hparams.GAN_ARCHITECTURES)}')
   if synchronized is None:
     synchronized = tf.distribute.get_strategy().num_replicas_in_sync > 1
   stddev = MinibatchStddev(synchronized) if minibatch_stddev else None
-  if architecture == DCGAN:
-    return _dcgan_discriminator(image_shape, stddev, dropout)
   return builders[architecture](image_shape, stddev)
 
 
@@ -172,7 +172,7 @@ def _dcgan_generator(latent_dim, image_shape, synchronized):
   return keras.Model(noise, images, name='dcgan_generator')
 
 
-def _dcgan_discriminator(image_shape, stddev, dropout=0.3):
+def _dcgan_discriminator(image_shape, stddev, dropout):
   _check_dcgan_shape(image_shape)
   images = keras.Input(image_shape, name='images')
   x = images
