@@ -64,6 +64,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/serving_latency.py
 	$(BIN)/python benchmarks/serving_serialization.py
 	$(BIN)/python benchmarks/multi_worker_agreement.py
+	$(BIN)/python benchmarks/onednn.py
 	$(BIN)/python benchmarks/kubeflow_local_run.py
 	$(BIN)/python benchmarks/image_size.py
 	$(BIN)/python benchmarks/wall_times.py
