@@ -23,6 +23,10 @@ is also judged with the generator's last weights instead of their average ("unav
   .venv/bin/python benchmarks/gan_quality.py --dataset digits --seeds 1,2,3
       [--set gan.epochs=40] [--judge-seed 0] [--out benchmarks/results]
 
+With --generator DIR (repeatable), nothing is trained: each exported generator (a SavedModel
+with the `generate` signature, such as a pushed version folder `outputs/serving/generator/N`)
+is judged as it is, its images drawn by that signature with the first of --seeds as the seed.
+
 Writes gan_quality_<dataset>.json and .md. Goal (issue 27): >= 0.85 by the classifier judge, for
 every seed.
 """
@@ -46,6 +50,7 @@ import tf_keras as keras  # noqa: E402
 from sklearn import datasets, linear_model, model_selection, svm  # noqa: E402
 
 from benchmarks import classifier_training  # noqa: E402
+from ganpipe.components.generator_evaluator import evaluation  # noqa: E402
 from ganpipe.components.generator_evaluator import metrics  # noqa: E402
 from ganpipe.models import hparams  # noqa: E402
 from ganpipe.models.classifier import model as classifier_model  # noqa: E402
@@ -159,7 +164,11 @@ def breakdown(probabilities):
 
 
 def score(judge, generator, latent_dim, seed):
-  fake = generated(generator, latent_dim, len(judge.reference), seed)
+  return score_images(judge, generated(generator, latent_dim, len(judge.reference), seed))
+
+
+def score_images(judge, fake):
+  """The judge's figures for generated images in [0, 1] against its real reference."""
   real = judge.reference.reshape((len(judge.reference),) + fake.shape[1:])
   fake_probabilities, real_probabilities = judge.probabilities(fake), judge.probabilities(real)
   fake_score = metrics.classifier_score(fake_probabilities)
@@ -190,8 +199,15 @@ def main() -> int:
   parser.add_argument('--judge-seed', type=int, default=0)
   parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
                       help='a GanConfig field, e.g. gan.epochs=10')
+  parser.add_argument('--generator', action='append', default=[], metavar='DIR',
+                      help='judge this exported generator instead of training one; repeatable')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
   args = parser.parse_args()
+  missing = [path for path in args.generator
+             if not os.path.isfile(os.path.join(path, 'saved_model.pb'))]
+  if missing:
+    parser.error(f'no saved_model.pb in {", ".join(missing)}: --generator takes an exported '
+                 'generator\'s SavedModel folder, such as outputs/serving/generator/1')
   config = classifier_training.config_section(args.set, 'gan')
   seeds = [int(s) for s in args.seeds.split(',')]
 
@@ -201,7 +217,15 @@ def main() -> int:
             'independent': IndependentJudge(args.dataset, x_train, y_train, x_eval, y_eval)}
   judge_seconds = time.monotonic() - started
   runs = []
-  for seed in seeds:
+  for path in args.generator:
+    run = {'generator': os.path.abspath(path), 'seed': seeds[0]}
+    for name, judge in judges.items():  # as many images as the judge's real reference holds
+      count = len(judge.reference)
+      run[name] = score_images(judge, evaluation.generate(path, count, seeds[0]).reshape(
+          (count,) + x_eval.shape[1:]))
+    runs.append(run)
+    print(json.dumps(run), flush=True)
+  for seed in seeds if not args.generator else ():
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='ganpipe-gan-quality-') as run_dir:
       generator, unaveraged = train_generator(config, x_train, seed, run_dir)
@@ -249,8 +273,8 @@ def main() -> int:
       last = figures.get('last_weights')
       return f'{figures["ratio"]:.1%}' + (f' ({last["ratio"]:.1%} unaveraged)' if last else '')
     for run in runs:
-      f.write(f'| {run["seed"]} | {cell(run["classifier"])} | {cell(run["independent"])} | '
-              f'{run["train_seconds"]} |\n')
+      f.write(f'| {run.get("generator", run["seed"])} | {cell(run["classifier"])} | '
+              f'{cell(run["independent"])} | {run.get("train_seconds", "not trained here")} |\n')
   print(json.dumps({'summary': summary, 'judges': result['judges']}, indent=2, default=str))
   return 0
 

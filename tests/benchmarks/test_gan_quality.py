@@ -4,7 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from sklearn import datasets
 
+from benchmarks import classifier_training
 from benchmarks import gan_quality
 from ganpipe.components.generator_evaluator import metrics
 
@@ -37,3 +39,42 @@ def test_the_report_names_the_settings_the_trainer_resolves_by_architecture():
       'minibatch_stddev': hparams.MINIBATCH_STDDEV[hparams.DCGAN]}
   assert gan_quality.resolved(hparams.GanConfig(discriminator_learning_rate=1e-3),
                               (8, 8, 1))['discriminator_learning_rate'] == 1e-3
+
+
+def test_a_folder_without_a_saved_model_is_refused_before_anything_is_trained(
+    tmp_path, monkeypatch, capsys):
+  monkeypatch.setattr('sys.argv', ['gan_quality.py', '--generator', str(tmp_path)])
+  with pytest.raises(SystemExit) as exit_info:
+    gan_quality.main()
+  assert exit_info.value.code == 2
+  assert f'no saved_model.pb in {tmp_path}' in capsys.readouterr().err
+
+
+def test_an_exported_generator_is_judged_as_it_is_without_training(tmp_path, monkeypatch):
+  # pylint: disable=import-outside-toplevel
+  import json
+  import tf_keras as keras
+  from ganpipe.models.gan import model as model_lib
+  from ganpipe.models.gan import training
+  # pylint: enable=import-outside-toplevel
+  keras.utils.set_random_seed(0)
+  untrained = model_lib.build_generator('dense', 16, (8, 8, 1), synchronized=False)
+  export_dir = str(tmp_path / 'generator' / '1')
+  training.export_generator(untrained, 16, export_dir)
+  monkeypatch.setattr('sys.argv', ['gan_quality.py', '--dataset', 'digits', '--seeds', '4',
+                                   '--generator', export_dir, '--out', str(tmp_path / 'out')])
+  assert gan_quality.main() == 0
+  with open(tmp_path / 'out' / 'gan_quality_digits.json') as f:
+    result = json.load(f)
+  [run] = result['runs']
+  assert (run['generator'], run['seed']) == (export_dir, 4)
+  assert 'train_seconds' not in run
+  # Each judge saw as many generated images as its real reference holds: the eval split, and the
+  # held-out half of the digits. An untrained generator's noise is far from real digits by both.
+  _, (x_eval, _) = classifier_training.load_split('digits')
+  assert run['classifier']['images'] == len(x_eval)
+  assert run['independent']['images'] == math.ceil(len(datasets.load_digits().target) / 2)
+  assert run['classifier']['ratio'] < 0.6 and run['independent']['ratio'] < 0.6
+  assert result['meets_goal'] is False
+  with open(tmp_path / 'out' / 'gan_quality_digits.md') as f:
+    assert f'| {export_dir} |' in f.read()
