@@ -244,8 +244,9 @@ def main() -> int:
              for name in judges}
   result = {
       'benchmark': 'gan_quality', 'dataset': args.dataset,
-      'gan_config': dataclasses.asdict(config),
-      'gan_config_resolved': resolved(config, x_train.shape[1:]),
+      # Judged generators were trained elsewhere, with settings this run does not know.
+      'gan_config': None if args.generator else dataclasses.asdict(config),
+      'gan_config_resolved': None if args.generator else resolved(config, x_train.shape[1:]),
       'judges': {
           'classifier': {'config': dataclasses.asdict(judges["classifier"].config),
                          'seed': args.judge_seed,

@@ -69,6 +69,7 @@ def test_an_exported_generator_is_judged_as_it_is_without_training(tmp_path, mon
   [run] = result['runs']
   assert (run['generator'], run['seed']) == (export_dir, 4)
   assert 'train_seconds' not in run
+  assert result['gan_config'] is None and result['gan_config_resolved'] is None
   # Each judge saw as many generated images as its real reference holds: the eval split, and the
   # held-out half of the digits. An untrained generator's noise is far from real digits by both.
   _, (x_eval, _) = classifier_training.load_split('digits')
