@@ -25,7 +25,8 @@ is also judged with the generator's last weights instead of their average ("unav
 
 With --generator DIR (repeatable), nothing is trained: each exported generator (a SavedModel
 with the `generate` signature, such as a pushed version folder `outputs/serving/generator/N`)
-is judged as it is, its images drawn by that signature with the first of --seeds as the seed.
+is judged as it is: its `serving_default` signature turns the same noise that a trained run's
+generator gets (the first of --seeds as the seed) into images, in batches the export accepts.
 
 Writes gan_quality_<dataset>.json and .md. Goal (issue 27): >= 0.85 by the classifier judge, for
 every seed.
@@ -50,9 +51,9 @@ import tf_keras as keras  # noqa: E402
 from sklearn import datasets, linear_model, model_selection, svm  # noqa: E402
 
 from benchmarks import classifier_training  # noqa: E402
-from ganpipe.components.generator_evaluator import evaluation  # noqa: E402
 from ganpipe.components.generator_evaluator import metrics  # noqa: E402
 from ganpipe.models import hparams  # noqa: E402
+from ganpipe.models import signatures  # noqa: E402
 from ganpipe.models.classifier import model as classifier_model  # noqa: E402
 from ganpipe.models.classifier import training as classifier_lib  # noqa: E402
 from ganpipe.models.gan import training as gan_lib  # noqa: E402
@@ -146,6 +147,15 @@ def generated(generator, latent_dim, count, seed):
   return gan_lib.to_unit_range(generator.predict(noise, batch_size=1024, verbose=0))
 
 
+def exported_generated(export_dir, count, seed):
+  """`generated`'s images from an exported generator: the same noise, through its signature."""
+  serve = tf.saved_model.load(export_dir).signatures[signatures.GENERATE_FROM_NOISE]
+  latent_dim = serve.structured_input_signature[1]['noise'].shape[-1]
+  noise = tf.random.stateless_normal([count, latent_dim], seed=[seed, 7])
+  return np.concatenate([serve(noise=noise[start:start + signatures.MAX_GENERATED_IMAGES])[
+      'images'].numpy() for start in range(0, count, signatures.MAX_GENERATED_IMAGES)])
+
+
 def breakdown(probabilities):
   """The score's two parts: log score = class entropy - prediction entropy (in nats).
 
@@ -221,8 +231,7 @@ def main() -> int:
     run = {'generator': os.path.abspath(path), 'seed': seeds[0]}
     for name, judge in judges.items():  # as many images as the judge's real reference holds
       count = len(judge.reference)
-      run[name] = score_images(judge, evaluation.generate(path, count, seeds[0]).reshape(
-          (count,) + x_eval.shape[1:]))
+      run[name] = score_images(judge, exported_generated(path, count, seeds[0]))
     runs.append(run)
     print(json.dumps(run), flush=True)
   for seed in seeds if not args.generator else ():

@@ -79,3 +79,20 @@ def test_an_exported_generator_is_judged_as_it_is_without_training(tmp_path, mon
   assert result['meets_goal'] is False
   with open(tmp_path / 'out' / 'gan_quality_digits.md') as f:
     assert f'| {export_dir} |' in f.read()
+
+
+def test_an_exported_generator_draws_the_images_the_trained_one_would(tmp_path):
+  # pylint: disable=import-outside-toplevel
+  import tf_keras as keras
+  from ganpipe.models import signatures
+  from ganpipe.models.gan import model as model_lib
+  from ganpipe.models.gan import training
+  # pylint: enable=import-outside-toplevel
+  keras.utils.set_random_seed(0)
+  generator = model_lib.build_generator('dense', 16, (8, 8, 1), synchronized=False)
+  training.export_generator(generator, 16, str(tmp_path))
+  count = signatures.MAX_GENERATED_IMAGES + 76  # more than one call of the signature takes
+  exported = gan_quality.exported_generated(str(tmp_path), count, seed=3)
+  assert exported.shape == (count, 8, 8, 1)
+  np.testing.assert_allclose(exported, gan_quality.generated(generator, 16, count, seed=3),
+                             atol=1e-5)
