@@ -78,7 +78,7 @@ def test_an_exported_generator_is_judged_as_it_is_without_training(tmp_path, mon
   assert run['classifier']['ratio'] < 0.6 and run['independent']['ratio'] < 0.6
   assert result['meets_goal'] is False
   with open(tmp_path / 'out' / 'gan_quality_digits.md') as f:
-    assert f'| {export_dir} |' in f.read()
+    assert f'| {export_dir} | {run["classifier"]["ratio"]:.2%} |' in f.read()
 
 
 def test_an_exported_generator_draws_the_images_the_trained_one_would(tmp_path):
