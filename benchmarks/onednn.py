@@ -30,6 +30,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import results_files  # noqa: E402
 THROUGHPUT = ('gan-dcgan-28x28x1', 'gan-dense-8x8x1', 'classifier-28x28x1')
 LATENCY = ('predict-classifier', 'predict-generator')
 CASES = THROUGHPUT + LATENCY
@@ -37,7 +40,6 @@ CASES = THROUGHPUT + LATENCY
 
 def _child(case: str, steps: int) -> dict:
   """Measures one case in this process; TF_ENABLE_ONEDNN_OPTS is already set by the parent."""
-  sys.path.insert(0, ROOT)
   import numpy as np
   import tensorflow as tf
   import tf_keras as keras
@@ -157,16 +159,13 @@ def main() -> int:
     results['cases'][case] = row
     print(case, json.dumps({k: v for k, v in row.items() if k != 'runs'}), flush=True)
 
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, 'onednn.json'), 'w') as f:
-    json.dump(results, f, indent=2)
-  with open(os.path.join(args.out, 'onednn.md'), 'w') as f:
-    f.write(f'# oneDNN on and off ({os.cpu_count()} CPUs, median of {args.rounds} rounds, '
+  report = (f'# oneDNN on and off ({os.cpu_count()} CPUs, median of {args.rounds} rounds, '
             f'{args.steps} steps)\n\n| case | measure | off | on | better with on by |\n'
             '|---|---|---|---|---|\n')
-    for case, row in results['cases'].items():
-      ratio = row.get('on_over_off', row.get('off_over_on'))
-      f.write(f'| {case} | {row["measure"]} | {row["off"]} | {row["on"]} | {ratio} |\n')
+  for case, row in results['cases'].items():
+    ratio = row.get('on_over_off', row.get('off_over_on'))
+    report += f'| {case} | {row["measure"]} | {row["off"]} | {row["on"]} | {ratio} |\n'
+  results_files.write(args.out, 'onednn', results, report)
   return 0
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 # TensorFlow's oneDNN CPU kernels, on x86-64 whatever the CPU. TensorFlow reads the variable once,
 # at first use, and without it turns them on only on CPUs with AVX-512 VNNI or BF16, AVX-VNNI or
 # AMX (DefaultOneDnnPolicy, tensorflow/core/util/port.cc). On an AVX2 server CPU without those,
-# they made the DCGAN's training step 1.5-1.9x as fast, the MLP's 1.2x, and no case measured
+# they made the DCGAN's training step 1.5-1.9x as fast, the MLP's 1.2x, and no training case
 # slower (benchmarks/onednn.py). Set here for the same reason as above; an explicit setting wins.
 if platform.machine().lower() in ('x86_64', 'amd64'):
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
