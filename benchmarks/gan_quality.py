@@ -18,10 +18,13 @@ stream it, once per seed. Each generator is then judged twice:
 
 The score is exp(E_x KL(p(y|x) || p(y))) (generator_evaluator/metrics.py) over as many generated
 images as the judge's real reference has. With gan.ema_horizon above 0 (the default), the same run
-is also judged with the generator's last weights instead of their average ("unaveraged").
+is also judged with the generator's last weights instead of their average ("unaveraged"). With
+--horizons, it is judged once more for each other gan.ema_horizon listed, from averages this
+script keeps of the weights it reads every gan.steps_per_execution steps (the exported average is
+updated every step): a paired comparison from one training run.
 
   .venv/bin/python benchmarks/gan_quality.py --dataset digits --seeds 1,2,3
-      [--set gan.epochs=40] [--judge-seed 0] [--out benchmarks/results]
+      [--set gan.epochs=40] [--horizons 0.05,0.1] [--judge-seed 0] [--out benchmarks/results]
 
 With --generator DIR (repeatable), nothing is trained: each exported generator (a SavedModel
 with the `generate` signature, such as a pushed version folder `outputs/serving/generator/N`)
@@ -125,21 +128,70 @@ class LastWeights(keras.callbacks.Callback):
     self.weights = self.model.generator.get_weights()
 
 
-def train_generator(config, x_train, seed, run_dir):
-  """The exported generator, and, with an average, the same run's last weights."""
+class Averages(keras.callbacks.Callback):
+  """Exponential moving averages of the generator's trainable weights, one per horizon.
+
+  The average the generator's optimizer keeps (tf_keras/src/optimizers/optimizer.py,
+  _update_model_variables_moving_average) starts at the initial weights and moves by
+  `momentum` every step. Callbacks see the weights every steps_per_execution steps, so these
+  move by momentum ** k over the k steps since the last look, as if the weights had held still.
+  """
+
+  def __init__(self, config, horizons, architecture):
+    super().__init__()
+    self._momenta = {horizon: dataclasses.replace(config, ema_horizon=horizon).ema_momentum(
+        architecture) for horizon in horizons}
+
+  def on_train_begin(self, logs=None):
+    optimizer = self.model.g_optimizer
+    self._iterations = getattr(optimizer, 'inner_optimizer', optimizer).iterations
+    self._step = int(self._iterations.numpy())
+    weights = [v.numpy() for v in self.model.generator.trainable_variables]
+    self.averages = {horizon: [w.copy() for w in weights] for horizon in self._momenta}
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self._iterations.numpy())
+    steps, self._step = step - self._step, step
+    if steps <= 0:
+      return
+    weights = [v.numpy() for v in self.model.generator.trainable_variables]
+    for horizon, average in self.averages.items():
+      keep = self._momenta[horizon] ** steps
+      for mean, now in zip(average, weights):
+        mean *= keep
+        mean += (1.0 - keep) * now
+
+  def generators(self, generator, last_weights, latent_dim):
+    """A copy of `generator` per horizon: its average, batch normalisation computed again."""
+    copies = {}
+    for horizon, average in self.averages.items():
+      copy = keras.models.clone_model(generator)
+      copy.set_weights(last_weights)
+      for variable, mean in zip(copy.trainable_variables, average):
+        variable.assign(mean)
+      gan_lib.recalibrate_batch_norm(copy, latent_dim)
+      copies[horizon] = copy
+    return copies
+
+
+def train_generator(config, x_train, seed, run_dir, horizons=()):
+  """The exported generator; with an average, the same run's last weights; with `horizons`,
+  the same run's generator averaged over each of them."""
   keras.utils.set_random_seed(seed)
   setup = strategy_lib.choose_training_setup()
   dataset = (tf.data.Dataset.from_tensor_slices(x_train * 2.0 - 1.0)
              .shuffle(len(x_train), seed=seed).repeat().batch(config.batch_size)
              .prefetch(tf.data.AUTOTUNE))
   last = LastWeights()
+  averages = Averages(config, horizons, resolved(config, x_train.shape[1:])['architecture'])
   gan = gan_lib.train(config, x_train.shape[1:], dataset, setup, run_dir=run_dir, verbose=0,
-                      callbacks=[last])
+                      callbacks=[last, averages])
+  others = averages.generators(gan.generator, last.weights, config.latent_dim)
   if not config.ema_horizon:
-    return gan.generator, None
+    return gan.generator, None, others
   unaveraged = keras.models.clone_model(gan.generator)
   unaveraged.set_weights(last.weights)
-  return gan.generator, unaveraged
+  return gan.generator, unaveraged, others
 
 
 def generated(generator, latent_dim, count, seed):
@@ -209,6 +261,8 @@ def main() -> int:
   parser.add_argument('--judge-seed', type=int, default=0)
   parser.add_argument('--set', action='append', default=[], metavar='FIELD=VALUE',
                       help='a GanConfig field, e.g. gan.epochs=10')
+  parser.add_argument('--horizons', default='', metavar='H,H,...',
+                      help='also judge each run averaged over these gan.ema_horizon values')
   parser.add_argument('--generator', action='append', default=[], metavar='DIR',
                       help='judge this exported generator instead of training one; repeatable')
   parser.add_argument('--out', default=os.path.join(os.path.dirname(__file__), 'results'))
@@ -220,6 +274,14 @@ def main() -> int:
                  'generator\'s SavedModel folder, such as outputs/serving/generator/1')
   config = classifier_training.config_section(args.set, 'gan')
   seeds = [int(s) for s in args.seeds.split(',')]
+  try:
+    horizons = [float(h) for h in args.horizons.split(',') if h.strip()]
+    for horizon in horizons:
+      dataclasses.replace(config, ema_horizon=horizon)  # GanConfig's own check of the value
+  except (ValueError, hparams.ConfigError) as error:
+    parser.error(f'--horizons {args.horizons}: {error}')
+  if horizons and args.generator:
+    parser.error('--horizons judges averages of a training run; --generator trains nothing')
 
   (x_train, y_train), (x_eval, y_eval) = classifier_training.load_split(args.dataset)
   started = time.monotonic()
@@ -237,7 +299,8 @@ def main() -> int:
   for seed in seeds if not args.generator else ():
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='ganpipe-gan-quality-') as run_dir:
-      generator, unaveraged = train_generator(config, x_train, seed, run_dir)
+      generator, unaveraged, others = train_generator(config, x_train, seed, run_dir,
+                                                      horizons)
     seconds = time.monotonic() - started
     run = {'seed': seed, 'train_seconds': round(seconds, 1),
            'load_average_1m': round(os.getloadavg()[0], 2)}
@@ -245,6 +308,9 @@ def main() -> int:
       run[name] = score(judge, generator, config.latent_dim, seed)
       if unaveraged is not None:  # the same run without the average: a paired comparison
         run[name]['last_weights'] = score(judge, unaveraged, config.latent_dim, seed)
+      if others:
+        run[name]['horizons'] = {str(horizon): score(judge, other, config.latent_dim, seed)
+                                 for horizon, other in others.items()}
     runs.append(run)
     print(json.dumps(run), flush=True)
 
@@ -286,6 +352,13 @@ def main() -> int:
     for run in runs:
       f.write(f'| {run.get("generator", run["seed"])} | {cell(run["classifier"])} | '
               f'{cell(run["independent"])} | {run.get("train_seconds", "not trained here")} |\n')
+    for run in runs:
+      if 'horizons' in run['classifier']:
+        f.write(f'\nSeed {run["seed"]}, the same run averaged over other gan.ema_horizon values '
+                '(classifier judge / independent judge): ' + '; '.join(
+                    f'{horizon}: {figures["ratio"]:.2%} / '
+                    f'{run["independent"]["horizons"][horizon]["ratio"]:.2%}'
+                    for horizon, figures in run['classifier']['horizons'].items()) + '.\n')
   print(json.dumps({'summary': summary, 'judges': result['judges']}, indent=2, default=str))
   return 0
 

@@ -96,3 +96,35 @@ def test_an_exported_generator_draws_the_images_the_trained_one_would(tmp_path):
   assert exported.shape == (count, 8, 8, 1)
   np.testing.assert_allclose(exported, gan_quality.generated(generator, 16, count, seed=3),
                              atol=1e-5)
+
+
+@pytest.mark.parametrize('argument, message', [
+    ('2', 'gan.ema_horizon: must be within [0, 1]'),
+    ('0.1,x', "could not convert string to float: 'x'"),
+])
+def test_a_horizon_gan_config_would_refuse_is_refused_before_anything_is_trained(
+    argument, message, monkeypatch, capsys):
+  monkeypatch.setattr('sys.argv', ['gan_quality.py', '--horizons', argument])
+  with pytest.raises(SystemExit) as exit_info:
+    gan_quality.main()
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+
+
+def test_the_averages_match_the_optimizers_own_when_they_see_every_step(tmp_path):
+  # Keras' average (tf_keras/src/optimizers/optimizer.py, _update_model_variables_moving_average)
+  # is the exported generator's; with a look at every step, the callback's must be the same.
+  from ganpipe.models import hparams  # pylint: disable=import-outside-toplevel
+  (x_train, _), _ = classifier_training.load_split('digits')
+  config = hparams.GanConfig(architecture=hparams.DENSE, epochs=2, steps_per_epoch=6,
+                             steps_per_execution=1, ema_horizon=0.5)
+  exported, unaveraged, others = gan_quality.train_generator(
+      config, x_train, seed=5, run_dir=str(tmp_path), horizons=(0.5, 0.0))
+  assert sorted(others) == [0.0, 0.5]
+  for mine, keras_own in zip(others[0.5].get_weights(), exported.get_weights()):
+    np.testing.assert_allclose(mine, keras_own, rtol=1e-5, atol=1e-6)
+  # Horizon 0 is the last weights; its batch-normalisation statistics are computed again.
+  for mine, last in zip(others[0.0].trainable_variables, unaveraged.trainable_variables):
+    np.testing.assert_allclose(mine.numpy(), last.numpy(), rtol=1e-6, atol=1e-7)
+  assert not all(np.allclose(a, b) for a, b in zip(others[0.0].trainable_variables,
+                                                    exported.trainable_variables))
