@@ -95,7 +95,7 @@ def _child(case: str, steps: int) -> dict:
     labels = rng.integers(0, 10, config.batch_size * 16)
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(
         config.batch_size).prefetch(2)
-    result['per_second'] = timed_fit(model, dataset, config.batch_size)
+    result['per_second'] = timed_fit(model, inputs.for_fit(dataset), config.batch_size)
   elif case == 'predict-classifier':
     model = default_classifier()
     function = tf.function(lambda x: model(x, training=False))
