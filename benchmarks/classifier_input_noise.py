@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ganpipe  # noqa: E402,F401  (sets TensorFlow's variables before it loads)
 import tf_keras as keras  # noqa: E402
 
 from ganpipe.models.classifier import model as classifier_model  # noqa: E402

@@ -6,6 +6,8 @@ import os
 from typing import Tuple
 
 import numpy as np
+
+import ganpipe  # noqa: F401  (sets TensorFlow's variables before it loads)
 import tensorflow as tf
 
 from ganpipe.models import features

@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ganpipe  # noqa: E402,F401  (sets TensorFlow's variables before it loads)
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 

@@ -22,6 +22,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import ganpipe  # noqa: E402,F401  (sets TensorFlow's variables before it loads)
 from tfx.dsl.components.base import base_beam_executor  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 from tfx.utils import proto_utils  # noqa: E402
