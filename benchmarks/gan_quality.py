@@ -143,6 +143,9 @@ class Averages(keras.callbacks.Callback):
         architecture) for horizon in horizons}
 
   def on_train_begin(self, logs=None):
+    self.averages = {}
+    if not self._momenta:  # nothing to average: no reads of the weights at all
+      return
     optimizer = self.model.g_optimizer
     self._iterations = getattr(optimizer, 'inner_optimizer', optimizer).iterations
     self._step = int(self._iterations.numpy())
@@ -150,6 +153,8 @@ class Averages(keras.callbacks.Callback):
     self.averages = {horizon: [w.copy() for w in weights] for horizon in self._momenta}
 
   def on_train_batch_end(self, batch, logs=None):
+    if not self.averages:
+      return
     step = int(self._iterations.numpy())
     steps, self._step = step - self._step, step
     if steps <= 0:

@@ -128,3 +128,20 @@ def test_the_averages_match_the_optimizers_own_when_they_see_every_step(tmp_path
     np.testing.assert_allclose(mine.numpy(), last.numpy(), rtol=1e-6, atol=1e-7)
   assert not all(np.allclose(a, b) for a, b in zip(others[0.0].trainable_variables,
                                                     exported.trainable_variables))
+
+
+def test_a_run_with_horizons_reports_each_by_both_judges(tmp_path, monkeypatch):
+  import json  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr('sys.argv', [
+      'gan_quality.py', '--dataset', 'digits', '--seeds', '2', '--horizons', '0.1,0',
+      '--set', 'gan.epochs=1', '--set', 'gan.steps_per_epoch=20', '--out', str(tmp_path)])
+  assert gan_quality.main() == 0
+  with open(tmp_path / 'gan_quality_digits.json') as f:
+    [run] = json.load(f)['runs']
+  for judge in ('classifier', 'independent'):
+    assert sorted(run[judge]['horizons']) == ['0.0', '0.1']
+    assert 0 < run[judge]['horizons']['0.1']['ratio'] < 2
+  with open(tmp_path / 'gan_quality_digits.md') as f:
+    text = f.read()
+  assert (f'0.1: {run["classifier"]["horizons"]["0.1"]["ratio"]:.2%} / '
+          f'{run["independent"]["horizons"]["0.1"]["ratio"]:.2%}') in text
