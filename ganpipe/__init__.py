@@ -19,7 +19,8 @@ os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 # training step 1.5-1.9x as fast, the MLP's 1.2x, and no training case slower
 # (benchmarks/onednn.py). The variable must be set before TensorFlow is imported: set after, the
 # graphs keep TensorFlow's own kernels (Conv2D, not _MklNativeConv2D) though IsMklEnabled()
-# answers True, and a DCGAN step here took 0.52 s instead of 0.27 (tests/test_package_root.py).
+# answers True (tests/test_package_root.py), and a DCGAN step on an AVX2 EPYC took 0.52 s
+# instead of 0.27 (benchmarks/gan_training_time.py, before it imported ganpipe first).
 # An explicit setting wins; imported after TensorFlow, ganpipe says what it could not do.
 if platform.machine().lower() in ('x86_64', 'amd64'):
   if 'tensorflow' in sys.modules and 'TF_ENABLE_ONEDNN_OPTS' not in os.environ:
