@@ -51,8 +51,9 @@ MINIBATCH_STDDEV = {DENSE: False, DCGAN: True}
 # 85.1%; the independent judge 87.3%, 85.6%, 87.0%): 16,000 steps, about 17 passes, 55 minutes
 # on 2 idle CPUs. Its images are sharper by the judge's certainty (prediction entropy 0.30-0.32
 # against 0.32-0.34) and closer by the Frechet distance ratio (13.0-14.0 against 15.3-16.7).
-# Those three ran with oneDNN off; with it on (the default since, see ganpipe/__init__.py), seed 2
-# scored 85.5% (independent judge 87.7%, distance ratio 11.8). The whole default pipeline run
+# Those three ran with oneDNN off; with it on (the default since, see ganpipe/__init__.py), seeds
+# 1-3 scored 86.3%, 85.5% and 85.5% (mean 85.7%; independent judge 88.3%, 87.7%, 86.8%; distance
+# ratio 11.9, 11.8, 12.5; 77-81 minutes each on 2 idle CPUs). The whole default pipeline run
 # (seed 42, oneDNN on) pushed a generator that scored 84.96% (independent judge 85.8%, distance
 # ratio 13.1; gan_quality.py --generator).
 EPOCHS = {DENSE: 40, DCGAN: 80}
